@@ -1,0 +1,464 @@
+/*
+ * pgsink.c: the PostgreSQL side of the worker (see pgsink.h). Bulk data goes
+ * through COPY into temporary tables and one INSERT ... SELECT ... ON CONFLICT
+ * each, ordered by key so that concurrent workers lock cells in the same order
+ * and cannot deadlock on them.
+ */
+#include "pgsink.h"
+
+#include <endian.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dates.h"
+#include "embedded.h"
+
+struct pgsink {
+	PGconn *conn;
+	char *group;
+	char *topics[QS_TOPIC_COUNT];
+	/* COPY text buffer, kept across flushes */
+	char *buf;
+	size_t len, cap;
+};
+
+/* An advisory lock key for migrations: any constant shared by all workers. */
+#define MIGRATION_LOCK 0x7155u
+
+static void seterr(char *errstr, size_t errstr_size, const char *what, PGconn *conn, PGresult *res)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : "";
+	if (!*msg)
+		msg = PQerrorMessage(conn);
+	snprintf(errstr, errstr_size, "%s: %s", what, msg);
+	size_t n = strlen(errstr);
+	while (n && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
+		errstr[--n] = '\0';
+}
+
+/* Runs a command that returns no rows (or rows we ignore); 0 on success. */
+static int exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
+{
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType s = PQresultStatus(res);
+	int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : -1;
+	if (rc) {
+		char what[64]; /* the statement's start names it well enough */
+		snprintf(what, sizeof(what), "%.56s%s", sql, strlen(sql) > 56 ? "..." : "");
+		seterr(errstr, errstr_size, what, conn, res);
+	}
+	PQclear(res);
+	return rc;
+}
+
+struct pgsink *pgsink_connect(const char *conninfo, const char *group,
+			      const char *const topic_names[QS_TOPIC_COUNT], char *errstr, size_t errstr_size)
+{
+	struct pgsink *ps = calloc(1, sizeof(*ps));
+	if (!ps) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	ps->conn = PQconnectdb(conninfo);
+	if (PQstatus(ps->conn) != CONNECTION_OK) {
+		seterr(errstr, errstr_size, "connecting to PostgreSQL", ps->conn, NULL);
+		goto fail;
+	}
+	ps->group = strdup(group);
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		ps->topics[t] = strdup(topic_names[t]);
+	/* Quiet NOTICEs (e.g. "relation already exists, skipping") from the logs. */
+	if (exec(ps->conn, "SET client_min_messages = warning", errstr, errstr_size))
+		goto fail;
+	return ps;
+fail:
+	pgsink_free(ps);
+	return NULL;
+}
+
+void pgsink_free(struct pgsink *ps)
+{
+	if (!ps)
+		return;
+	PQfinish(ps->conn);
+	free(ps->group);
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		free(ps->topics[t]);
+	free(ps->buf);
+	free(ps);
+}
+
+struct pg_conn *pgsink_conn(struct pgsink *ps)
+{
+	return ps->conn;
+}
+
+int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
+{
+	char sql[128];
+	int rc = -1;
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%u)", MIGRATION_LOCK);
+	if (exec(ps->conn, sql, errstr, errstr_size))
+		return -1;
+	if (exec(ps->conn,
+		 "CREATE SCHEMA IF NOT EXISTS qualstream;"
+		 "CREATE TABLE IF NOT EXISTS qualstream.schema_migrations ("
+		 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+		 errstr, errstr_size))
+		goto done;
+	for (const struct embedded_file *m = embedded_migrations; m->name; m++) {
+		const char *params[1] = {m->name};
+		PGresult *res = PQexecParams(ps->conn, "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1", 1,
+					     NULL, params, NULL, NULL, 0);
+		bool applied = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+		bool failed = PQresultStatus(res) != PGRES_TUPLES_OK;
+		if (failed)
+			seterr(errstr, errstr_size, "reading qualstream.schema_migrations", ps->conn, res);
+		PQclear(res);
+		if (failed)
+			goto done;
+		if (applied)
+			continue;
+		if (exec(ps->conn, "BEGIN", errstr, errstr_size))
+			goto done;
+		res = PQexec(ps->conn, m->text);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+			seterr(errstr, errstr_size, m->name, ps->conn, res);
+			PQclear(res);
+			char ignore[1];
+			(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
+			goto done;
+		}
+		PQclear(res);
+		res = PQexecParams(ps->conn, "INSERT INTO qualstream.schema_migrations (name) VALUES ($1)", 1, NULL,
+				   params, NULL, NULL, 0);
+		failed = PQresultStatus(res) != PGRES_COMMAND_OK;
+		if (failed)
+			seterr(errstr, errstr_size, m->name, ps->conn, res);
+		PQclear(res);
+		if (failed || exec(ps->conn, "COMMIT", errstr, errstr_size))
+			goto done;
+	}
+	rc = 0;
+done:
+	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%u)", MIGRATION_LOCK);
+	char ignore[1];
+	(void)exec(ps->conn, sql, ignore, sizeof(ignore));
+	return rc;
+}
+
+int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, size_t errstr_size)
+{
+	PGresult *res = PQexec(ps->conn, "SELECT value::int FROM qualstream.rule WHERE name = 'cw13_timely_days'");
+	int rc = -1;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		seterr(errstr, errstr_size, "reading qualstream.rule (run `qualstream migrate` first?)", ps->conn, res);
+	else if (PQntuples(res) != 1)
+		snprintf(errstr, errstr_size, "qualstream.rule has no row 'cw13_timely_days'");
+	else {
+		rules->cw13_timely_days = atoi(PQgetvalue(res, 0, 0));
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *next_offset, char *errstr,
+		 size_t errstr_size)
+{
+	char part[16];
+	snprintf(part, sizeof(part), "%d", partition);
+	const char *params[3] = {ps->group, ps->topics[topic], part};
+	PGresult *res = PQexecParams(ps->conn,
+				     "WITH ins AS (INSERT INTO qualstream.consumer_offsets VALUES ($1, $2, $3, 0)"
+				     " ON CONFLICT DO NOTHING RETURNING next_offset)"
+				     " SELECT next_offset FROM ins UNION ALL"
+				     " SELECT next_offset FROM qualstream.consumer_offsets"
+				     " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+				     3, NULL, params, NULL, NULL, 0);
+	int rc = -1;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
+		seterr(errstr, errstr_size, "claiming a partition in qualstream.consumer_offsets", ps->conn, res);
+	else {
+		*next_offset = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partition, pgsink_record_cb cb, void *ctx,
+			char *errstr, size_t errstr_size)
+{
+	char part[16];
+	snprintf(part, sizeof(part), "%d", partition);
+	const char *params[3] = {ps->group, ps->topics[topic], part};
+	int rc = 0;
+	if (!PQsendQueryParams(ps->conn,
+			       "SELECT \"offset\", value FROM qualstream.record_latest"
+			       " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 ORDER BY \"offset\"",
+			       3, NULL, params, NULL, NULL, 1) ||
+	    !PQsetSingleRowMode(ps->conn)) {
+		seterr(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, NULL);
+		return -1;
+	}
+	/* Drain every result even after a failure, so the connection is usable again. */
+	for (PGresult *res; (res = PQgetResult(ps->conn)); PQclear(res)) {
+		ExecStatusType s = PQresultStatus(res);
+		if (s == PGRES_SINGLE_TUPLE && rc == 0) {
+			uint64_t be;
+			memcpy(&be, PQgetvalue(res, 0, 0), sizeof(be));
+			int64_t offset = (int64_t)be64toh(be);
+			rc = cb(ctx, offset, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
+			if (rc)
+				snprintf(errstr, errstr_size, "restoring %s[%d] at offset %lld failed",
+					 ps->topics[topic], partition, (long long)offset);
+		} else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && rc == 0) {
+			seterr(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, res);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+/* ---- COPY text format ---- */
+
+static void put(struct pgsink *ps, const char *s, size_t n)
+{
+	if (ps->len + n > ps->cap) {
+		size_t cap = ps->cap ? ps->cap : 1 << 16;
+		while (cap < ps->len + n)
+			cap *= 2;
+		char *buf = realloc(ps->buf, cap);
+		if (!buf) {
+			fprintf(stderr, "qualstream: out of memory (COPY buffer of %zu bytes)\n", cap);
+			abort();
+		}
+		ps->buf = buf;
+		ps->cap = cap;
+	}
+	memcpy(ps->buf + ps->len, s, n);
+	ps->len += n;
+}
+
+__attribute__((format(printf, 2, 3))) static void putf(struct pgsink *ps, const char *fmt, ...)
+{
+	char tmp[64];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	put(ps, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* A text column, escaped per COPY's text format, then the separator. */
+static void put_text(struct pgsink *ps, const char *s, char sep)
+{
+	for (; *s; s++) {
+		const char *esc = NULL;
+		switch (*s) {
+		case '\\': esc = "\\\\"; break;
+		case '\t': esc = "\\t"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		}
+		if (esc)
+			put(ps, esc, 2);
+		else
+			put(ps, s, 1);
+	}
+	put(ps, &sep, 1);
+}
+
+/* A bytea column as \\x hex (NULL as \N), then the separator. */
+static void put_bytea(struct pgsink *ps, const void *data, size_t len, char sep)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (!data) {
+		put(ps, "\\N", 2);
+	} else {
+		put(ps, "\\\\x", 3);
+		const unsigned char *p = data;
+		for (size_t i = 0; i < len; i++) {
+			char two[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
+			put(ps, two, 2);
+		}
+	}
+	put(ps, &sep, 1);
+}
+
+/* Sends the buffer as the data of `COPY <target> FROM STDIN`. */
+static int copy(struct pgsink *ps, const char *target, char *errstr, size_t errstr_size)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", target);
+	PGresult *res = PQexec(ps->conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		seterr(errstr, errstr_size, sql, ps->conn, res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	int rc = 0;
+	if (PQputCopyData(ps->conn, ps->buf, (int)ps->len) != 1 || PQputCopyEnd(ps->conn, NULL) != 1)
+		rc = -1;
+	for (; (res = PQgetResult(ps->conn)); PQclear(res))
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
+			seterr(errstr, errstr_size, sql, ps->conn, res);
+			rc = -1;
+		}
+	if (rc && !*errstr)
+		seterr(errstr, errstr_size, sql, ps->conn, NULL);
+	ps->len = 0;
+	return rc;
+}
+
+/* The fence: advance each progressed partition only from the offset this worker expects. */
+static int advance_offsets(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
+{
+	for (size_t i = 0; i < state_progress_count(st); i++) {
+		enum qs_topic topic;
+		int32_t partition;
+		int64_t expected, next;
+		state_progress(st, i, &topic, &partition, &expected, &next);
+		char part[16], exp[24], nxt[24];
+		snprintf(part, sizeof(part), "%d", partition);
+		snprintf(exp, sizeof(exp), "%lld", (long long)expected);
+		snprintf(nxt, sizeof(nxt), "%lld", (long long)next);
+		const char *params[5] = {ps->group, ps->topics[topic], part, exp, nxt};
+		PGresult *res = PQexecParams(ps->conn,
+					     "UPDATE qualstream.consumer_offsets SET next_offset = $5"
+					     " WHERE consumer_group = $1 AND topic = $2 AND partition = $3"
+					     " AND next_offset = $4",
+					     5, NULL, params, NULL, NULL, 0);
+		int rc = 0;
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			seterr(errstr, errstr_size, "advancing qualstream.consumer_offsets", ps->conn, res);
+			rc = PGSINK_ERROR;
+		} else if (strcmp(PQcmdTuples(res), "1") != 0) {
+			snprintf(errstr, errstr_size,
+				 "fenced: %s[%d] is no longer at offset %s in qualstream.consumer_offsets"
+				 " (another worker owns it now)",
+				 ps->topics[topic], partition, exp);
+			rc = PGSINK_FENCED;
+		}
+		PQclear(res);
+		if (rc)
+			return rc;
+	}
+	return PGSINK_OK;
+}
+
+static int write_deltas(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
+{
+	const struct state_delta *d;
+	size_t n = state_deltas(st, &d), rows = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (d[i].numerator == 0 && d[i].denominator == 0)
+			continue; /* changes that cancelled out within this flush */
+		char day[11];
+		put_text(ps, state_str(st, d[i].plan), '\t');
+		put_text(ps, measures_name(d[i].measure), '\t');
+		put_text(ps, state_str(st, d[i].stratum), '\t');
+		put_text(ps, dates_grain_name(d[i].grain), '\t');
+		put_text(ps, dates_format(d[i].period_start, day), '\t');
+		putf(ps, "%lld\t%lld\n", (long long)d[i].numerator, (long long)d[i].denominator);
+		rows++;
+	}
+	if (!rows)
+		return 0;
+	if (copy(ps, "qs_delta", errstr, errstr_size) ||
+	    exec(ps->conn,
+		 "INSERT INTO qualstream.measure_period AS m"
+		 " (plan_id, measure, stratum, grain, period_start, numerator, denominator)"
+		 " SELECT * FROM qs_delta ORDER BY plan_id, measure, stratum, grain, period_start"
+		 " ON CONFLICT (plan_id, measure, stratum, grain, period_start) DO UPDATE"
+		 " SET numerator = m.numerator + EXCLUDED.numerator,"
+		 " denominator = m.denominator + EXCLUDED.denominator, updated_at = now()",
+		 errstr, errstr_size))
+		return -1;
+	return 0;
+}
+
+static int write_records(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
+{
+	const struct state_record *r;
+	size_t n = state_records(st, &r);
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		put_text(ps, ps->topics[r[i].topic], '\t');
+		putf(ps, "%d\t", r[i].partition);
+		put_text(ps, r[i].record_id, '\t');
+		putf(ps, "%lld\t", (long long)r[i].offset);
+		put_bytea(ps, r[i].value, r[i].value_len, '\n');
+	}
+	if (copy(ps, "qs_record", errstr, errstr_size))
+		return -1;
+	const char *params[1] = {ps->group};
+	/* A record changed twice in one flush: keep the later version (DISTINCT ON ... offset DESC). */
+	PGresult *res = PQexecParams(
+		ps->conn,
+		"INSERT INTO qualstream.record_latest AS r"
+		" SELECT DISTINCT ON (topic, partition, record_id) $1, topic, partition, record_id, \"offset\", value"
+		" FROM qs_record ORDER BY topic, partition, record_id, \"offset\" DESC"
+		" ON CONFLICT (consumer_group, topic, partition, record_id) DO UPDATE"
+		" SET \"offset\" = EXCLUDED.\"offset\", value = EXCLUDED.value",
+		1, NULL, params, NULL, NULL, 0);
+	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+	if (rc)
+		seterr(errstr, errstr_size, "upserting qualstream.record_latest", ps->conn, res);
+	PQclear(res);
+	return rc;
+}
+
+static int write_dead_letters(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
+{
+	const struct state_dead_letter *dl;
+	size_t n = state_dead_letters(st, &dl);
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		put_text(ps, ps->group, '\t');
+		put_text(ps, ps->topics[dl[i].topic], '\t');
+		putf(ps, "%d\t%lld\t", dl[i].partition, (long long)dl[i].offset);
+		put_bytea(ps, dl[i].key, dl[i].key_len, '\t');
+		put_bytea(ps, dl[i].value, dl[i].value_len, '\t');
+		put_text(ps, dl[i].reason, '\n');
+	}
+	return copy(ps, "qualstream.dead_letter (consumer_group, topic, partition, \"offset\", key, value, reason)",
+		    errstr, errstr_size);
+}
+
+int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
+{
+	if (!state_progress_count(st))
+		return PGSINK_OK;
+	ps->len = 0;
+	if (exec(ps->conn,
+		 "BEGIN;"
+		 "CREATE TEMP TABLE IF NOT EXISTS qs_delta (plan_id text, measure text, stratum text, grain text,"
+		 " period_start date, numerator bigint, denominator bigint) ON COMMIT DELETE ROWS;"
+		 "CREATE TEMP TABLE IF NOT EXISTS qs_record (topic text, partition int, record_id text,"
+		 " \"offset\" bigint, value bytea) ON COMMIT DELETE ROWS",
+		 errstr, errstr_size))
+		goto fail;
+	/* Fence first: a worker that lost a partition stops here, before writing anything. */
+	int rc = advance_offsets(ps, st, errstr, errstr_size);
+	if (rc)
+		goto rollback;
+	if (write_deltas(ps, st, errstr, errstr_size) || write_records(ps, st, errstr, errstr_size) ||
+	    write_dead_letters(ps, st, errstr, errstr_size) || exec(ps->conn, "COMMIT", errstr, errstr_size))
+		goto fail;
+	return PGSINK_OK;
+fail:
+	rc = PGSINK_ERROR;
+rollback:;
+	char ignore[1];
+	(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
+	return rc;
+}

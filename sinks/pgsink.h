@@ -1,0 +1,57 @@
+/*
+ * pgsink.h: everything the worker writes to or reads from PostgreSQL.
+ * Migrations, rule parameters, partition claims and restore, and the flush:
+ * one transaction that checks each partition's expected offset (the fence),
+ * merges the aggregate deltas, upserts the records' latest versions, inserts
+ * dead letters and advances consumer_offsets. Any error leaves the database
+ * as it was; the caller reconnects and rebuilds its state from it.
+ */
+#ifndef QS_PGSINK_H
+#define QS_PGSINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "rules.h"
+#include "state.h"
+
+#define QS_WUR __attribute__((warn_unused_result))
+
+enum { PGSINK_OK = 0, PGSINK_ERROR = -1, PGSINK_FENCED = -2 };
+
+struct pgsink;
+
+/*
+ * Connects. group and topic_names are copied. Returns NULL with errstr set
+ * on failure.
+ */
+QS_WUR struct pgsink *pgsink_connect(const char *conninfo, const char *group,
+				     const char *const topic_names[QS_TOPIC_COUNT], char *errstr, size_t errstr_size);
+void pgsink_free(struct pgsink *ps);
+/* The connection, for the outbox publisher; borrowed until pgsink_free. */
+struct pg_conn *pgsink_conn(struct pgsink *ps);
+
+/* Applies every embedded migration not yet applied, under an advisory lock. */
+QS_WUR int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size);
+/* Reads the counting rules from qualstream.rule. */
+QS_WUR int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, size_t errstr_size);
+/* Ensures an offsets row for the partition (first claim starts at 0) and returns its next_offset. */
+QS_WUR int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *next_offset,
+			char *errstr, size_t errstr_size);
+
+/* Called for each persisted record of a partition in offset order; nonzero stops the load with that value. */
+typedef int (*pgsink_record_cb)(void *ctx, int64_t offset, const void *value, size_t len);
+/* Streams the partition's latest records (single-row mode, so memory stays flat). */
+QS_WUR int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partition, pgsink_record_cb cb,
+			       void *ctx, char *errstr, size_t errstr_size);
+
+/*
+ * Writes everything pending in st in one transaction. PGSINK_FENCED when a
+ * partition's stored offset is not the one st expects (another worker owns
+ * it now); PGSINK_ERROR on any other failure. Either way nothing was written.
+ * The caller calls state_flushed on PGSINK_OK only.
+ */
+QS_WUR int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size);
+
+#endif

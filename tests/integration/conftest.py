@@ -1,0 +1,190 @@
+"""Fixtures for the integration and fault tests.
+
+tests/run.sh starts the servers and exports where they are:
+  QS_BUILD      build directory holding the qualstream binary
+  QS_PG_DSN     libpq DSN of a PostgreSQL superuser (each test gets its own database)
+  QS_TEST_KAFKA mock | real: which cluster the tests run against
+  QS_BOOTSTRAP  that cluster's bootstrap servers
+  QS_BROKER_DIR (real only) the broker's directory, for restart tests
+A missing variable fails the test: nothing is skipped because a server is absent.
+"""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import psycopg2
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "tools"))
+import oracle  # noqa: E402
+import qsgen  # noqa: E402
+
+
+def need(name):
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the integration tests through tests/run.sh")
+    return value
+
+
+class Worker:
+    """One qualstream process; its log is kept for failure messages."""
+
+    def __init__(self, env, args, log):
+        self.log = log
+        self.proc = subprocess.Popen(
+            [str(env.binary), "run", "-c", str(env.config)] + [a for kv in args for a in ("-X", kv)],
+            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"worker did not finish in {timeout} s; log:\n{self.tail()}")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def tail(self, n=60):
+        lines = pathlib.Path(self.log).read_text(errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+
+
+class Env:
+    """A private database, topic set and schema registry directory for one test."""
+
+    def __init__(self, tmp_path, name):
+        self.kind = need("QS_TEST_KAFKA")
+        self.bootstrap = need("QS_BOOTSTRAP")
+        self.binary = pathlib.Path(need("QS_BUILD")) / "qualstream"
+        self.tmp = tmp_path
+        self.name = name
+        admin_dsn = need("QS_PG_DSN")
+        self.db = f"qs_{name}"
+        with psycopg2.connect(admin_dsn) as conn:
+            conn.autocommit = True
+            conn.cursor().execute(f"CREATE DATABASE {self.db}")
+        self.admin_dsn = admin_dsn
+        self.dsn = f"{admin_dsn} dbname={self.db}"
+        self.topics = {t: f"{name}.{t}" for t in ("encounters", "deliveries", "member-events")}
+        self.dead_letter_topic = f"{name}.dead-letters"
+        self.create_topics()
+        self.registry = tmp_path / "registry"
+        qsgen.write_registry(str(self.registry))
+        self.group = f"{name}-group"
+        self.config = tmp_path / "qualstream.conf"
+        self.config.write_text("\n".join([
+            "# written by tests/integration/conftest.py",
+            f"kafka.bootstrap.servers={self.bootstrap}",
+            f"kafka.group.id={self.group}",
+            f"topics.encounters={self.topics['encounters']}",
+            f"topics.deliveries={self.topics['deliveries']}",
+            f"topics.member_events={self.topics['member-events']}",
+            f"topics.dead_letters={self.dead_letter_topic}",
+            f"pg.conninfo={self.dsn}",
+            f"schema.registry.dir={self.registry}",
+            "flush.interval.ms=200",
+            "",
+        ]))
+        subprocess.run([str(self.binary), "migrate", "-c", str(self.config)], check=True,
+                       capture_output=True)
+        self.workers = []
+        self.produced = 0
+
+    def create_topics(self, partitions=4):
+        """Topics with 4 partitions. librdkafka's mock cluster has no CreateTopics API; its
+        producers auto-create unknown topics with 4 partitions, which is the same layout."""
+        if self.kind == "mock":
+            return
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        new = [NewTopic(t, partitions, 1) for t in self.topics.values()]
+        new.append(NewTopic(self.dead_letter_topic, partitions, 1))
+        for topic, future in admin.create_topics(new, operation_timeout=30).items():
+            future.result()
+
+    def produce(self, messages):
+        producer = qsgen.make_producer(self.bootstrap)
+        triples = ((m.topic, m.key, m.value) for m in messages)
+        counts, errors, _ = qsgen.produce(triples, producer, self.topics)
+        assert not errors, errors[:5]
+        self.produced += sum(counts.values())
+        return counts
+
+    def start(self, *args):
+        w = Worker(self, args, self.tmp / f"worker{len(self.workers)}.log")
+        self.workers.append(w)
+        return w
+
+    def run_to_end(self, *args, timeout=300):
+        """Runs a worker until it has caught up with every partition, and checks it exited 0."""
+        w = self.start("run.exit.at.end=true", *args)
+        rc = w.wait(timeout)
+        assert rc == 0, f"worker exited {rc}; log:\n{w.tail()}"
+        return w
+
+    def query(self, sql, *params):
+        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def measure_rows(self):
+        return self.query("SELECT plan_id, measure, stratum, grain, period_start, numerator, denominator"
+                          " FROM qualstream.measure_period")
+
+    def committed(self):
+        return self.query("SELECT coalesce(sum(next_offset), 0) FROM qualstream.consumer_offsets")[0][0]
+
+    def wait_committed(self, at_least, timeout=120, worker=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.committed() >= at_least:
+                return
+            if worker and worker.proc.poll() is not None:
+                raise AssertionError(f"worker exited {worker.proc.returncode}; log:\n{worker.tail()}")
+            time.sleep(0.05)
+        raise AssertionError(f"only {self.committed()} of {at_least} offsets committed in {timeout} s")
+
+    def close(self):
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.proc.wait()
+        with psycopg2.connect(self.admin_dsn) as conn:
+            conn.autocommit = True
+            conn.cursor().execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+
+
+@pytest.fixture
+def env(tmp_path, request):
+    name = "t" + uuid.uuid4().hex[:10]
+    e = Env(tmp_path, name)
+    yield e
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        for w in e.workers:
+            print(f"--- {w.log}\n{w.tail()}")
+    e.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def assert_matches_oracle(env, messages):
+    """measure_period equals the oracle's batch recount of the same messages."""
+    expected = oracle.compute(messages)
+    assert not expected.mismatches, expected.mismatches[:5]
+    diffs = oracle.compare(expected.row_list(), env.measure_rows())
+    assert not diffs, f"{len(diffs)} differences, first: " + "\n".join(diffs[:10])
+    return expected

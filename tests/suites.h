@@ -1,0 +1,17 @@
+/* Every Check suite, one line each: QS_SUITE(<module>) for tests/test_<module>.c. */
+#ifndef QS_SUITES_H
+#define QS_SUITES_H
+
+#include <check.h>
+
+#define QS_SUITES \
+	QS_SUITE(dates) \
+	QS_SUITE(decode) \
+	QS_SUITE(measures) \
+	QS_SUITE(pgsink)
+
+#define QS_SUITE(name) Suite *name##_suite(void);
+QS_SUITES
+#undef QS_SUITE
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * test_pgsink.c: the flush transaction against a real PostgreSQL (tests/run.sh
+ * starts one and exports QS_PG_DSN). Each test gets a fresh database. Checks
+ * the additive merge, the record upsert, the dead-letter insert and, above
+ * all, the fence: a worker whose expected offset is stale writes nothing.
+ */
+#include <check.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dates.h"
+#include "pgsink.h"
+#include "state.h"
+#include "suites.h"
+
+static const struct qs_rules rules = {.cw13_timely_days = 180};
+static const char *const topics[QS_TOPIC_COUNT] = {"enc", "del", "mem"};
+static char dbname[64];
+static char dsn[512];
+
+static PGconn *admin(void)
+{
+	const char *base = getenv("QS_PG_DSN");
+	ck_assert_msg(base != NULL, "QS_PG_DSN is not set: run the suite through tests/run.sh");
+	PGconn *conn = PQconnectdb(base);
+	ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "%s", PQerrorMessage(conn));
+	return conn;
+}
+
+static void create_db(void)
+{
+	static int n;
+	snprintf(dbname, sizeof(dbname), "qs_unit_%d_%d", (int)getpid(), n++);
+	PGconn *conn = admin();
+	char sql[128];
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+	PQclear(PQexec(conn, sql));
+	PQfinish(conn);
+	snprintf(dsn, sizeof(dsn), "%s dbname=%s", getenv("QS_PG_DSN"), dbname);
+}
+
+static void drop_db(void)
+{
+	PGconn *conn = admin();
+	char sql[128];
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	PQclear(PQexec(conn, sql));
+	PQfinish(conn);
+}
+
+static struct pgsink *connect_sink(void)
+{
+	char err[512];
+	struct pgsink *ps = pgsink_connect(dsn, "g", topics, err, sizeof(err));
+	ck_assert_msg(ps != NULL, "%s", err);
+	return ps;
+}
+
+/* One value from a query on a fresh connection, as text ("" for no row). */
+static char *query1(const char *sql)
+{
+	static char out[256];
+	PGconn *conn = PQconnectdb(dsn);
+	PGresult *res = PQexec(conn, sql);
+	ck_assert_msg(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(res));
+	snprintf(out, sizeof(out), "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	PQfinish(conn);
+	return out;
+}
+
+static struct qs_event delivery(const char *id, int32_t date)
+{
+	struct qs_event ev = {.topic = QS_TOPIC_DELIVERIES};
+	struct qs_delivery *d = &ev.u.delivery;
+	strcpy(d->delivery_id, id);
+	strcpy(d->plan_id, "P\t1"); /* a tab: COPY escaping must carry it */
+	strcpy(d->hospital_id, "H");
+	strcpy(d->member_id, "M");
+	d->delivery_date = date;
+	d->parity = 0;
+	d->gestational_age_weeks = 40;
+	d->plurality = 1;
+	d->presentation = QS_PRES_VERTEX;
+	d->method = QS_METHOD_CESAREAN;
+	d->live_birth = true;
+	return ev;
+}
+
+static void setup(void)
+{
+	create_db();
+	char err[512];
+	struct pgsink *ps = connect_sink();
+	ck_assert_msg(pgsink_migrate(ps, err, sizeof(err)) == 0, "%s", err);
+	/* Migrating twice is a no-op. */
+	ck_assert_msg(pgsink_migrate(ps, err, sizeof(err)) == 0, "%s", err);
+	pgsink_free(ps);
+}
+
+START_TEST(flush_merges_and_fences)
+{
+	char err[512];
+	struct pgsink *a = connect_sink(), *b = connect_sink();
+	struct qs_rules loaded;
+	ck_assert_msg(pgsink_load_rules(a, &loaded, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(loaded.cw13_timely_days, 180);
+
+	int64_t next_a, next_b;
+	ck_assert(pgsink_claim(a, QS_TOPIC_DELIVERIES, 2, &next_a, err, sizeof(err)) == 0);
+	ck_assert(pgsink_claim(b, QS_TOPIC_DELIVERIES, 2, &next_b, err, sizeof(err)) == 0);
+	ck_assert_int_eq(next_a, 0);
+	ck_assert_int_eq(next_b, 0);
+
+	/* Worker A applies two deliveries at offsets 0 and 1, plus a dead letter at 2, and commits. */
+	struct state *sa = state_new(&rules);
+	struct part *pa = state_part_add(sa, QS_TOPIC_DELIVERIES, 2, next_a);
+	struct qs_event d1 = delivery("D1", dates_from_civil(2020, 1, 5));
+	struct qs_event d2 = delivery("D2", dates_from_civil(2020, 2, 5));
+	state_apply(sa, pa, &d1, 0, "v1", 2);
+	state_apply(sa, pa, &d2, 1, "v2", 2);
+	state_dead_letter(sa, pa, 2, "k", 1, "\x01\x02", 2, "wrong magic byte 0x01 (expected 0)");
+	ck_assert_msg(pgsink_flush(a, sa, err, sizeof(err)) == PGSINK_OK, "%s", err);
+	state_flushed(sa);
+
+	/* Worker B still believes the partition is at 0: its flush is fenced and writes nothing. */
+	struct state *sb = state_new(&rules);
+	struct part *pb = state_part_add(sb, QS_TOPIC_DELIVERIES, 2, next_b);
+	state_apply(sb, pb, &d1, 0, "v1", 2);
+	ck_assert_int_eq(pgsink_flush(b, sb, err, sizeof(err)), PGSINK_FENCED);
+	ck_assert_msg(strstr(err, "fenced") != NULL, "%s", err);
+
+	ck_assert_str_eq(query1("SELECT next_offset FROM qualstream.consumer_offsets WHERE partition = 2"), "3");
+	ck_assert_str_eq(query1("SELECT numerator || '/' || denominator FROM qualstream.measure_period"
+				" WHERE plan_id = E'P\\t1' AND measure = 'NTSV_CSECTION' AND stratum = ''"
+				" AND grain = 'quarter' AND period_start = '2020-01-01'"),
+			 "2/2");
+	ck_assert_str_eq(query1("SELECT count(*) FROM qualstream.record_latest"), "2");
+	ck_assert_str_eq(query1("SELECT encode(value, 'escape') FROM qualstream.record_latest WHERE record_id = 'D2'"),
+			 "v2");
+	ck_assert_str_eq(query1("SELECT reason || ' ' || encode(value, 'hex') || ' ' || \"offset\""
+				" FROM qualstream.dead_letter"),
+			 "wrong magic byte 0x01 (expected 0) 0102 2");
+
+	/* A's next flush: a void of D2 retracts it, and the record's latest version is replaced. */
+	struct qs_event v2 = d2;
+	v2.u.delivery.status = QS_STATUS_VOID;
+	state_apply(sa, pa, &v2, 3, "v2-void", 7);
+	ck_assert_msg(pgsink_flush(a, sa, err, sizeof(err)) == PGSINK_OK, "%s", err);
+	state_flushed(sa);
+	ck_assert_str_eq(query1("SELECT numerator || '/' || denominator FROM qualstream.measure_period"
+				" WHERE measure = 'NTSV_CSECTION' AND stratum = '' AND grain = 'year'"),
+			 "1/1");
+	ck_assert_str_eq(query1("SELECT \"offset\" || encode(value, 'escape') FROM qualstream.record_latest"
+				" WHERE record_id = 'D2'"),
+			 "3v2-void");
+
+	state_free(sa);
+	state_free(sb);
+	pgsink_free(a);
+	pgsink_free(b);
+}
+END_TEST
+
+static int count_cb(void *ctx, int64_t offset, const void *value, size_t len)
+{
+	(void)value;
+	int *n = ctx;
+	ck_assert_int_eq(offset, *n);
+	ck_assert_uint_eq(len, 2);
+	(*n)++;
+	return 0;
+}
+
+START_TEST(records_load_in_offset_order)
+{
+	char err[512];
+	struct pgsink *ps = connect_sink();
+	int64_t next;
+	ck_assert(pgsink_claim(ps, QS_TOPIC_DELIVERIES, 0, &next, err, sizeof(err)) == 0);
+	struct state *st = state_new(&rules);
+	struct part *p = state_part_add(st, QS_TOPIC_DELIVERIES, 0, next);
+	/* Ten records, D9 first: loading must come back by offset 0..9. */
+	for (int i = 0; i < 10; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "D%d", 9 - i);
+		struct qs_event ev = delivery(id, dates_from_civil(2021, 1, 1 + i));
+		state_apply(st, p, &ev, i, "vv", 2);
+	}
+	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == PGSINK_OK, "%s", err);
+	int n = 0;
+	ck_assert_msg(pgsink_load_records(ps, QS_TOPIC_DELIVERIES, 0, count_cb, &n, err, sizeof(err)) == 0, "%s",
+		      err);
+	ck_assert_int_eq(n, 10);
+	state_free(st);
+	pgsink_free(ps);
+}
+END_TEST
+
+Suite *pgsink_suite(void)
+{
+	Suite *s = suite_create("pgsink");
+	TCase *tc = tcase_create("postgresql");
+	tcase_add_checked_fixture(tc, setup, drop_db);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, flush_merges_and_fences);
+	tcase_add_test(tc, records_load_in_offset_order);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,554 @@
+#!/usr/bin/python3
+"""oracle: an independent, batch re-computation of qualstream's measures.
+
+The worker updates its cells incrementally, retracting what an earlier version
+of a record contributed. This oracle never retracts anything: it decodes and
+validates every message itself (strictly, from the raw bytes), keeps only the
+final accepted version of each record, builds the encounter chains from that
+final state and counts from scratch. Agreement between the two is evidence that
+the worker's retractions are right.
+
+Library entry points: compute(messages) -> Result, compare(expected, actual),
+scale_rows(rows, k). CLI: expected, deadletters, compare (`oracle.py --help`).
+The semantics follow README.md's "What is counted" and "What is rejected"
+literally; RULES holds the rule parameters.
+"""
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import avro.errors
+import avro.io
+import avro.schema
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qsgen  # noqa: E402  (only for the schema registry and the JSONL reader)
+
+RULES = {
+    "timely_days": 180,                      # CW13: on time when days <= this
+    "id_max_bytes": 63,                      # identifiers: 1..63 UTF-8 bytes
+    "date_min": datetime.date(1900, 1, 1),
+    "date_max": datetime.date(2199, 12, 31),
+    "parity": (0, 30),
+    "gestational_age_weeks": (0, 50),
+    "plurality": (1, 15),
+}
+MEASURES = ("CW13_SUBMISSIONS", "CW13_TIMELY", "NTSV_CSECTION", "NTSV_MISSING")
+GRAINS = ("month", "quarter", "year")
+READER_ID = {"encounters": 1, "deliveries": 2, "member-events": 3}
+EPOCH = datetime.date(1970, 1, 1)
+DAY_MS = 86_400_000
+
+
+# --------------------------------------------------------------------------- strict decoding
+
+class Rejected(Exception):
+    """A message the worker must dead-letter. kind is a short category."""
+
+    def __init__(self, kind, detail=""):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+class Malformed(Exception):
+    pass
+
+
+class StrictDecoder(avro.io.BinaryDecoder):
+    """python-avro's decoder accepts things the Avro spec does not: varints of any
+    length, booleans other than 0/1, and skips past the end of the buffer when
+    ignoring a field the reader does not know. Tighten all of that."""
+
+    def read_long(self):
+        n = shift = 0
+        for i in range(10):
+            b = self.read(1)[0]
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        else:
+            raise Malformed("varint longer than 10 bytes")
+        v = (n >> 1) ^ -(n & 1)
+        if not -(1 << 63) <= v < (1 << 63):
+            raise Malformed("long out of 64-bit range")
+        return v
+
+    def read_int(self):
+        v = self.read_long()
+        if not -(1 << 31) <= v < (1 << 31):
+            raise Malformed(f"int {v} out of 32-bit range")
+        return v
+
+    def read_boolean(self):
+        b = self.read(1)[0]
+        if b > 1:
+            raise Malformed(f"boolean byte {b}")
+        return b == 1
+
+    def read_bytes(self):
+        n = self.read_long()
+        if n < 0:
+            raise Malformed(f"negative length {n}")
+        return self.read(n)
+
+    def skip_boolean(self):
+        self.read_boolean()
+
+    def skip_int(self):
+        self.read_int()
+
+    def skip_long(self):
+        self.read_long()
+
+    def skip_bytes(self):
+        self.read_bytes()
+
+    def skip_utf8(self):
+        self.read_utf8()
+
+    def skip(self, n):
+        self.read(n)
+
+
+class StrictReader(avro.io.DatumReader):
+    """Rejects negative enum/union indexes (python-avro would index from the end)
+    and tags a record chosen from a union with `_kind` = its name, since the
+    member-event body is a union of records and the dict alone does not say which."""
+
+    def read_enum(self, writers_schema, readers_schema, decoder):
+        i = decoder.read_int()
+        if not 0 <= i < len(writers_schema.symbols):
+            raise Malformed(f"enum index {i}")
+        sym = writers_schema.symbols[i]
+        if sym not in readers_schema.symbols:
+            raise avro.errors.SchemaResolutionException(f"symbol {sym} unknown to the reader")
+        return sym
+
+    def skip_enum(self, writers_schema, decoder):
+        i = decoder.read_int()
+        if not 0 <= i < len(writers_schema.symbols):
+            raise Malformed(f"enum index {i}")
+
+    def read_union(self, writers_schema, readers_schema, decoder):
+        i = decoder.read_long()
+        if not 0 <= i < len(writers_schema.schemas):
+            raise Malformed(f"union index {i}")
+        branch = writers_schema.schemas[i]
+        v = self.read_data(branch, readers_schema, decoder)
+        if isinstance(branch, avro.schema.RecordSchema):
+            v["_kind"] = branch.name
+        return v
+
+    def skip_union(self, writers_schema, decoder):
+        i = decoder.read_long()
+        if not 0 <= i < len(writers_schema.schemas):
+            raise Malformed(f"union index {i}")
+        self.skip_data(writers_schema.schemas[i], decoder)
+
+
+class Decoder:
+    """Confluent framing + registry lookup + strict resolving decode + the
+    README's validation rules. decode() returns the record or raises Rejected."""
+
+    def __init__(self, registry=None):
+        texts = registry or qsgen.registry_texts()
+        self.writers = {sid: qsgen.parse_schema(t) for sid, t in texts.items()}
+        self.readers = {topic: self.writers[sid] for topic, sid in READER_ID.items()}
+        self._datum_readers = {}
+
+    def decode(self, topic, value):
+        if value is None:
+            raise Rejected("no_value")
+        if len(value) < 5:
+            raise Rejected("short_value", f"{len(value)} bytes")
+        if value[0] != 0:
+            raise Rejected("bad_magic", f"magic byte {value[0]}")
+        sid = int.from_bytes(value[1:5], "big")
+        if sid not in self.writers:
+            raise Rejected("unknown_schema", f"schema id {sid}")
+        key = (topic, sid)
+        if key not in self._datum_readers:
+            self._datum_readers[key] = StrictReader(self.writers[sid], self.readers[topic])
+        buf = io.BytesIO(value[5:])
+        try:
+            rec = self._datum_readers[key].read(StrictDecoder(buf))
+        except avro.errors.SchemaResolutionException as e:
+            raise Rejected("unresolvable", str(e).splitlines()[0])
+        except (Malformed, avro.errors.InvalidAvroBinaryEncoding, UnicodeDecodeError,
+                IndexError) as e:
+            raise Rejected("malformed", str(e)[:120])
+        if buf.tell() != len(value) - 5:
+            raise Rejected("malformed", f"{len(value) - 5 - buf.tell()} trailing bytes")
+        validate(topic, rec)
+        return rec
+
+
+def _check_id(rec, name, value=None):
+    v = rec[name] if value is None else value
+    n = len(v.encode("utf-8"))
+    if n == 0:
+        raise Rejected("bad_id", f"{name} is empty")
+    if n > RULES["id_max_bytes"]:
+        raise Rejected("bad_id", f"{name} is {n} bytes")
+
+
+def _check_date(name, days):
+    d = date_of(days) if _date_representable(days) else None
+    if d is None or not RULES["date_min"] <= d <= RULES["date_max"]:
+        raise Rejected("bad_date", f"{name} = {days} days")
+
+
+def _date_representable(days):
+    return -700000 < days < 2900000   # python dates span years 1..9999
+
+
+def _check_range(rec, name):
+    v = rec[name]
+    lo, hi = RULES[name]
+    if v is not None and not lo <= v <= hi:
+        raise Rejected("out_of_range", f"{name} = {v}")
+
+
+def validate(topic, rec):
+    """The README's content rules ("What is rejected"), on a decoded record."""
+    if topic == "encounters":
+        for f in ("encounter_id", "plan_id", "member_id"):
+            _check_id(rec, f)
+        if rec["original_encounter_id"] is not None:
+            _check_id(rec, "original_encounter_id")
+        _check_date("service_from", rec["service_from"])
+        _check_date("service_to", rec["service_to"])
+        # An instant's date is its UTC date, so the date range covers instants too.
+        for f in ("adjudicated_at", "submitted_at"):
+            if rec[f] is not None:
+                _check_date(f, rec[f] // DAY_MS)
+        if rec["service_from"] > rec["service_to"]:
+            raise Rejected("bad_dates", "service_from after service_to")
+        if rec["submitted_at"] is not None and rec["submitted_at"] // DAY_MS < rec["service_to"]:
+            raise Rejected("bad_dates", "submitted before service_to")
+        if rec["frequency"] == "ORIGINAL" and rec["original_encounter_id"] is not None:
+            raise Rejected("bad_frequency", "original names an original_encounter_id")
+        if rec["frequency"] != "ORIGINAL" and rec["original_encounter_id"] is None:
+            raise Rejected("bad_frequency", f"{rec['frequency'].lower()} names no original")
+    elif topic == "deliveries":
+        for f in ("delivery_id", "plan_id", "hospital_id", "member_id"):
+            _check_id(rec, f)
+        _check_date("delivery_date", rec["delivery_date"])
+        for f in ("parity", "gestational_age_weeks", "plurality"):
+            _check_range(rec, f)
+    elif topic == "member-events":
+        for f in ("event_id", "plan_id", "member_id"):
+            _check_id(rec, f)
+        body = rec["body"]
+        if "care_plan_id" in body:
+            _check_id(body, "care_plan_id")
+        for f in ("month", "event_date", "completed_on", "contact_date"):
+            if f in body:
+                _check_date(f, body[f])
+    else:
+        raise Rejected("unknown_topic", topic)
+
+
+# --------------------------------------------------------------------------- periods
+
+def date_of(days):
+    return EPOCH + datetime.timedelta(days=days)
+
+
+def period_starts(d):
+    """(grain, first day of the period) for each grain holding date d."""
+    return (("month", d.replace(day=1)),
+            ("quarter", datetime.date(d.year, (d.month - 1) // 3 * 3 + 1, 1)),
+            ("year", datetime.date(d.year, 1, 1)))
+
+
+# --------------------------------------------------------------------------- the batch computation
+
+class Result:
+    """rows: {(plan, measure, stratum, grain, period_start): [numerator, denominator]}
+    with every key present having a non-zero value; zero_rows: keys whose cell
+    ends at 0/0 (the batch never creates any, kept for API symmetry);
+    dead_letters: [(seq, topic, kind, detail)]; accepted: {topic: n};
+    mismatches: generator-vs-oracle disagreements on decoding or rejection."""
+
+    def __init__(self):
+        self.rows = {}
+        self.zero_rows = []
+        self.dead_letters = []
+        self.accepted = defaultdict(int)
+        self.mismatches = []
+
+    def row_list(self):
+        return sorted((k[0], k[1], k[2], k[3], k[4].isoformat(), v[0], v[1])
+                      for k, v in self.rows.items())
+
+
+def final_state(messages, decoder=None, result=None):
+    """Decode every message and keep the final accepted version of each record.
+
+    Returns {topic: {id: (seq, record)}}; seq is the position of that final
+    version in the stream (used to order replacements)."""
+    dec = decoder or Decoder()
+    res = result if result is not None else Result()
+    ident = {"encounters": "encounter_id", "deliveries": "delivery_id", "member-events": "event_id"}
+    state = {t: {} for t in ident}
+    for seq, m in enumerate(messages):
+        topic, value = m[0], m[2]
+        expect = m[3] if len(m) > 3 else None
+        given = m[4] if len(m) > 4 else None
+        try:
+            rec = dec.decode(topic, value)
+        except Rejected as r:
+            res.dead_letters.append((seq, topic, r.kind, r.detail))
+            if expect is None and len(m) > 3:
+                res.mismatches.append(f"message {seq}: oracle rejects ({r}) but the generator expected it to be used")
+            continue
+        if expect is not None:
+            res.mismatches.append(f"message {seq}: generator tagged it {expect!r} but the oracle accepts it")
+        if given is not None and given != rec:
+            res.mismatches.append(f"message {seq}: decoded {rec} != generated {given}")
+        res.accepted[topic] += 1
+        state[topic][rec[ident[topic]]] = (seq, rec)
+    return state
+
+
+def _add(rows, plan, measure, stratum, d, num, den):
+    for grain, start in period_starts(d):
+        cell = rows.setdefault((plan, measure, stratum, grain, start), [0, 0])
+        cell[0] += num
+        cell[1] += den
+
+
+def count_encounters(encounters, rows):
+    """CW13_SUBMISSIONS and CW13_TIMELY from the final encounter records."""
+    for _, rec in encounters.values():
+        if rec["submitted_at"] is not None:
+            _add(rows, rec["plan_id"], "CW13_SUBMISSIONS", rec["source"],
+                 date_of(rec["submitted_at"] // DAY_MS), 1, 0)
+
+    # Chains: follow original_encounter_id upwards to the record that names no
+    # further record we hold. That root is either an ORIGINAL (the chain's
+    # original, received) or the id of a record not received (original missing).
+    # Following parents from each record is the same as the README's growing
+    # "names the original or any record already in its chain".
+    def root(eid):
+        seen = set()
+        while True:
+            seen.add(eid)
+            _, rec = encounters[eid]
+            parent = rec["original_encounter_id"]
+            if rec["frequency"] == "ORIGINAL" or parent is None:
+                return eid
+            if parent not in encounters:
+                return parent            # the missing original's id
+            if parent in seen:
+                return None              # a cycle with no original: no chain to time
+            eid = parent
+
+    chains = defaultdict(list)
+    for eid in encounters:
+        r = root(eid)
+        if r is not None:
+            chains[r].append(encounters[eid])
+
+    for rid, members in chains.items():
+        if rid not in encounters or encounters[rid][1]["frequency"] != "ORIGINAL":
+            continue                     # original not received: no timeliness yet
+        orig = encounters[rid][1]
+        if orig["submitted_at"] is None:
+            continue                     # owed: not submitted, so not timed
+        if any(rec["frequency"] == "VOID" for _, rec in members):
+            continue                     # voided chain counts nowhere
+        replacements = [(seq, rec) for seq, rec in members if rec["frequency"] == "REPLACEMENT"]
+        content = max(replacements, key=lambda t: t[0])[1] if replacements else orig
+        sub_day = orig["submitted_at"] // DAY_MS
+        timely = sub_day - content["service_to"] <= RULES["timely_days"]
+        _add(rows, orig["plan_id"], "CW13_TIMELY", orig["source"], date_of(sub_day),
+             1 if timely else 0, 1)
+
+
+def count_deliveries(deliveries, rows):
+    """NTSV_MISSING and NTSV_CSECTION from the final delivery records."""
+    for _, rec in deliveries.values():
+        if rec["status"] != "ACTIVE":
+            continue
+        criteria = {
+            "parity": None if rec["parity"] is None else rec["parity"] == 0,
+            "gestational_age_weeks": None if rec["gestational_age_weeks"] is None
+            else rec["gestational_age_weeks"] >= 37,
+            "plurality": None if rec["plurality"] is None else rec["plurality"] == 1,
+            "presentation": None if rec["presentation"] is None else rec["presentation"] == "VERTEX",
+            "live_birth": rec["live_birth"],
+        }
+        present = [v for v in criteria.values() if v is not None]
+        missing = len(present) < len(criteria)
+        all_pass = all(present)
+        d = date_of(rec["delivery_date"])
+        for stratum in ("", "hospital:" + rec["hospital_id"]):
+            _add(rows, rec["plan_id"], "NTSV_MISSING", stratum, d, 1 if missing and all_pass else 0, 1)
+            if not missing and all_pass:
+                _add(rows, rec["plan_id"], "NTSV_CSECTION", stratum, d,
+                     1 if rec["method"] == "CESAREAN" else 0, 1)
+
+
+def compute(messages, decoder=None):
+    """messages: iterable of qsgen.Message, or of tuples (topic, key, value[,
+    expected_rejection[, generated_record]]), in production order."""
+    res = Result()
+    msgs = ((m.topic, m.key, m.value, m.expect, m.record) if isinstance(m, qsgen.Message) else m
+            for m in messages)
+    state = final_state(msgs, decoder, res)
+    rows = {}
+    count_encounters(state["encounters"], rows)
+    count_deliveries(state["deliveries"], rows)
+    res.zero_rows = sorted(k for k, v in rows.items() if v == [0, 0])
+    res.rows = {k: tuple(v) for k, v in rows.items() if v != [0, 0]}
+    return res
+
+
+def scale_rows(rows, k):
+    """Expected rows of k disjoint copies of a stream (qsgen.replicate)."""
+    return [r[:5] + (r[5] * k, r[6] * k) for r in rows]
+
+
+# --------------------------------------------------------------------------- comparing
+
+def _norm(row):
+    if isinstance(row, dict):
+        row = (row["plan_id"], row["measure"], row["stratum"], row["grain"], row["period_start"],
+               row["numerator"], row["denominator"])
+    plan, measure, stratum, grain, start, num, den = row[:7]
+    if isinstance(start, (datetime.date, datetime.datetime)):
+        start = start.isoformat()[:10]
+    return (str(plan), str(measure), "" if stratum is None else str(stratum), str(grain),
+            str(start)[:10]), (int(num), int(den))
+
+
+def compare(expected_rows, actual_rows, measures=MEASURES):
+    """Human-readable differences between expected rows (oracle) and actual rows
+    (worker's measure_period). Rows are 7-tuples or dicts; period_start a date
+    or ISO string. A key missing on one side reads as 0/0, so worker rows that
+    retractions brought back to zero are fine and expected zero rows need not
+    exist. Only `measures` are compared (the worker may compute more)."""
+    diffs = []
+    exp, act = {}, {}
+    for rows, into, side in ((expected_rows, exp, "expected"), (actual_rows, act, "actual")):
+        for r in rows:
+            k, v = _norm(r)
+            if measures and k[1] not in measures:
+                continue
+            if k in into:
+                diffs.append(f"duplicate {side} row {k}")
+            into[k] = v
+    for k, v in act.items():
+        grain, start = k[3], datetime.date.fromisoformat(k[4])
+        if grain not in GRAINS or start.day != 1 or \
+                grain == "quarter" and start.month not in (1, 4, 7, 10) or \
+                grain == "year" and start.month != 1:
+            diffs.append(f"bad period {grain} {k[4]} in actual row {k}")
+    for k in sorted(set(exp) | set(act)):
+        e, a = exp.get(k, (0, 0)), act.get(k, (0, 0))
+        if e != a:
+            diffs.append("{} {} {!r} {} {}: expected {}/{}, worker has {}/{}".format(
+                *k, e[0], e[1], a[0], a[1]))
+    return diffs
+
+
+def read_actual_csv(path):
+    """Rows of measure_period from CSV; with a header row (any column order,
+    extra columns ignored) or bare in table order."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if rows and rows[0] and rows[0][0] == "plan_id":
+        names = rows[0]
+        return [dict(zip(names, r)) for r in rows[1:] if r]
+    return [r for r in rows if r]
+
+
+def query_actual(dsn):
+    out = subprocess.run(
+        ["psql", dsn, "-X", "-q", "--csv", "-c",
+         "select plan_id, measure, stratum, grain, period_start, numerator, denominator "
+         "from qualstream.measure_period"], check=True, capture_output=True, text=True).stdout
+    return read_actual_csv_text(out)
+
+
+def read_actual_csv_text(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    names = rows[0]
+    return [dict(zip(names, r)) for r in rows[1:] if r]
+
+
+# --------------------------------------------------------------------------- CLI
+
+def _print_rows(rows, fmt, out=sys.stdout):
+    header = ("plan_id", "measure", "stratum", "grain", "period_start", "numerator", "denominator")
+    if fmt == "csv":
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    elif fmt == "json":
+        json.dump([dict(zip(header, r)) for r in rows], out, indent=1)
+        out.write("\n")
+    else:
+        for r in rows:
+            rate = f"{100 * r[5] / r[6]:6.1f}%" if r[6] else ""
+            out.write(f"{r[0]:8} {r[1]:17} {r[2]:18} {r[3]:7} {r[4]} {r[5]:7} {r[6]:7} {rate}\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, hlp in (("expected", "print the expected measure_period rows"),
+                      ("deadletters", "print the expected dead letters"),
+                      ("compare", "compare the worker's rows with the expected ones")):
+        p = sub.add_parser(name, help=hlp)
+        p.add_argument("--stream", required=True, help="JSONL from `qsgen.py dump`")
+        p.add_argument("--replicas", type=int, default=1,
+                       help="the stream was produced with qsgen --replicas N: scale by N")
+        if name == "expected":
+            p.add_argument("--format", choices=("csv", "json", "table"), default="csv")
+        if name == "compare":
+            g = p.add_mutually_exclusive_group(required=True)
+            g.add_argument("--actual", help="CSV of measure_period rows")
+            g.add_argument("--dsn", help="PostgreSQL connection string (runs psql)")
+    a = ap.parse_args(argv)
+
+    res = compute(qsgen.read_jsonl(a.stream))
+    for m in res.mismatches[:20]:
+        print("warning:", m, file=sys.stderr)
+    rows = scale_rows(res.row_list(), a.replicas)
+    n_dead = len(res.dead_letters) * a.replicas
+
+    if a.cmd == "expected":
+        _print_rows(rows, a.format)
+        print(f"{len(rows)} rows; accepted {dict(res.accepted)}; expected dead letters: {n_dead}",
+              file=sys.stderr)
+        return 0
+    if a.cmd == "deadletters":
+        by = defaultdict(int)
+        for seq, topic, kind, detail in res.dead_letters:
+            print(f"{seq:7} {topic:14} {kind:15} {detail}")
+            by[kind] += 1
+        print(f"expected dead letters: {n_dead} " + json.dumps(dict(sorted(by.items()))))
+        return 0
+    actual = read_actual_csv(a.actual) if a.actual else query_actual(a.dsn)
+    diffs = compare(rows, actual)
+    for d in diffs:
+        print(d)
+    print(f"{len(diffs)} differences ({len(rows)} expected non-zero rows, {len(actual)} actual rows); "
+          f"expected dead letters: {n_dead}", file=sys.stderr)
+    return 1 if diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,954 @@
+#!/usr/bin/python3
+"""qsgen: deterministic event streams for testing qualstream.
+
+Builds realistic, replayable streams of encounter, delivery and member events in
+the Confluent wire format (byte 0 = magic 0, bytes 1-4 = schema id big-endian,
+then Avro binary), optionally mixed with hostile messages, each tagged with the
+rejection the worker owes it. A stream can be dumped to JSONL (for oracle.py and
+tests that need no Kafka) or produced to Kafka with an idempotent producer.
+
+Library entry points: generate(), replicate(), write_registry(), Codec, Message.
+CLI: registry, dump, produce, bench (see `qsgen.py <command> --help`).
+Run with /usr/bin/python3 (Debian's python3-avro 1.11, python3-confluent-kafka).
+Nothing here reads the wall clock: the same arguments always give the same bytes.
+"""
+
+import argparse
+import calendar
+import datetime
+import io
+import json
+import random
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import avro.io
+import avro.schema
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+# Logical topic names; the producer maps them to real topic names.
+TOPICS = ("encounters", "deliveries", "member-events")
+
+# The worker's reader schema for each topic, by registry id.
+READER_ID = {"encounters": 1, "deliveries": 2, "member-events": 3}
+BASE_FILES = {1: "encounter.avsc", 2: "delivery.avsc", 3: "member_event.avsc", 4: "dead_letter.avsc"}
+EVOLVED_ENCOUNTER_ID = 11
+EVOLVED_DELIVERY_ID = 12
+
+EPOCH = datetime.date(1970, 1, 1)
+DAY_MS = 86_400_000
+
+# In a replicated (big) stream every identifier carries this fixed-width marker,
+# which replicate() rewrites in the encoded bytes to make each copy distinct.
+REPLICA_MARK = ".r00000"
+
+
+# --------------------------------------------------------------------------- dates
+
+def day(d):
+    """Days since 1970-01-01 (Avro `date`) of a date or ISO string."""
+    if isinstance(d, str):
+        d = datetime.date.fromisoformat(d)
+    return (d - EPOCH).days
+
+
+def date_of(n):
+    return EPOCH + datetime.timedelta(days=n)
+
+
+def add_months(d, k):
+    y, m = divmod(d.month - 1 + k, 12)
+    return datetime.date(d.year + y, m + 1, 1)
+
+
+# --------------------------------------------------------------------------- schemas
+
+def _load(name):
+    return json.loads((SCHEMA_DIR / name).read_text())
+
+
+def evolved_encounter_schema():
+    """Schema 11: an upstream system's newer Encounter writer.
+
+    Adds an optional `clearinghouse`, reorders fields and drops `ed_visit`
+    (which has a default in the reader), so it still resolves."""
+    base = _load("encounter.avsc")
+    f = {x["name"]: x for x in base["fields"]}
+    clearinghouse = {"name": "clearinghouse", "type": ["null", "string"], "default": None,
+                     "doc": "Clearinghouse that forwarded the record (added in this writer version)."}
+    order = ["plan_id", "member_id", "encounter_id", "source", "frequency", "original_encounter_id"]
+    fields = [f[n] for n in order] + [clearinghouse] + [
+        f[n] for n in ("service_to", "service_from", "submitted_at", "adjudicated_at")]
+    return dict(base, doc="Evolved Encounter writer (tests): reordered, +clearinghouse, -ed_visit.",
+                fields=fields)
+
+
+def evolved_delivery_schema():
+    """Schema 12: a newer Delivery writer: drops `status` (reader default ACTIVE),
+    adds an optional `birth_weight_grams`, reorders fields."""
+    base = _load("delivery.avsc")
+    f = {x["name"]: x for x in base["fields"]}
+    weight = {"name": "birth_weight_grams", "type": ["null", "int"], "default": None,
+              "doc": "Birth weight (added in this writer version)."}
+    order = ["delivery_id", "member_id", "plan_id", "hospital_id", "delivery_date", "method",
+             "live_birth", "presentation", "plurality", "gestational_age_weeks", "parity"]
+    fields = [f[n] for n in order[:5]] + [weight] + [f[n] for n in order[5:]]
+    return dict(base, doc="Evolved Delivery writer (tests): reordered, +birth_weight_grams, -status.",
+                fields=fields)
+
+
+def registry_texts():
+    """Schema id -> schema JSON text, as the registry directory holds it."""
+    texts = {sid: (SCHEMA_DIR / name).read_text() for sid, name in BASE_FILES.items()}
+    texts[EVOLVED_ENCOUNTER_ID] = json.dumps(evolved_encounter_schema(), indent=2) + "\n"
+    texts[EVOLVED_DELIVERY_ID] = json.dumps(evolved_delivery_schema(), indent=2) + "\n"
+    return texts
+
+
+def write_registry(directory):
+    """Write <id>.avsc for every schema id; refuse to overwrite a different file,
+    because the worker and the generator must agree on what each id means."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    for sid, text in sorted(registry_texts().items()):
+        p = d / f"{sid}.avsc"
+        if p.exists() and p.read_text() != text:
+            if json.loads(p.read_text()) != json.loads(text):
+                raise SystemExit(f"{p}: exists with different content; refusing to overwrite")
+            continue
+        p.write_text(text)
+    return d
+
+
+def strip_logical(obj):
+    """Drop logicalType annotations so python-avro hands dates and instants over as
+    plain ints: it would otherwise convert them to datetime objects, which cannot
+    even represent the out-of-range values hostile messages carry."""
+    if isinstance(obj, dict):
+        return {k: strip_logical(v) for k, v in obj.items() if k != "logicalType"}
+    if isinstance(obj, list):
+        return [strip_logical(v) for v in obj]
+    return obj
+
+
+def parse_schema(text):
+    return avro.schema.parse(json.dumps(strip_logical(json.loads(text))))
+
+
+# --------------------------------------------------------------------------- encoding
+
+class Codec:
+    """Encodes records with python-avro's DatumWriter/BinaryEncoder and frames them.
+
+    Union fields holding a record take a dict with a `_kind` key naming the branch:
+    python-avro picks the LAST branch a datum validates against, and an Enrollment
+    {month, smi_sud} also validates as a CoordinatorAssigned {month}, so the branch
+    must be chosen explicitly."""
+
+    def __init__(self, texts=None):
+        self.texts = texts or registry_texts()
+        self.schemas = {sid: parse_schema(t) for sid, t in self.texts.items()}
+        self.writer = avro.io.DatumWriter()
+
+    def _write_record(self, schema, datum, enc, override):
+        for f in schema.fields:
+            if f.name in override:
+                enc.write(override[f.name])
+                continue
+            v = datum[f.name] if f.name in datum else f.default
+            t = f.type
+            if isinstance(t, avro.schema.UnionSchema) and isinstance(v, dict):
+                names = [getattr(b, "name", None) for b in t.schemas]
+                if "_kind" not in v:
+                    raise ValueError(f"{f.name}: a record in a union needs '_kind' (one of {names})")
+                idx = names.index(v["_kind"])
+                enc.write_long(idx)
+                self._write_record(t.schemas[idx], v, enc, {})
+            elif isinstance(t, avro.schema.RecordSchema):
+                self._write_record(t, v, enc, {})
+            else:
+                self.writer.write_data(t, v, enc)
+
+    def body(self, sid, datum, override=None):
+        """Avro binary of datum under writer schema sid. override maps a field name
+        to raw bytes written in its place (how hostile messages are hand-built)."""
+        buf = io.BytesIO()
+        self._write_record(self.schemas[sid], datum, avro.io.BinaryEncoder(buf), override or {})
+        return buf.getvalue()
+
+    def frame(self, sid, datum, magic=0, override=None):
+        return bytes([magic]) + struct.pack(">I", sid) + self.body(sid, datum, override)
+
+
+def zigzag_varint(n):
+    """Avro long encoding of any Python int (hostile values may exceed 64 bits)."""
+    z = (n << 1) if n >= 0 else ((-n) << 1) - 1
+    out = bytearray()
+    while True:
+        b = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def avro_string(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return zigzag_varint(len(b)) + b
+
+
+# --------------------------------------------------------------------------- messages
+
+@dataclass
+class Message:
+    """One Kafka message of a generated stream.
+
+    record is what the worker should decode (the reader-schema view, dates as
+    days since epoch, instants as epoch ms), or None when undecodable. expect is
+    the rejection kind a hostile message is tagged with, None for a usable one."""
+    topic: str
+    key: bytes
+    value: bytes
+    record: dict = None
+    schema_id: int = None
+    expect: str = None
+    note: str = ""
+
+    def to_json(self, seq):
+        return {
+            "seq": seq, "topic": self.topic,
+            "key": None if self.key is None else self.key.decode("utf-8", "replace"),
+            "key_hex": None if self.key is None else self.key.hex(),
+            "value_hex": None if self.value is None else self.value.hex(),
+            "schema_id": self.schema_id, "record": self.record,
+            "expect_reject": self.expect, "note": self.note,
+        }
+
+    @classmethod
+    def from_json(cls, d):
+        return cls(d["topic"],
+                   None if d.get("key_hex") is None else bytes.fromhex(d["key_hex"]),
+                   None if d.get("value_hex") is None else bytes.fromhex(d["value_hex"]),
+                   d.get("record"), d.get("schema_id"), d.get("expect_reject"), d.get("note", ""))
+
+
+def write_jsonl(messages, path):
+    with open(path, "w") as out:
+        for i, m in enumerate(messages):
+            out.write(json.dumps(m.to_json(i), separators=(",", ":")) + "\n")
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [Message.from_json(json.loads(line)) for line in f if line.strip()]
+
+
+# --------------------------------------------------------------------------- generator
+
+# Hostile kinds, in the order they are mixed in. Each is one message; the kind is
+# also the tag the oracle's own classification is checked against.
+HOSTILE_KINDS = (
+    "no_value", "empty_value", "short_value", "garbage", "bad_magic", "unknown_schema",
+    "wrong_topic_schema", "truncated", "trailing_bytes", "huge_string_length",
+    "negative_string_length", "bad_enum_index", "bad_union_index", "bad_boolean",
+    "overlong_varint", "int_overflow", "invalid_utf8", "date_out_of_range",
+    "date_before_1900", "service_from_after_to", "submitted_before_service_to",
+    "parity_negative", "gestational_age_99", "plurality_zero", "empty_id", "long_id_200",
+    "id_64_bytes", "id_64_bytes_utf8", "original_with_original_id",
+    "replacement_without_original_id", "void_without_original_id",
+    "member_event_date_out_of_range", "member_event_bad_union_index",
+)
+
+
+class _Generator:
+    def __init__(self, seed, plans, hospitals_per_plan, members, start_date, months,
+                 encounters_per_month, deliveries, member_events, hostile, evolved_share,
+                 gap, id_suffix, codec):
+        self.rng = random.Random(seed)
+        self.plans = list(plans)
+        self.hospitals_per_plan = hospitals_per_plan
+        self.members = members
+        self.start = start_date.replace(day=1)
+        self.months = months
+        self.epm = encounters_per_month
+        self.deliveries = deliveries
+        self.member_events = member_events
+        self.hostile = hostile
+        self.evolved_share = evolved_share
+        self.sfx = id_suffix
+        self.codec = codec
+        self.out = []          # (emit_ms, creation seq, Message)
+        self.first_day = day(self.start)
+        self.end_day = day(add_months(self.start, months))  # exclusive
+        # One plan/source gets a calendar month with no submission at all
+        # (CW13 frequency must then report a miss).
+        self.gap = None
+        if gap and months >= 3:
+            g = add_months(self.start, months // 2)
+            self.gap = (self.plans[-1], "MEDICAID", day(g), day(add_months(g, 1)))
+        self.some_delivery = None
+        self.some_encounter = None
+
+    # ---- plumbing
+
+    def emit(self, at_ms, msg):
+        self.out.append((at_ms, len(self.out), msg))
+
+    def delay(self):
+        """Transport delay between a business event and its message."""
+        return self.rng.randrange(0, 6 * 3600_000)
+
+    def sub_ms(self, plan, source, n, tod=None):
+        """Epoch ms of a submission on day n, pushed out of the gap month."""
+        if self.gap and (plan, source) == self.gap[:2] and self.gap[2] <= n < self.gap[3]:
+            n = self.gap[3]
+            tod = None
+        return n * DAY_MS + (self.rng.randrange(DAY_MS) if tod is None else tod)
+
+    def member_ids(self, plan):
+        return [f"MBR-{plan}-{i:05d}{self.sfx}" for i in range(self.members)]
+
+    def send_encounter(self, rec, at_ms, note, after=None):
+        """Emit rec at at_ms, or just after `after` (the emission of the record this
+        one follows up), so that follow-ups never overtake their target by accident;
+        returns the emission time used."""
+        if after is not None:
+            at_ms = max(at_ms, after + 1)
+        sid, datum = 1, rec
+        # The evolved writer has no ed_visit, so the reader sees its default
+        # (false): use it only where that is the truth.
+        if not rec["ed_visit"] and self.rng.random() < self.evolved_share:
+            sid = EVOLVED_ENCOUNTER_ID
+            datum = dict(rec, clearinghouse=self.rng.choice(["CH-ALPHA", "CH-BETA", None]))
+        self.emit(at_ms, Message("encounters", rec["member_id"].encode(),
+                                 self.codec.frame(sid, datum), dict(rec), sid, None, note))
+        return at_ms
+
+    def send_delivery(self, rec, at_ms, note):
+        sid, datum = 2, rec
+        if rec["status"] == "ACTIVE" and self.rng.random() < self.evolved_share:
+            sid = EVOLVED_DELIVERY_ID
+            datum = dict(rec, birth_weight_grams=self.rng.choice([None, self.rng.randint(2200, 4400)]))
+        self.emit(at_ms, Message("deliveries", rec["member_id"].encode(),
+                                 self.codec.frame(sid, datum), dict(rec), sid, None, note))
+
+    # ---- encounters
+
+    def encounters(self):
+        rng = self.rng
+        for plan in self.plans:
+            members = self.member_ids(plan)
+            n = 0
+            for mi in range(self.months):
+                m0 = add_months(self.start, mi)
+                dim = calendar.monthrange(m0.year, m0.month)[1]
+                for _ in range(self.epm):
+                    n += 1
+                    member = rng.choice(members)
+                    source = "MEDICARE" if rng.random() < 0.6 else "MEDICAID"
+                    st = day(m0) + rng.randrange(dim)
+                    self.encounter_story(plan, member, source, st, n)
+
+    def encounter_story(self, plan, member, source, st, n):
+        """One original encounter and whatever happens to it afterwards."""
+        rng = self.rng
+        eid = f"ENC-{plan}-{n:06d}"
+        sf = st - rng.choice((0, 0, 0, 1, 2, 3, 6))
+        ed = rng.random() < 0.15
+        owed = False
+        x = rng.random()
+        if x < 0.03:      # exactly on the 180-day limit, last millisecond of the UTC day
+            lag, tod, why = 180, DAY_MS - 1, "lag 180 at 23:59:59.999"
+        elif x < 0.06:    # one day late, first millisecond of the UTC day
+            lag, tod, why = 181, 0, "lag 181 at 00:00:00.000"
+        elif x < 0.07:
+            lag, tod, why = 0, None, "submitted on the service_to day"
+        elif x < 0.15:
+            lag, tod, why = rng.randint(182, 400), None, "late"
+        elif x < 0.22:
+            lag, tod, why, owed = rng.randint(30, 330), None, "owed then submitted", True
+        elif x < 0.23:
+            lag, tod, why, owed = None, None, "owed, never submitted", True
+        else:
+            lag, tod, why = rng.randint(1, 170), None, "timely"
+        sub = None if lag is None else self.sub_ms(plan, source, st + lag, tod)
+        adj = (st + rng.randint(1, 25)) * DAY_MS + rng.randrange(DAY_MS)
+        if sub is not None:
+            adj = min(adj, sub)
+        if not owed and rng.random() < 0.03:
+            adj = None
+        rec = dict(encounter_id=eid + self.sfx, original_encounter_id=None, plan_id=plan,
+                   member_id=member, source=source, frequency="ORIGINAL", service_from=sf,
+                   service_to=st, adjudicated_at=adj, submitted_at=sub, ed_visit=ed)
+        if self.some_encounter is None:
+            self.some_encounter = rec
+        if owed:
+            self.send_encounter(dict(rec, submitted_at=None), adj + self.delay(), f"original owed ({why})")
+            if sub is None:
+                return
+            t0 = self.send_encounter(rec, sub + self.delay(), f"original submitted ({why})")
+            follow = rng.random()
+            if 0.17 <= follow < 0.185:
+                follow = 1.0    # an owed original was already sent: no out-of-order or orphan story
+        else:
+            follow = rng.random()
+            if not (0.17 <= follow < 0.18):
+                t0 = self.send_encounter(rec, sub + self.delay(), f"original ({why})")
+
+        if follow < 0.09:
+            self.replacements(rec, eid, t0)
+        elif follow < 0.13:
+            self.void(rec, rec, eid + "-V", "void of the original", t0)
+        elif follow < 0.15:
+            self.correct_original(rec, t0)
+        elif follow < 0.17:
+            self.send_encounter(rec, sub + rng.randint(1, 30) * DAY_MS, "exact duplicate re-sent", t0)
+        elif follow < 0.18:
+            # The replacement reaches the topic before its original does: it counts
+            # as a submission at once, its chain's timeliness only once the original lands.
+            r = self.replacement(rec, rec, eid + "-R1")
+            late = r["submitted_at"] + rng.randint(1, 20) * DAY_MS
+            self.send_encounter(r, r["submitted_at"] + self.delay(), "replacement before its original")
+            self.send_encounter(rec, late, "original arriving after its replacement")
+        elif follow < 0.185:
+            # Names an original that never arrives.
+            ghost = dict(rec, encounter_id=eid + "-GONE" + self.sfx)
+            freq = rng.choice(("REPLACEMENT", "VOID"))
+            r = self.replacement(rec, ghost, eid + "-ORPHAN")
+            r["frequency"] = freq
+            self.send_encounter(r, r["submitted_at"] + self.delay(), f"orphan {freq.lower()}")
+
+    def replacement(self, orig, target, rid):
+        """A REPLACEMENT of target (the original or a replacement) with changed content."""
+        rng = self.rng
+        sub_day = target["submitted_at"] // DAY_MS + rng.randint(1, 60)
+        orig_sub_day = orig["submitted_at"] // DAY_MS
+        st, sf, ed = target["service_to"], target["service_from"], target["ed_visit"]
+        kind = rng.choice(("service_to", "service_to", "ed_visit", "flip180"))
+        if kind == "service_to":
+            st += rng.choice((-15, -7, -3, -1, 1, 2, 5, 10))
+        elif kind == "ed_visit":
+            ed = not ed
+        elif orig_sub_day - st <= 180:
+            st = orig_sub_day - 181 - rng.randint(0, 2)   # now late
+        else:
+            st = orig_sub_day - rng.randint(150, 180)     # now on time
+        st = min(st, sub_day)
+        sf = min(sf, st)
+        return dict(orig, encounter_id=rid + self.sfx, original_encounter_id=target["encounter_id"],
+                    frequency="REPLACEMENT", service_from=sf, service_to=st, ed_visit=ed,
+                    adjudicated_at=sub_day * DAY_MS - DAY_MS,
+                    submitted_at=self.sub_ms(orig["plan_id"], orig["source"], sub_day))
+
+    def replacements(self, orig, eid, after):
+        rng = self.rng
+        r1 = self.replacement(orig, orig, eid + "-R1")
+        t1 = self.send_encounter(r1, r1["submitted_at"] + self.delay(), "replacement", after)
+        last, tl = r1, t1
+        if rng.random() < 0.35:
+            # A second replacement, naming either the first one (the chain grows
+            # through a replacement) or the original again.
+            target = r1 if rng.random() < 0.6 else orig
+            r2 = self.replacement(orig, target, eid + "-R2")
+            # Submitted and sent after r1, so "latest replacement" means the
+            # same thing by submission time and by position in the partition.
+            r2["submitted_at"] = max(r2["submitted_at"], r1["submitted_at"] + DAY_MS)
+            tl = self.send_encounter(r2, r2["submitted_at"] + self.delay(),
+                                     "second replacement of " + ("R1" if target is r1 else "the original"), t1)
+            last = r2
+        if rng.random() < 0.25:
+            self.void(orig, last, eid + "-V", "void of a replacement", tl)
+
+    def void(self, orig, target, vid, note, after):
+        sub_day = target["submitted_at"] // DAY_MS + self.rng.randint(1, 60)
+        v = dict(target, encounter_id=vid + self.sfx, original_encounter_id=target["encounter_id"],
+                 frequency="VOID", adjudicated_at=None,
+                 submitted_at=self.sub_ms(orig["plan_id"], orig["source"], sub_day))
+        self.send_encounter(v, v["submitted_at"] + self.delay(), note, after)
+
+    def correct_original(self, rec, after):
+        """A new version of the original under its own encounter_id."""
+        rng = self.rng
+        sub_day = rec["submitted_at"] // DAY_MS
+        if rng.random() < 0.5:
+            st = min(rec["service_to"] + rng.choice((-4, -2, 1, 3)), sub_day)
+            new = dict(rec, service_to=st, service_from=min(rec["service_from"], st))
+            at, note = rec["submitted_at"] + rng.randint(1, 40) * DAY_MS, "original corrected (service_to)"
+        else:
+            new = dict(rec, submitted_at=self.sub_ms(rec["plan_id"], rec["source"],
+                                                     sub_day + rng.randint(1, 60)))
+            at, note = new["submitted_at"], "original re-submitted later (moves its period)"
+        self.send_encounter(new, at + self.delay(), note, after)
+
+    # ---- deliveries
+
+    def deliveries_stream(self):
+        rng = self.rng
+        span = self.end_day - self.first_day
+        for plan in self.plans:
+            members = self.member_ids(plan)
+            hospitals = [f"HOSP-{plan[-1]}{h + 1}" for h in range(self.hospitals_per_plan)]
+            # Each hospital's NTSV cesarean propensity; the first of each plan is
+            # a high one so some hospitals land above the 23.9% target.
+            rates = [rng.uniform(0.26, 0.32)] + [rng.uniform(0.16, 0.26) for _ in hospitals[1:]]
+            weights = [rng.uniform(0.8, 1.2) for _ in hospitals]
+            for i in range(self.deliveries):
+                h = rng.choices(range(len(hospitals)), weights)[0]
+                rec = self.delivery_record(f"DLV-{plan}-{i:06d}{self.sfx}", plan, hospitals[h],
+                                           rng.choice(members), self.first_day + rng.randrange(span),
+                                           rates[h])
+                if self.some_delivery is None:
+                    self.some_delivery = rec
+                at = (rec["delivery_date"] + rng.randint(1, 30)) * DAY_MS + self.delay()
+                self.send_delivery(rec, at, "delivery")
+                self.delivery_followups(rec, at, hospitals, rates)
+
+    def delivery_record(self, did, plan, hospital, member, ddate, rate):
+        rng = self.rng
+
+        def maybe(p_null, value):
+            return None if rng.random() < p_null else value
+
+        parity = maybe(0.04, 0 if rng.random() < 0.45 else rng.randint(1, 5))
+        ga = maybe(0.03, rng.randint(37, 41) if rng.random() < 0.9 else rng.randint(24, 36))
+        plurality = maybe(0.02, 1 if rng.random() < 0.97 else rng.choice((2, 2, 3)))
+        presentation = maybe(0.05, "VERTEX" if rng.random() < 0.94
+                             else rng.choice(("BREECH", "BREECH", "TRANSVERSE", "OTHER")))
+        live = rng.random() < 0.99
+        if presentation not in (None, "VERTEX") or (plurality or 1) > 1:
+            p_cs = 0.6
+        elif parity not in (None, 0):
+            p_cs = 0.2
+        else:
+            p_cs = rate
+        return dict(delivery_id=did, plan_id=plan, hospital_id=hospital, member_id=member,
+                    delivery_date=ddate, parity=parity, gestational_age_weeks=ga,
+                    plurality=plurality, presentation=presentation,
+                    method="CESAREAN" if rng.random() < p_cs else "VAGINAL",
+                    live_birth=live, status="ACTIVE")
+
+    def delivery_followups(self, rec, at, hospitals, rates):
+        rng = self.rng
+        x = rng.random()
+        at2 = at + rng.randint(3, 60) * DAY_MS
+        if x < 0.10:
+            kind = rng.choice(("move_month", "move_hospital", "fill_missing", "method", "criteria"))
+            new = dict(rec)
+            if kind == "move_month":
+                new["delivery_date"] += rng.choice((-1, 1)) * rng.randint(25, 45)
+            elif kind == "move_hospital":
+                new["hospital_id"] = rng.choice([h for h in hospitals if h != rec["hospital_id"]] or hospitals)
+            elif kind == "fill_missing":
+                for k, v in (("parity", 0), ("gestational_age_weeks", 39), ("plurality", 1),
+                             ("presentation", "VERTEX")):
+                    if new[k] is None:
+                        new[k] = v
+                        break
+                else:
+                    new["parity"] = None   # nothing missing: lose one instead
+            elif kind == "method":
+                new["method"] = "VAGINAL" if rec["method"] == "CESAREAN" else "CESAREAN"
+            else:
+                new["gestational_age_weeks"] = rng.choice((None, 36, 38))
+                new["presentation"] = rng.choice(("VERTEX", "BREECH", None))
+            self.send_delivery(new, at2, f"delivery corrected ({kind})")
+        elif x < 0.14:
+            self.send_delivery(dict(rec, status="VOID"), at2, "delivery voided")
+        elif x < 0.15:
+            self.send_delivery(dict(rec, status="VOID"), at2, "delivery voided")
+            self.send_delivery(dict(rec, method="CESAREAN"), at2 + 5 * DAY_MS,
+                               "voided delivery re-activated")
+        elif x < 0.16:
+            self.send_delivery(rec, at2, "delivery re-sent unchanged")
+
+    # ---- member events
+
+    def member_events_stream(self):
+        rng = self.rng
+        span = self.end_day - self.first_day
+        outcomes = ("SUCCESS", "UNABLE_TO_REACH", "NOT_ATTEMPTED")
+        for plan in self.plans:
+            members = self.member_ids(plan)
+            n = 0
+            for k in range(self.member_events):
+                for kind in ("Enrollment", "BhCoordination", "CarePlan", "CoordinatorAssigned",
+                             "CareTeamContact"):
+                    n += 1
+                    d = self.first_day + rng.randrange(span)
+                    month = day(date_of(d).replace(day=1))
+                    body = {
+                        "Enrollment": lambda: {"month": month, "smi_sud": rng.random() < 0.3},
+                        "BhCoordination": lambda: {"event_date": d, "receives_smhs": rng.random() < 0.8,
+                                                   "county_provider_outcome": rng.choice(outcomes),
+                                                   "member_outcome": rng.choice(outcomes)},
+                        "CarePlan": lambda: {"care_plan_id": f"ICP-{plan}-{n:05d}{self.sfx}",
+                                             "plan_type": rng.choice(("INITIAL", "REVISED")),
+                                             "completed_on": d,
+                                             "care_goals_documented": rng.random() < 0.7},
+                        "CoordinatorAssigned": lambda: {"month": month},
+                        "CareTeamContact": lambda: {"contact_date": d},
+                    }[kind]()
+                    body["_kind"] = kind
+                    rec = dict(event_id=f"MEV-{plan}-{n:05d}{self.sfx}", plan_id=plan,
+                               member_id=rng.choice(members), status="ACTIVE", body=body)
+                    at = (d + rng.randint(0, 10)) * DAY_MS + self.delay()
+                    self.send_member_event(rec, at, kind)
+                    if k == 0 and kind == "BhCoordination":
+                        self.send_member_event(dict(rec, status="VOID"), at + DAY_MS, "member event voided")
+                    if k == 0 and kind == "Enrollment":
+                        self.send_member_event(dict(rec, body=dict(body, smi_sud=not body["smi_sud"])),
+                                               at + DAY_MS, "member event superseded")
+
+    def send_member_event(self, rec, at, note):
+        self.emit(at, Message("member-events", rec["member_id"].encode(),
+                              self.codec.frame(3, rec), json.loads(json.dumps(rec)), 3, None, note))
+
+    # ---- hostile messages and valid edge cases
+
+    def hostile_messages(self):
+        """One message of each hostile kind, plus valid edge cases (expect None)."""
+        c, rng = self.codec, self.rng
+        enc = dict(self.some_encounter)
+        enc.update(submitted_at=(enc["service_to"] + 10) * DAY_MS, adjudicated_at=None)
+        dlv = dict(self.some_delivery, status="ACTIVE")
+        plan, member = enc["plan_id"], enc["member_id"]
+        hdr1 = b"\x00" + struct.pack(">I", 1)
+        good = c.frame(1, enc)
+        dgood = c.frame(2, dlv)
+
+        def E(**kw):
+            return dict(enc, **kw)
+
+        def D(**kw):
+            return dict(dlv, **kw)
+
+        def ev(suffix):
+            return f"ENC-HOSTILE-{suffix}{self.sfx}"
+
+        mev = dict(event_id=f"MEV-HOSTILE{self.sfx}", plan_id=plan, member_id=member, status="ACTIVE",
+                   body={"_kind": "CareTeamContact", "contact_date": day("2200-01-01")})
+        cases = {
+            "no_value": ("encounters", None, None),
+            "empty_value": ("encounters", b"", None),
+            "short_value": ("encounters", b"\x00\x00\x00", None),
+            "garbage": ("encounters", b'{"encounter_id": "E1", "plan_id": "PLAN-A"}', None),
+            "bad_magic": ("encounters", b"\x01" + good[1:], enc),
+            "unknown_schema": ("encounters", b"\x00" + struct.pack(">I", 999) + good[5:], enc),
+            "wrong_topic_schema": ("encounters", dgood, dlv),
+            "truncated": ("encounters", good[: len(good) // 2], enc),
+            "trailing_bytes": ("encounters", good + b"\x00", enc),
+            "huge_string_length": ("encounters", hdr1 + zigzag_varint(2**31 - 1) + b"ENC-", None),
+            "negative_string_length": ("encounters", hdr1 + zigzag_varint(-5) + b"ENC-HOSTILE", None),
+            "bad_enum_index": ("encounters", c.frame(1, enc, override={"source": zigzag_varint(7)}), None),
+            "bad_union_index": ("encounters", c.frame(1, enc, override={"submitted_at": zigzag_varint(4)}), None),
+            "bad_boolean": ("encounters", c.frame(1, enc, override={"ed_visit": b"\x02"}), None),
+            "overlong_varint": ("encounters", c.frame(1, enc, override={"service_from": b"\x80" * 10 + b"\x00"}), None),
+            # 2^32 + 39: a decoder that silently truncates to 32 bits would read 39.
+            "int_overflow": ("deliveries", c.frame(2, dlv, override={
+                "gestational_age_weeks": zigzag_varint(1) + zigzag_varint(2**32 + 39)}), None),
+            "invalid_utf8": ("encounters", c.frame(1, enc, override={"plan_id": avro_string(b"PLAN-\xff\xfe")}), None),
+            "date_out_of_range": ("deliveries", None, D(delivery_date=day("2350-06-01"), delivery_id=f"DLV-HOSTILE-2350{self.sfx}")),
+            "date_before_1900": ("encounters", None, E(encounter_id=ev("1899"), service_from=day("1899-12-31"))),
+            "service_from_after_to": ("encounters", None, E(service_from=enc["service_to"] + 1)),
+            "submitted_before_service_to": ("encounters", None, E(encounter_id=ev("EARLY"),
+                                             submitted_at=enc["service_to"] * DAY_MS - 1)),
+            # Names an existing delivery: being rejected, it must not supersede it.
+            "parity_negative": ("deliveries", None, D(parity=-1)),
+            "gestational_age_99": ("deliveries", None, D(gestational_age_weeks=99)),
+            "plurality_zero": ("deliveries", None, D(plurality=0)),
+            "empty_id": ("encounters", None, E(encounter_id="")),
+            "long_id_200": ("encounters", None, E(encounter_id="E" * 200)),
+            "id_64_bytes": ("deliveries", None, D(delivery_id="D" * 64)),
+            "id_64_bytes_utf8": ("deliveries", None, D(delivery_id="\u00e9" * 32)),
+            "original_with_original_id": ("encounters", None, E(encounter_id=ev("ORIG"),
+                                           original_encounter_id=enc["encounter_id"])),
+            "replacement_without_original_id": ("encounters", None, E(encounter_id=ev("REPL"),
+                                                 frequency="REPLACEMENT")),
+            "void_without_original_id": ("encounters", None, E(encounter_id=ev("VOID"), frequency="VOID")),
+            "member_event_date_out_of_range": ("member-events", None, mev),
+            "member_event_bad_union_index": ("member-events", c.frame(3, mev, override={
+                "body": zigzag_varint(9) + zigzag_varint(17000)}), None),
+        }
+        assert tuple(cases) == HOSTILE_KINDS
+        lo = self.first_day * DAY_MS
+        hi = self.end_day * DAY_MS
+        for kind, (topic, value, rec) in cases.items():
+            if value is None and rec is not None:
+                value = c.frame(READER_ID[topic], rec)
+            self.emit(rng.randrange(lo, hi), Message(topic, member.encode(), value, rec,
+                                                     None if value is None or len(value) < 5 else int.from_bytes(value[1:5], "big"),
+                                                     kind, "hostile: " + kind))
+        # Valid edge cases: accepted by the rules as written, at their limits.
+        n63 = "ENC-EDGE-63-"
+        n63 += "x" * (63 - len(n63.encode()) - len(self.sfx)) + self.sfx
+        du = "DLV-EDGE-\u00e9"
+        du += "\u00e9" * ((63 - len(du.encode()) - len(self.sfx)) // 2)
+        du += "y" * (63 - len(du.encode()) - len(self.sfx)) + self.sfx
+        edges = [
+            ("encounters", E(encounter_id=n63), "edge: 63-byte encounter_id"),
+            ("deliveries", D(delivery_id=du), "edge: 63-byte delivery_id with 2-byte UTF-8 characters"),
+            ("deliveries", D(delivery_id=f"DLV-EDGE-1900{self.sfx}", delivery_date=day("1900-01-01")),
+             "edge: delivery on 1900-01-01"),
+            ("deliveries", D(delivery_id=f"DLV-EDGE-2199{self.sfx}", delivery_date=day("2199-12-31"),
+                             parity=30, gestational_age_weeks=50, plurality=15),
+             "edge: delivery on 2199-12-31, parity 30, gestational age 50, plurality 15"),
+            ("encounters", E(encounter_id=ev("SAMEDAY"), submitted_at=enc["service_to"] * DAY_MS),
+             "edge: submitted at 00:00 UTC on the service_to day"),
+        ]
+        for topic, rec, note in edges:
+            self.emit(rng.randrange(lo, hi), Message(topic, member.encode(),
+                                                     c.frame(READER_ID[topic], rec), rec,
+                                                     READER_ID[topic], None, note))
+
+    def run(self):
+        self.encounters()
+        self.deliveries_stream()
+        if self.member_events:
+            self.member_events_stream()
+        if self.hostile:
+            self.hostile_messages()
+        self.out.sort(key=lambda t: (t[0], t[1]))
+        return [m for _, _, m in self.out]
+
+
+def generate(seed=1, plans=("PLAN-A", "PLAN-B", "PLAN-C"), members=150,
+             start_date=datetime.date(2017, 1, 1), months=15, encounters_per_month=40,
+             deliveries=600, hospitals_per_plan=3, member_events=0, hostile=False,
+             evolved_share=0.1, gap=True, id_suffix="", codec=None):
+    """Generate an ordered stream of Messages (production order).
+
+    members, encounters_per_month and deliveries are per plan; member_events is
+    how many of each of the five body kinds per plan (0 = none). hostile mixes
+    in one message of every HOSTILE_KINDS kind plus a few valid edge cases.
+    evolved_share is the share of records written with the evolved writer
+    schemas 11/12. gap removes every submission of the last plan's MEDICAID
+    stream from one month in the middle. id_suffix is appended to every record
+    and member id (replicate() needs REPLICA_MARK there)."""
+    g = _Generator(seed, plans, hospitals_per_plan, members, start_date, months,
+                   encounters_per_month, deliveries, member_events, hostile, evolved_share,
+                   gap, id_suffix, codec or Codec())
+    return g.run()
+
+
+def replicate(messages, replicas):
+    """Yield (topic, key, value, expect) for `replicas` disjoint copies of a stream
+    generated with id_suffix=REPLICA_MARK, interleaved message by message.
+
+    Every identifier (and the key) carries the fixed-width marker, and a copy
+    rewrites it in the encoded bytes, so a copy costs one bytes.replace instead
+    of an Avro encoding; lengths do not change, so the framing stays valid.
+    Copies share plans, hospitals and dates, so every expected measure row is
+    exactly `replicas` times the base stream's, and so is the dead-letter count.
+    Each member's messages keep their relative order."""
+    mark = REPLICA_MARK.encode()
+    tags = [(".r%05d" % r).encode() for r in range(replicas)]
+    for m in messages:
+        v, k = m.value, m.key
+        if v is not None and mark in v or k is not None and mark in k:
+            for t in tags:
+                yield (m.topic, None if k is None else k.replace(mark, t),
+                       None if v is None else v.replace(mark, t), m.expect)
+        else:
+            for _ in tags:
+                yield (m.topic, k, v, m.expect)
+
+
+# --------------------------------------------------------------------------- producing
+
+def make_producer(bootstrap=None, mock_brokers=0, extra=None):
+    from confluent_kafka import Producer
+    conf = {
+        "enable.idempotence": True,       # retries keep each partition's order: no dup, no reorder
+        "linger.ms": 20,
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 500000,
+        "queue.buffering.max.kbytes": 1048576,
+    }
+    if mock_brokers:
+        # librdkafka's in-process mock cluster: measures the client side only.
+        conf["test.mock.num.brokers"] = mock_brokers
+    else:
+        conf["bootstrap.servers"] = bootstrap
+    conf.update(extra or {})
+    return Producer(conf)
+
+
+def produce(triples, producer, topic_names, progress=None):
+    """Produce (topic, key, value, ...) tuples in order; return (counts, errors, seconds)."""
+    counts = {t: 0 for t in TOPICS}
+    errors = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(str(err))
+
+    t0 = time.perf_counter()
+    for i, t in enumerate(triples):
+        topic, key, value = t[0], t[1], t[2]
+        while True:
+            try:
+                producer.produce(topic_names[topic], value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)   # local queue full: let deliveries drain
+        counts[topic] += 1
+        if i % 1000 == 0:
+            producer.poll(0)
+        if progress and i and i % 200000 == 0:
+            progress(i)
+    remaining = producer.flush(120)
+    if remaining:
+        errors.append(f"{remaining} messages still undelivered after flush")
+    return counts, errors, time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- CLI
+
+def _gen_args(p):
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiplies members, encounters per month and deliveries")
+    p.add_argument("--plans", default="PLAN-A,PLAN-B,PLAN-C")
+    p.add_argument("--start", default="2017-01-01", help="first month of service/delivery dates")
+    p.add_argument("--months", type=int, default=15)
+    p.add_argument("--members", type=int, default=150, help="per plan")
+    p.add_argument("--encounters-per-month", type=int, default=40, help="originals per plan and month")
+    p.add_argument("--deliveries", type=int, default=600, help="per plan")
+    p.add_argument("--hospitals", type=int, default=3, help="per plan")
+    p.add_argument("--member-events", type=int, default=0, help="events of each body kind per plan")
+    p.add_argument("--evolved-share", type=float, default=0.1)
+    p.add_argument("--no-gap", action="store_true", help="no month without submissions")
+    p.add_argument("--hostile", action="store_true", help="mix in hostile messages and edge cases")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="disjoint copies of the stream (big streams); expected rows scale by it")
+    p.add_argument("--stream", help="use this JSONL dump instead of generating")
+
+
+def _generate_from_args(a):
+    if a.stream:
+        msgs = read_jsonl(a.stream)
+        if a.replicas > 1 and not any(m.key and REPLICA_MARK.encode() in m.key for m in msgs):
+            # Copies would share identities and supersede each other.
+            raise SystemExit(f"{a.stream}: ids carry no {REPLICA_MARK} marker; cannot replicate it")
+        return msgs
+    s = a.scale
+    return generate(seed=a.seed, plans=a.plans.split(","), members=max(1, round(a.members * s)),
+                    start_date=datetime.date.fromisoformat(a.start), months=a.months,
+                    encounters_per_month=max(1, round(a.encounters_per_month * s)),
+                    deliveries=max(1, round(a.deliveries * s)), hospitals_per_plan=a.hospitals,
+                    member_events=a.member_events, hostile=a.hostile,
+                    evolved_share=a.evolved_share, gap=not a.no_gap,
+                    id_suffix=REPLICA_MARK if a.replicas > 1 else "")
+
+
+def summarize(messages):
+    by = {}
+    for m in messages:
+        k = (m.topic, "hostile" if m.expect else (m.note.split(" (")[0] if m.note else "?"))
+        by[k] = by.get(k, 0) + 1
+    return by
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("registry", help="write the schema registry directory (<id>.avsc)")
+    p.add_argument("dir")
+    p = sub.add_parser("dump", help="write the generated stream as JSONL")
+    _gen_args(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--summary", action="store_true", help="print message counts by kind")
+    p = sub.add_parser("produce", help="produce the generated stream to Kafka")
+    _gen_args(p)
+    p.add_argument("--bootstrap", help="HOST:PORT of the cluster")
+    p.add_argument("--mock-brokers", type=int, default=0,
+                   help="produce to librdkafka's in-process mock cluster instead (throughput runs)")
+    p.add_argument("--registry-dir", help="write/verify the registry here before producing")
+    p.add_argument("--topic-encounters", default="encounters")
+    p.add_argument("--topic-deliveries", default="deliveries")
+    p.add_argument("--topic-member-events", default="member-events")
+    p.add_argument("-X", action="append", default=[], metavar="PROP=VALUE",
+                   help="extra librdkafka producer property")
+    p = sub.add_parser("bench", help="measure generation, replication and (mock) production rates")
+    _gen_args(p)
+    p.add_argument("--mock-brokers", type=int, default=0)
+    a = ap.parse_args(argv)
+
+    if a.cmd == "registry":
+        d = write_registry(a.dir)
+        print(f"wrote {len(registry_texts())} schemas to {d}")
+        return 0
+
+    t0 = time.perf_counter()
+    msgs = _generate_from_args(a)
+    tgen = time.perf_counter() - t0
+    n_hostile = sum(1 for m in msgs if m.expect)
+    print(f"generated {len(msgs)} base messages ({n_hostile} hostile) in {tgen:.2f}s "
+          f"({len(msgs) / max(tgen, 1e-9):,.0f} msg/s)", file=sys.stderr)
+
+    if a.cmd == "dump":
+        if a.replicas > 1:
+            rows = (Message(t, k, v, None, None, e, "replica") for t, k, v, e in replicate(msgs, a.replicas))
+            with open(a.out, "w") as out:
+                for i, m in enumerate(rows):
+                    out.write(json.dumps(m.to_json(i), separators=(",", ":")) + "\n")
+        else:
+            write_jsonl(msgs, a.out)
+        if a.summary:
+            for (topic, kind), n in sorted(summarize(msgs).items()):
+                print(f"{topic:14} {kind:45} {n:7}")
+        print(f"wrote {len(msgs) * a.replicas} messages to {a.out}")
+        return 0
+
+    if a.cmd == "produce":
+        if not a.bootstrap and not a.mock_brokers:
+            ap.error("produce needs --bootstrap or --mock-brokers")
+        if a.registry_dir:
+            write_registry(a.registry_dir)
+        extra = dict(x.split("=", 1) for x in a.X)
+        producer = make_producer(a.bootstrap, a.mock_brokers, extra)
+        names = {"encounters": a.topic_encounters, "deliveries": a.topic_deliveries,
+                 "member-events": a.topic_member_events}
+        src = replicate(msgs, a.replicas) if a.replicas > 1 else ((m.topic, m.key, m.value) for m in msgs)
+        counts, errors, secs = produce(src, producer, names,
+                                       lambda i: print(f"  {i:,} produced", file=sys.stderr))
+        total = sum(counts.values())
+        for t in TOPICS:
+            print(f"{names[t]}: {counts[t]}")
+        print(f"expected dead letters: {n_hostile * a.replicas}")
+        print(f"produced {total} messages in {secs:.2f}s ({total / max(secs, 1e-9):,.0f} msg/s)")
+        for e in errors[:10]:
+            print("delivery error:", e, file=sys.stderr)
+        return 1 if errors else 0
+
+    if a.cmd == "bench":
+        # Encoding rate of the realistic path (python-avro DatumWriter per message)
+        # is the base generation rate above; replication is the big-stream path.
+        t0 = time.perf_counter()
+        n = nbytes = 0
+        for _, _, v, _ in replicate(msgs, a.replicas):
+            n += 1
+            nbytes += len(v) if v else 0
+        trep = time.perf_counter() - t0
+        print(f"replicated {n:,} messages ({nbytes / 1e6:.1f} MB) in {trep:.2f}s "
+              f"({n / max(trep, 1e-9):,.0f} msg/s)")
+        if a.mock_brokers:
+            producer = make_producer(None, a.mock_brokers)
+            names = {t: t for t in TOPICS}
+            counts, errors, secs = produce(replicate(msgs, a.replicas), producer, names)
+            total = sum(counts.values())
+            print(f"produced {total:,} messages to a {a.mock_brokers}-broker mock cluster in "
+                  f"{secs:.2f}s ({total / max(secs, 1e-9):,.0f} msg/s), {len(errors)} errors")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

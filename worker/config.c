@@ -1,0 +1,226 @@
+/* config.c: the configuration table and its parser (see config.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum type { T_STR, T_INT, T_BOOL };
+
+struct row {
+	const char *name;
+	enum type type;
+	size_t offset;
+	const char *def; /* NULL: no default */
+	long min, max;   /* T_INT bounds */
+	const char *doc;
+};
+
+#define F(field) offsetof(struct config, field)
+
+static const struct row rows[] = {
+	{"topics.encounters", T_STR, F(topics[QS_TOPIC_ENCOUNTERS]), "encounters", 0, 0, "encounter events"},
+	{"topics.deliveries", T_STR, F(topics[QS_TOPIC_DELIVERIES]), "deliveries", 0, 0, "delivery events"},
+	{"topics.member_events", T_STR, F(topics[QS_TOPIC_MEMBER_EVENTS]), "member-events", 0, 0, "member events"},
+	{"topics.alerts", T_STR, F(topic_alerts), "qualstream-alerts", 0, 0, "alert feed (output)"},
+	{"topics.dead_letters", T_STR, F(topic_dead_letters), "qualstream-dead-letters", 0, 0, "dead letters (output)"},
+	{"pg.conninfo", T_STR, F(pg_conninfo), NULL, 0, 0, "libpq connection string"},
+	{"schema.registry.url", T_STR, F(registry_url), NULL, 0, 0, "Confluent-compatible schema registry"},
+	{"schema.registry.dir", T_STR, F(registry_dir), NULL, 0, 0, "directory of <id>.avsc files"},
+	{"flush.interval.ms", T_INT, F(flush_interval_ms), "1000", 1, 3600000, "longest time between flushes"},
+	{"flush.max.events", T_INT, F(flush_max_events), "50000", 1, 10000000, "most events per flush"},
+	{"run.exit.at.end", T_BOOL, F(exit_at_end), "false", 0, 0, "stop once every partition is caught up"},
+	{"log.level", T_STR, F(log_level), "info", 0, 0, "error, warn, info or debug"},
+};
+
+static int set_row(struct config *cfg, const struct row *r, const char *value, char *errstr, size_t errstr_size)
+{
+	void *field = (char *)cfg + r->offset;
+	switch (r->type) {
+	case T_STR: {
+		char *copy = strdup(value);
+		if (!copy) {
+			snprintf(errstr, errstr_size, "out of memory");
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+	}
+	case T_INT: {
+		char *end;
+		errno = 0;
+		long v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < r->min || v > r->max) {
+			snprintf(errstr, errstr_size, "%s: \"%s\" is not a whole number from %ld to %ld", r->name,
+				 value, r->min, r->max);
+			return -1;
+		}
+		*(int *)field = (int)v;
+		return 0;
+	}
+	case T_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "false")) {
+			*(bool *)field = value[0] == 't';
+			return 0;
+		}
+		snprintf(errstr, errstr_size, "%s: \"%s\" is not true or false", r->name, value);
+		return -1;
+	}
+	return -1;
+}
+
+void config_init(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	char ignore[1];
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (rows[i].def && set_row(cfg, &rows[i], rows[i].def, ignore, sizeof(ignore)))
+			abort(); /* a bad default is a programming error */
+}
+
+static int set_kafka(struct config *cfg, const char *key, const char *value, char *errstr, size_t errstr_size)
+{
+	/* Let librdkafka judge the property now, so a typo fails at start-up with its line number. */
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char why[256];
+	rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key, value, why, sizeof(why));
+	rd_kafka_conf_destroy(conf);
+	if (res != RD_KAFKA_CONF_OK) {
+		snprintf(errstr, errstr_size, "kafka.%s: %s", key, why);
+		return -1;
+	}
+	if (!strcmp(key, "group.id")) {
+		free(cfg->group_id);
+		cfg->group_id = strdup(value);
+	}
+	for (size_t i = 0; i < cfg->kafka_len; i++)
+		if (!strcmp(cfg->kafka_keys[i], key)) {
+			free(cfg->kafka_values[i]);
+			cfg->kafka_values[i] = strdup(value);
+			return 0;
+		}
+	char **keys = realloc(cfg->kafka_keys, (cfg->kafka_len + 1) * sizeof(*keys));
+	if (keys)
+		cfg->kafka_keys = keys;
+	char **values = realloc(cfg->kafka_values, (cfg->kafka_len + 1) * sizeof(*values));
+	if (values)
+		cfg->kafka_values = values;
+	if (!keys || !values) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	cfg->kafka_keys[cfg->kafka_len] = strdup(key);
+	cfg->kafka_values[cfg->kafka_len++] = strdup(value);
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+		*--end = '\0';
+	return s;
+}
+
+int config_set(struct config *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size)
+{
+	char line[4096], msg[512];
+	if (strlen(kv) >= sizeof(line)) {
+		snprintf(errstr, errstr_size, "%s: line too long", origin);
+		return -1;
+	}
+	strcpy(line, kv);
+	char *eq = strchr(line, '=');
+	if (!eq) {
+		snprintf(errstr, errstr_size, "%s: expected key=value, got \"%s\"", origin, trim(line));
+		return -1;
+	}
+	*eq = '\0';
+	char *key = trim(line), *value = trim(eq + 1);
+	int rc = -1;
+	if (!strncmp(key, "kafka.", 6) && key[6]) {
+		rc = set_kafka(cfg, key + 6, value, msg, sizeof(msg));
+	} else {
+		snprintf(msg, sizeof(msg), "unknown key \"%s\"", key);
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+			if (!strcmp(rows[i].name, key)) {
+				rc = set_row(cfg, &rows[i], value, msg, sizeof(msg));
+				break;
+			}
+	}
+	if (rc)
+		snprintf(errstr, errstr_size, "%s: %s", origin, msg);
+	return rc;
+}
+
+int config_load_file(struct config *cfg, const char *path, char *errstr, size_t errstr_size)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char line[4096], origin[512];
+	int rc = 0;
+	for (int n = 1; rc == 0 && fgets(line, sizeof(line), f); n++) {
+		char *s = trim(line);
+		if (!*s || *s == '#')
+			continue;
+		snprintf(origin, sizeof(origin), "%s:%d", path, n);
+		rc = config_set(cfg, s, origin, errstr, errstr_size);
+	}
+	fclose(f);
+	return rc;
+}
+
+int config_validate(const struct config *cfg, bool run, char *errstr, size_t errstr_size)
+{
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	bool level_ok = false;
+	for (size_t i = 0; i < 4; i++)
+		level_ok |= !strcmp(cfg->log_level, levels[i]);
+	if (!level_ok) {
+		snprintf(errstr, errstr_size, "log.level: \"%s\" is not error, warn, info or debug", cfg->log_level);
+		return -1;
+	}
+	if (!cfg->pg_conninfo) {
+		snprintf(errstr, errstr_size, "pg.conninfo is required");
+		return -1;
+	}
+	if (!run)
+		return 0;
+	if (!cfg->group_id) {
+		snprintf(errstr, errstr_size, "kafka.group.id is required");
+		return -1;
+	}
+	if (!!cfg->registry_url == !!cfg->registry_dir) {
+		snprintf(errstr, errstr_size, "set exactly one of schema.registry.url and schema.registry.dir");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->kafka_len; i++)
+		if (!strcmp(cfg->kafka_keys[i], "bootstrap.servers"))
+			return 0;
+	snprintf(errstr, errstr_size, "kafka.bootstrap.servers is required");
+	return -1;
+}
+
+void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (rows[i].type == T_STR)
+			free(*(char **)((char *)cfg + rows[i].offset));
+	free(cfg->group_id);
+	for (size_t i = 0; i < cfg->kafka_len; i++) {
+		free(cfg->kafka_keys[i]);
+		free(cfg->kafka_values[i]);
+	}
+	free(cfg->kafka_keys);
+	free(cfg->kafka_values);
+	memset(cfg, 0, sizeof(*cfg));
+}

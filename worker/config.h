@@ -1,0 +1,46 @@
+/*
+ * config.h: the worker's configuration, read from a file of `key=value`
+ * lines (`#` comments) and `-X key=value` overrides, in that order. Every key
+ * is a row of one table in config.c (name, type, default, bounds); `kafka.*`
+ * keys go to librdkafka as they are and are checked by it at load time.
+ * Unknown keys and bad values are errors reported as `file:line: message`.
+ */
+#ifndef QS_CONFIG_H
+#define QS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "event.h"
+
+struct config {
+	char *topics[QS_TOPIC_COUNT]; /* encounters, deliveries, member events */
+	char *topic_alerts;
+	char *topic_dead_letters;
+	char *pg_conninfo;
+	char *registry_url;
+	char *registry_dir;
+	char *group_id; /* kafka.group.id */
+	int flush_interval_ms;
+	int flush_max_events;
+	bool exit_at_end;
+	char *log_level;
+	/* kafka.* pass-through, in file order: names without the prefix */
+	char **kafka_keys, **kafka_values;
+	size_t kafka_len;
+};
+
+/* Fills cfg with defaults. Caller frees with config_free. */
+void config_init(struct config *cfg);
+/* Reads a config file; later keys override earlier ones. 0 or -1 with errstr = "file:line: message". */
+__attribute__((warn_unused_result)) int config_load_file(struct config *cfg, const char *path, char *errstr,
+							 size_t errstr_size);
+/* Applies one `key=value` from the command line (origin names it in errors). */
+__attribute__((warn_unused_result)) int config_set(struct config *cfg, const char *kv, const char *origin,
+						   char *errstr, size_t errstr_size);
+/* Checks the whole configuration after loading: what every command needs, plus what `run` needs when run. */
+__attribute__((warn_unused_result)) int config_validate(const struct config *cfg, bool run, char *errstr,
+							size_t errstr_size);
+void config_free(struct config *cfg);
+
+#endif

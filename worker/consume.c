@@ -1,0 +1,435 @@
+/*
+ * consume.c: the librdkafka loop and rebalance handling (see consume.h).
+ *
+ * Exactly-once effect rests on three rules. (1) A partition's state and its
+ * next offset are loaded from PostgreSQL when it is assigned. (2) A flush
+ * writes the deltas, the records' latest versions, the dead letters and the
+ * new offsets in one transaction, fenced by the offsets this worker expects.
+ * (3) After any failed or fenced flush the worker forgets everything it holds
+ * and reloads its assignment from PostgreSQL, so its memory is again exactly
+ * what the database says; the messages since the last commit are read again.
+ */
+#include "consume.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "decode.h"
+#include "log.h"
+#include "outbox.h"
+#include "pgsink.h"
+#include "registry.h"
+#include "state.h"
+
+struct assigned {
+	enum qs_topic topic;
+	int32_t partition;
+	bool eof;
+};
+
+struct worker {
+	const struct config *cfg;
+	volatile sig_atomic_t *stop;
+	rd_kafka_t *rk;
+	struct pgsink *ps;
+	struct registry *reg;
+	struct decoder *dec;
+	struct outbox *outbox;
+	struct state *st;
+	struct qs_rules rules;
+	struct assigned *assigned;
+	size_t n_assigned;
+	int64_t last_flush_ms;
+	/* counters for the log and the end-of-run summary */
+	uint64_t applied, dead_letters, flushes, resets;
+	int64_t started_ms;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int topic_of(const struct worker *w, const char *name)
+{
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		if (!strcmp(w->cfg->topics[t], name))
+			return t;
+	return -1;
+}
+
+/* Replays one persisted record into the partition being restored. */
+struct restore_ctx {
+	struct worker *w;
+	struct part *p;
+	enum qs_topic topic;
+};
+
+static int restore_record(void *ctx, int64_t offset, const void *value, size_t len)
+{
+	struct restore_ctx *rc = ctx;
+	struct qs_event ev;
+	char why[256];
+	int r;
+	while ((r = decode_message(rc->w->dec, rc->topic, value, len, &ev, why, sizeof(why))) == QS_DECODE_RETRY &&
+	       !*rc->w->stop) {
+		log_warn("schema registry unavailable while restoring (%s); retrying", why);
+		sleep_ms(1000);
+	}
+	if (r != QS_DECODE_OK) {
+		/* Only messages that decoded once are persisted, so this means the registry lost a schema. */
+		log_error("cannot restore a record at offset %lld: %s", (long long)offset, why);
+		return -1;
+	}
+	state_restore(rc->w->st, rc->p, &ev, offset);
+	return 0;
+}
+
+static bool is_assigned(void *ctx, enum qs_topic topic, int32_t partition)
+{
+	const struct worker *w = ctx;
+	for (size_t i = 0; i < w->n_assigned; i++)
+		if (w->assigned[i].topic == topic && w->assigned[i].partition == partition)
+			return true;
+	return false;
+}
+
+/*
+ * Makes the state hold exactly the partitions in `list`, as PostgreSQL has
+ * them, and sets each entry's offset to where it resumes. A partition already
+ * held whose stored offset equals ours is kept as it is (the usual case after
+ * a rebalance that gave it back). Retries until PostgreSQL answers or stop.
+ */
+static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *list)
+{
+	char err[512];
+	free(w->assigned);
+	w->assigned = calloc((size_t)list->cnt + 1, sizeof(*w->assigned));
+	w->n_assigned = 0;
+	for (int i = 0; i < list->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &list->elems[i];
+		int topic = topic_of(w, tp->topic);
+		if (topic < 0)
+			continue;
+		int64_t next;
+		while (pgsink_claim(w->ps, (enum qs_topic)topic, tp->partition, &next, err, sizeof(err))) {
+			log_error("%s", err);
+			if (*w->stop)
+				return -1;
+			sleep_ms(1000);
+			/* The connection may be gone: rebuilding it is the only repair libpq offers. */
+			char cerr[512];
+			struct pgsink *ps = pgsink_connect(w->cfg->pg_conninfo, w->cfg->group_id,
+							   (const char *const *)w->cfg->topics, cerr, sizeof(cerr));
+			if (ps) {
+				pgsink_free(w->ps);
+				w->ps = ps;
+			}
+		}
+		struct part *p = state_part(w->st, (enum qs_topic)topic, tp->partition);
+		if (p && state_part_next_offset(p) != next) {
+			state_part_drop(w->st, p);
+			p = NULL;
+		}
+		if (!p) {
+			int64_t t0 = now_ms();
+			p = state_part_add(w->st, (enum qs_topic)topic, tp->partition, next);
+			struct restore_ctx rc = {w, p, (enum qs_topic)topic};
+			if (pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rc, err,
+						sizeof(err))) {
+				log_error("%s", err);
+				state_part_drop(w->st, p);
+				return -1;
+			}
+			log_info("assigned %s[%d]: resuming at offset %lld, state restored in %lld ms", tp->topic,
+				 tp->partition, (long long)next, (long long)(now_ms() - t0));
+		}
+		tp->offset = next;
+		w->assigned[w->n_assigned++] = (struct assigned){(enum qs_topic)topic, tp->partition, false};
+	}
+	/* Forget partitions held from an earlier assignment that this one no longer has. */
+	state_retain(w->st, is_assigned, w);
+	return 0;
+}
+
+/* Forgets everything and reloads the current assignment from PostgreSQL (rule 3 above). */
+static void resync(struct worker *w)
+{
+	w->resets++;
+	state_reset(w->st);
+	rd_kafka_topic_partition_list_t *list = NULL;
+	if (rd_kafka_assignment(w->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || !list)
+		return;
+	if (load_assignment(w, list) == 0) {
+		rd_kafka_resp_err_t err = rd_kafka_assign(w->rk, list);
+		if (err)
+			log_error("re-assigning after a reset: %s", rd_kafka_err2str(err));
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/*
+ * Writes everything pending. Returns 0 when the flush committed; otherwise the
+ * pending work is void, the connection has been rebuilt if it failed, and the
+ * caller must forget its state (resync, or state_reset when losing partitions).
+ */
+static int flush(struct worker *w)
+{
+	char err[1024];
+	w->last_flush_ms = now_ms();
+	if (!state_progress_count(w->st))
+		return 0;
+	int64_t t0 = now_ms();
+	size_t pending = state_pending(w->st);
+	int rc = pgsink_flush(w->ps, w->st, err, sizeof(err));
+	if (rc == PGSINK_OK) {
+		const struct state_dead_letter *dl;
+		w->dead_letters += state_dead_letters(w->st, &dl);
+		state_flushed(w->st);
+		w->flushes++;
+		log_debug("flushed %zu events in %lld ms", pending, (long long)(now_ms() - t0));
+		if (outbox_publish(w->outbox, pgsink_conn(w->ps), w->cfg->group_id, err, sizeof(err)))
+			log_warn("dead letters not published yet (retried after the next flush): %s", err);
+		return 0;
+	}
+	if (rc == PGSINK_FENCED) {
+		log_warn("%s: reloading the assignment from PostgreSQL", err);
+	} else {
+		log_error("flush failed: %s; reconnecting and reloading from PostgreSQL", err);
+		for (int backoff = 250; !*w->stop; backoff = backoff < 30000 ? backoff * 2 : 30000) {
+			struct pgsink *ps = pgsink_connect(w->cfg->pg_conninfo, w->cfg->group_id,
+							   (const char *const *)w->cfg->topics, err, sizeof(err));
+			if (ps) {
+				pgsink_free(w->ps);
+				w->ps = ps;
+				break;
+			}
+			log_error("%s (retrying in %d ms)", err, backoff);
+			sleep_ms(backoff);
+		}
+	}
+	return -1;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list,
+			 void *opaque)
+{
+	struct worker *w = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (load_assignment(w, list) == 0) {
+			rd_kafka_resp_err_t e = rd_kafka_assign(rk, list);
+			if (e)
+				log_error("assign: %s", rd_kafka_err2str(e));
+		}
+	} else {
+		/* Commit what we have before the partitions go; keep the state in case they come back. */
+		if (flush(w))
+			state_reset(w->st);
+		rd_kafka_assign(rk, NULL);
+		free(w->assigned);
+		w->assigned = NULL;
+		w->n_assigned = 0;
+	}
+}
+
+static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
+{
+	int topic = topic_of(w, rd_kafka_topic_name(rkm->rkt));
+	struct part *p = topic < 0 ? NULL : state_part(w->st, (enum qs_topic)topic, rkm->partition);
+	if (!p || rkm->offset < state_part_next_offset(p))
+		return; /* not ours any more, or read again after a seek: already counted */
+	for (size_t i = 0; i < w->n_assigned; i++)
+		if (w->assigned[i].topic == (enum qs_topic)topic && w->assigned[i].partition == rkm->partition)
+			w->assigned[i].eof = false;
+
+	struct qs_event ev;
+	char why[512];
+	int rc;
+	for (int backoff = 250;
+	     (rc = decode_message(w->dec, (enum qs_topic)topic, rkm->payload, rkm->len, &ev, why, sizeof(why))) ==
+		     QS_DECODE_RETRY;
+	     backoff = backoff < 30000 ? backoff * 2 : 30000) {
+		log_warn("%s[%d]@%lld: %s (retrying in %d ms)", rd_kafka_topic_name(rkm->rkt), rkm->partition,
+			 (long long)rkm->offset, why, backoff);
+		if (*w->stop)
+			return; /* not consumed: read again after restart */
+		sleep_ms(backoff);
+	}
+	if (rc == QS_DECODE_OK) {
+		state_apply(w->st, p, &ev, rkm->offset, rkm->payload, rkm->len);
+		w->applied++;
+	} else {
+		log_debug("%s[%d]@%lld: dead letter: %s", rd_kafka_topic_name(rkm->rkt), rkm->partition,
+			  (long long)rkm->offset, why);
+		state_dead_letter(w->st, p, rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len, why);
+	}
+}
+
+static bool caught_up(const struct worker *w)
+{
+	if (!w->n_assigned)
+		return false;
+	for (size_t i = 0; i < w->n_assigned; i++)
+		if (!w->assigned[i].eof)
+			return false;
+	return true;
+}
+
+static void mark_eof(struct worker *w, const rd_kafka_message_t *rkm)
+{
+	int topic = topic_of(w, rd_kafka_topic_name(rkm->rkt));
+	for (size_t i = 0; i < w->n_assigned; i++)
+		if (w->assigned[i].topic == (enum qs_topic)topic && w->assigned[i].partition == rkm->partition)
+			w->assigned[i].eof = true;
+}
+
+static rd_kafka_t *make_consumer(struct worker *w, char *errstr, size_t errstr_size)
+{
+	const struct config *cfg = w->cfg;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	/* Offsets live in PostgreSQL; Kafka's committed offsets are written for lag monitoring only. */
+	static const char *const fixed[][2] = {
+		{"enable.auto.commit", "false"},
+		{"enable.auto.offset.store", "false"},
+		{"auto.offset.reset", "earliest"},
+	};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], NULL, 0);
+	for (size_t i = 0; i < cfg->kafka_len; i++)
+		if (rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], errstr, errstr_size) !=
+		    RD_KAFKA_CONF_OK)
+			goto fail;
+	if (cfg->exit_at_end)
+		rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, w);
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+	if (!rk)
+		goto fail;
+	return rk; /* conf is owned by rk now */
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+static void commit_to_kafka(struct worker *w)
+{
+	/* Informational: lets standard lag tools see progress. Resume positions come from PostgreSQL. */
+	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)w->n_assigned);
+	for (size_t i = 0; i < w->n_assigned; i++) {
+		struct part *p = state_part(w->st, w->assigned[i].topic, w->assigned[i].partition);
+		if (p && state_part_next_offset(p) > 0)
+			rd_kafka_topic_partition_list_add(list, w->cfg->topics[w->assigned[i].topic],
+							  w->assigned[i].partition)
+				->offset = state_part_next_offset(p);
+	}
+	if (list->cnt)
+		rd_kafka_commit(w->rk, list, 1);
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
+{
+	char err[1024];
+	int rc = 1;
+	struct worker w = {.cfg = cfg, .stop = stop};
+	rd_kafka_topic_partition_list_t *topics = NULL;
+
+	w.ps = pgsink_connect(cfg->pg_conninfo, cfg->group_id, (const char *const *)cfg->topics, err, sizeof(err));
+	if (!w.ps || pgsink_load_rules(w.ps, &w.rules, err, sizeof(err)))
+		goto fail;
+	w.reg = registry_new(cfg->registry_url, cfg->registry_dir, err, sizeof(err));
+	if (!w.reg)
+		goto fail;
+	w.dec = decode_new(w.reg, err, sizeof(err));
+	if (!w.dec)
+		goto fail;
+	w.outbox = outbox_new(cfg, w.reg, err, sizeof(err));
+	if (!w.outbox)
+		goto fail;
+	w.st = state_new(&w.rules);
+	w.rk = make_consumer(&w, err, sizeof(err));
+	if (!w.rk)
+		goto fail;
+	rd_kafka_poll_set_consumer(w.rk);
+	topics = rd_kafka_topic_partition_list_new(QS_TOPIC_COUNT);
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		rd_kafka_topic_partition_list_add(topics, cfg->topics[t], RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t kerr = rd_kafka_subscribe(w.rk, topics);
+	if (kerr) {
+		snprintf(err, sizeof(err), "subscribe: %s", rd_kafka_err2str(kerr));
+		goto fail;
+	}
+	log_info("consuming %s, %s, %s as group %s; flush every %d ms or %d events", cfg->topics[0], cfg->topics[1],
+		 cfg->topics[2], cfg->group_id, cfg->flush_interval_ms, cfg->flush_max_events);
+
+	w.started_ms = w.last_flush_ms = now_ms();
+	while (!*stop) {
+		rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w.rk, 100);
+		if (rkm) {
+			if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				mark_eof(&w, rkm);
+			else if (rkm->err)
+				log_warn("consumer: %s", rd_kafka_message_errstr(rkm));
+			else
+				handle_message(&w, rkm);
+			rd_kafka_message_destroy(rkm);
+		}
+		bool at_end = cfg->exit_at_end && caught_up(&w);
+		if (state_pending(w.st) >= (size_t)cfg->flush_max_events || at_end ||
+		    now_ms() - w.last_flush_ms >= cfg->flush_interval_ms) {
+			if (flush(&w) == 0)
+				commit_to_kafka(&w);
+			else
+				resync(&w);
+			if (at_end && caught_up(&w) && state_pending(w.st) == 0)
+				break;
+		}
+		char fatal[256];
+		if (rd_kafka_fatal_error(w.rk, fatal, sizeof(fatal))) {
+			snprintf(err, sizeof(err), "Kafka fatal error: %s", fatal);
+			goto fail;
+		}
+	}
+	if (flush(&w))
+		state_reset(w.st); /* not committed: the next owner reads those messages again */
+	rd_kafka_consumer_close(w.rk); /* leaves the group; the revoke callback flushes once more */
+	rc = 0;
+fail:
+	if (rc)
+		log_error("%s", err);
+	{
+		double secs = (double)(now_ms() - w.started_ms) / 1000.0;
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		log_info("applied %llu events, %llu dead letters, %llu flushes, %llu resets in %.1f s (%.0f events/s);"
+			 " %zu entities held; peak RSS %ld MiB",
+			 (unsigned long long)w.applied, (unsigned long long)w.dead_letters,
+			 (unsigned long long)w.flushes, (unsigned long long)w.resets, secs,
+			 secs > 0 ? (double)w.applied / secs : 0.0, w.st ? state_entities(w.st) : 0,
+			 ru.ru_maxrss / 1024);
+	}
+	if (topics)
+		rd_kafka_topic_partition_list_destroy(topics);
+	if (w.rk)
+		rd_kafka_destroy(w.rk);
+	state_free(w.st);
+	outbox_free(w.outbox);
+	decode_free(w.dec);
+	registry_free(w.reg);
+	pgsink_free(w.ps);
+	free(w.assigned);
+	return rc;
+}

@@ -1,0 +1,34 @@
+/* measures.c: the table of measure families and what they share. */
+#include "measures.h"
+
+extern const struct family family_ntsv;
+extern const struct family family_cw13;
+
+const struct family *const measures_families[] = {&family_ntsv, &family_cw13};
+const size_t measures_family_count = sizeof(measures_families) / sizeof(measures_families[0]);
+
+const char *measures_name(enum qs_measure m)
+{
+	static const char *const names[QS_M_COUNT] = {
+#define QS_MEASURE_NAME(name) #name,
+		QS_MEASURES(QS_MEASURE_NAME)
+#undef QS_MEASURE_NAME
+	};
+	return m < QS_M_COUNT ? names[m] : "?";
+}
+
+void measures_emit_diff(struct family_ctx *ctx, const struct qs_contrib *before, size_t n_before,
+			const struct qs_contrib *after, size_t n_after)
+{
+	for (size_t i = 0; i < n_before; i++) {
+		struct qs_contrib c = before[i];
+		c.numerator = -c.numerator;
+		c.denominator = -c.denominator;
+		ctx->sink.add(ctx->sink.ctx, &c);
+	}
+	for (size_t i = 0; i < n_after; i++)
+		ctx->sink.add(ctx->sink.ctx, &after[i]);
+}
+
+_Static_assert(sizeof(measures_families) / sizeof(measures_families[0]) <= QS_MAX_FAMILIES,
+	       "raise QS_MAX_FAMILIES");

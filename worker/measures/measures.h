@@ -1,0 +1,92 @@
+/*
+ * measures.h: measure families. A family owns the entities one topic's
+ * events build (deliveries, encounter chains, ...) and turns them into
+ * contributions: signed numerator/denominator changes to one measure, plan,
+ * stratum and date. The rules are pure: a family's contribs() reads one entity
+ * and writes its contributions; apply() folds an event into the entities and
+ * reports new contributions minus old ones, so a correction or void retracts
+ * exactly what the superseded version contributed. No I/O here.
+ *
+ * Adding a family is one new file that defines a `struct family` and one line
+ * in the table of measures.c.
+ */
+#ifndef QS_MEASURES_H
+#define QS_MEASURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "event.h"
+#include "intern.h"
+#include "rules.h"
+
+#define QS_MEASURES(X)                                                                             \
+	X(NTSV_CSECTION)                                                                           \
+	X(NTSV_MISSING)                                                                            \
+	X(CW13_TIMELY)                                                                             \
+	X(CW13_SUBMISSIONS)
+
+enum qs_measure {
+#define QS_MEASURE_ENUM(name) QS_M_##name,
+	QS_MEASURES(QS_MEASURE_ENUM)
+#undef QS_MEASURE_ENUM
+	QS_M_COUNT
+};
+
+/* "NTSV_CSECTION", ...: the spelling stored in measure_period.measure. */
+const char *measures_name(enum qs_measure m);
+
+/* One change to one cell; the state module spreads it over month, quarter and year. */
+struct qs_contrib {
+	enum qs_measure measure;
+	uint32_t plan;    /* interned plan_id */
+	uint32_t stratum; /* interned stratum: "", "hospital:<id>", "MEDICARE", ... */
+	int32_t date;     /* day number that picks the periods */
+	int32_t numerator;
+	int32_t denominator;
+};
+
+/* Where apply() reports contribution changes; see measures_emit_diff. */
+struct contrib_sink {
+	void (*add)(void *ctx, const struct qs_contrib *c);
+	void *ctx;
+};
+
+/* What a family's apply() may use besides its own entities. */
+struct family_ctx {
+	struct intern *intern;       /* shared by all families; borrowed */
+	struct arena *arena;         /* the partition's arena: entities live here */
+	const struct qs_rules *rules; /* rule parameters; borrowed */
+	struct contrib_sink sink;
+};
+
+#define QS_MAX_CONTRIBS 16 /* per entity: the most any contribs() writes */
+
+struct family {
+	const char *name;
+	enum qs_topic topic;
+	/* Per-partition entity index: returns a zeroed, family-owned state. */
+	void *(*state_new)(void);
+	/* Frees what state_new returned (entities themselves live in the partition arena). */
+	void (*state_free)(void *state);
+	/* Folds a decoded, validated event (read at `offset`) into the entities. */
+	void (*apply)(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset);
+	/* Number of entities held, for logs and the memory report. */
+	size_t (*count)(const void *state);
+};
+
+#define QS_MAX_FAMILIES 16 /* measures_family_count never exceeds this */
+
+extern const struct family *const measures_families[];
+extern const size_t measures_family_count;
+
+/*
+ * Reports after - before to ctx->sink: every contribution in `before` negated,
+ * then every one in `after`. Cells that cancel out are summed to zero by the
+ * state module.
+ */
+void measures_emit_diff(struct family_ctx *ctx, const struct qs_contrib *before, size_t n_before,
+			const struct qs_contrib *after, size_t n_after);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * ntsv.c: the NTSV cesarean family (deliveries). One entity per delivery_id
+ * holds the latest version of the delivery; its contributions are the NTSV
+ * denominator/numerator (nulliparous, term, singleton, vertex, live birth;
+ * cesarean) and the NTSV_MISSING data-quality pair, each for the whole plan
+ * and for the hospital. A VOID delivery contributes nothing.
+ */
+#include "ntsv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hashmap.h"
+
+struct ntsv_state {
+	struct hashmap deliveries; /* delivery_id -> struct ntsv_delivery */
+};
+
+/* A criterion either is missing, or passes or fails. */
+static void criterion(bool present, bool ok, bool *pass, bool *missing)
+{
+	if (!present)
+		*missing = true;
+	else if (!ok)
+		*pass = false;
+}
+
+size_t ntsv_contribs(const struct ntsv_delivery *d, struct qs_contrib *out)
+{
+	if (!d->active)
+		return 0;
+	bool pass = d->live_birth, missing = false;
+	criterion(d->parity != QS_NO_INT, d->parity == 0, &pass, &missing);
+	criterion(d->gestational_age_weeks != QS_NO_INT, d->gestational_age_weeks >= 37, &pass, &missing);
+	criterion(d->plurality != QS_NO_INT, d->plurality == 1, &pass, &missing);
+	criterion(d->presentation != QS_PRES_NONE, d->presentation == QS_PRES_VERTEX, &pass, &missing);
+
+	bool ntsv = pass && !missing;
+	int32_t csection = ntsv && d->method == QS_METHOD_CESAREAN;
+	size_t n = 0;
+	const uint32_t strata[2] = {d->stratum_plan, d->stratum_hospital};
+	for (int s = 0; s < 2; s++) {
+		out[n++] = (struct qs_contrib){QS_M_NTSV_MISSING, d->plan, strata[s], d->delivery_date,
+					       pass && missing, 1};
+		if (ntsv)
+			out[n++] = (struct qs_contrib){QS_M_NTSV_CSECTION, d->plan, strata[s], d->delivery_date,
+						       csection, 1};
+	}
+	return n;
+}
+
+void ntsv_fold(struct ntsv_delivery *d, struct intern *in, const struct qs_delivery *ev)
+{
+	char stratum[sizeof("hospital:") + QS_ID_MAX];
+	strcpy(stratum, "hospital:");
+	strcat(stratum, ev->hospital_id);
+	d->active = ev->status == QS_STATUS_ACTIVE;
+	d->plan = intern_id(in, ev->plan_id);
+	d->stratum_plan = intern_id(in, "");
+	d->stratum_hospital = intern_id(in, stratum);
+	d->delivery_date = ev->delivery_date;
+	d->parity = ev->parity;
+	d->gestational_age_weeks = ev->gestational_age_weeks;
+	d->plurality = ev->plurality;
+	d->presentation = ev->presentation;
+	d->method = ev->method;
+	d->live_birth = ev->live_birth;
+}
+
+static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset)
+{
+	(void)offset;
+	struct ntsv_state *st = state;
+	const struct qs_delivery *in = &ev->u.delivery;
+	struct ntsv_delivery *d = hashmap_get(&st->deliveries, in->delivery_id);
+	struct qs_contrib before[QS_MAX_CONTRIBS], after[QS_MAX_CONTRIBS];
+	size_t n_before = 0;
+	if (d) {
+		n_before = ntsv_contribs(d, before);
+	} else {
+		d = arena_alloc(ctx->arena, sizeof(*d));
+		hashmap_put(&st->deliveries, arena_strdup(ctx->arena, in->delivery_id), d);
+	}
+	ntsv_fold(d, ctx->intern, in);
+	measures_emit_diff(ctx, before, n_before, after, ntsv_contribs(d, after));
+}
+
+static void *state_new(void)
+{
+	return calloc(1, sizeof(struct ntsv_state));
+}
+
+static void state_free(void *state)
+{
+	struct ntsv_state *st = state;
+	if (st)
+		hashmap_free(&st->deliveries);
+	free(st);
+}
+
+static size_t count(const void *state)
+{
+	return ((const struct ntsv_state *)state)->deliveries.len;
+}
+
+const struct family family_ntsv = {
+	.name = "ntsv",
+	.topic = QS_TOPIC_DELIVERIES,
+	.state_new = state_new,
+	.state_free = state_free,
+	.apply = apply,
+	.count = count,
+};

@@ -1,0 +1,673 @@
+/*
+ * registry.c: writer schemas by id, from a Confluent-compatible schema
+ * registry (GET /schemas/ids/{id}, POST /subjects/{subject}/versions) or from
+ * a directory of `<id>.avsc` files. Entry points: registry_new,
+ * registry_lookup (input schemas, cached forever including "not found") and
+ * registry_id_for (the worker's output schemas).
+ *
+ * The one judgement this module makes is which failures are the message's
+ * fault (REGISTRY_UNKNOWN: dead-letter it) and which are the
+ * infrastructure's (REGISTRY_RETRY: stall and retry). When unsure it says
+ * RETRY: stalling on a broken registry is recoverable, dead-lettering good
+ * data is not.
+ */
+#include "registry.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONNECT_TIMEOUT_MS 5000L
+#define TOTAL_TIMEOUT_MS 15000L
+#define MAX_SCHEMA_BYTES (4u << 20) /* larger answers or files are refused */
+
+/* One slot of the id -> schema cache (open addressing, linear probing). */
+struct cached {
+	int32_t id;
+	bool used;
+	bool found;
+	char *text; /* found: the schema; else why it is unknown (NULL if memory ran out) */
+};
+
+/* One registry_id_for answer. */
+struct id_cached {
+	struct id_cached *next;
+	char *subject;
+	char *schema;
+	int32_t id;
+};
+
+struct registry {
+	char *url;   /* base URL without trailing '/', or NULL */
+	char *shown; /* url with any user:password@ masked, for messages */
+	char *dir;   /* or NULL */
+	CURL *curl;
+	bool curl_global;
+	struct curl_slist *get_headers;
+	struct curl_slist *post_headers;
+	struct cached *slots;
+	size_t cap; /* power of two, or 0 */
+	size_t count;
+	struct id_cached *ids;
+};
+
+/* An HTTP response body, capped at MAX_SCHEMA_BYTES. */
+struct body {
+	char *data;
+	size_t len;
+	bool too_big;
+};
+
+__attribute__((format(printf, 3, 4))) static void seterr(char *errstr, size_t size, const char *fmt, ...)
+{
+	if (!errstr || size == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errstr, size, fmt, ap);
+	va_end(ap);
+}
+
+/* The URL with "user:password@" replaced by "***@" so it can be logged. */
+static char *mask_userinfo(const char *url)
+{
+	const char *sep = strstr(url, "://");
+	const char *host = sep ? sep + 3 : url;
+	const char *at = strchr(host, '@');
+	const char *slash = strchr(host, '/');
+	if (!at || (slash && slash < at))
+		return strdup(url);
+	size_t n = (size_t)(host - url);
+	size_t len = n + 3 + strlen(at) + 1;
+	char *out = malloc(len);
+	if (out)
+		snprintf(out, len, "%.*s***%s", (int)n, url, at);
+	return out;
+}
+
+/* Sets up URL mode: the URL checked, libcurl ready. Returns 0 or -1 with
+ * errstr set; what it allocated is freed by registry_free. */
+static int init_http(struct registry *reg, const char *url, char *errstr, size_t errstr_size)
+{
+	int rc = -1;
+	CURLU *parsed = NULL;
+
+	reg->url = strdup(url);
+	if (!reg->url)
+		goto nomem;
+	for (size_t n = strlen(reg->url); n > 0 && reg->url[n - 1] == '/'; n--)
+		reg->url[n - 1] = '\0';
+	reg->shown = mask_userinfo(reg->url);
+	if (!reg->shown)
+		goto nomem;
+	/* Reject a URL libcurl cannot use now, at start-up, rather than as an
+	 * endless stream of RETRYs later. */
+	parsed = curl_url();
+	if (!parsed)
+		goto nomem;
+	if (curl_url_set(parsed, CURLUPART_URL, reg->url, 0) != CURLUE_OK || strncmp(reg->url, "http", 4) != 0) {
+		seterr(errstr, errstr_size, "schema registry URL %s: not an http(s) URL", reg->shown);
+		goto fail;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		seterr(errstr, errstr_size, "schema registry: libcurl initialisation failed");
+		goto fail;
+	}
+	reg->curl_global = true;
+	reg->curl = curl_easy_init();
+	if (!reg->curl) {
+		seterr(errstr, errstr_size, "schema registry: cannot create a libcurl handle");
+		goto fail;
+	}
+	const char *accept = "Accept: application/vnd.schemaregistry.v1+json, application/json";
+	reg->get_headers = curl_slist_append(NULL, accept);
+	reg->post_headers = curl_slist_append(NULL, accept);
+	if (!reg->get_headers || !reg->post_headers)
+		goto nomem;
+	/* No "Expect: 100-continue": some registries and proxies never answer it,
+	 * which costs a second per registration. */
+	const char *post_extra[] = {"Content-Type: application/vnd.schemaregistry.v1+json", "Expect:"};
+	for (size_t i = 0; i < sizeof(post_extra) / sizeof(post_extra[0]); i++) {
+		struct curl_slist *more = curl_slist_append(reg->post_headers, post_extra[i]);
+		if (!more)
+			goto nomem;
+		reg->post_headers = more;
+	}
+	rc = 0;
+	goto fail;
+nomem:
+	seterr(errstr, errstr_size, "schema registry: out of memory");
+fail:
+	curl_url_cleanup(parsed);
+	return rc;
+}
+
+struct registry *registry_new(const char *url, const char *dir, char *errstr, size_t errstr_size)
+{
+	struct registry *reg = NULL;
+	DIR *d = NULL;
+
+	if ((url == NULL) == (dir == NULL)) {
+		seterr(errstr, errstr_size, "schema registry: give exactly one of a URL and a directory");
+		goto fail;
+	}
+	reg = calloc(1, sizeof(*reg));
+	if (!reg) {
+		seterr(errstr, errstr_size, "schema registry: out of memory");
+		goto fail;
+	}
+	if (url) {
+		if (init_http(reg, url, errstr, errstr_size) != 0)
+			goto fail;
+		return reg;
+	}
+	d = opendir(dir);
+	if (!d) {
+		seterr(errstr, errstr_size, "schema directory %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	closedir(d);
+	reg->dir = strdup(dir);
+	if (!reg->dir) {
+		seterr(errstr, errstr_size, "schema registry: out of memory");
+		goto fail;
+	}
+	return reg;
+fail:
+	registry_free(reg);
+	return NULL;
+}
+
+void registry_free(struct registry *reg)
+{
+	if (!reg)
+		return;
+	for (size_t i = 0; i < reg->cap; i++)
+		free(reg->slots[i].text);
+	free(reg->slots);
+	while (reg->ids) {
+		struct id_cached *next = reg->ids->next;
+		free(reg->ids->subject);
+		free(reg->ids->schema);
+		free(reg->ids);
+		reg->ids = next;
+	}
+	curl_slist_free_all(reg->get_headers);
+	curl_slist_free_all(reg->post_headers);
+	if (reg->curl)
+		curl_easy_cleanup(reg->curl);
+	if (reg->curl_global)
+		curl_global_cleanup();
+	free(reg->url);
+	free(reg->shown);
+	free(reg->dir);
+	free(reg);
+}
+
+/* ---- the id -> schema cache ------------------------------------------- */
+
+static size_t slot_of(const struct registry *reg, int32_t id)
+{
+	uint32_t h = (uint32_t)id * 2654435761u; /* Knuth's multiplicative hash */
+	size_t i = h & (reg->cap - 1);
+	while (reg->slots[i].used && reg->slots[i].id != id)
+		i = (i + 1) & (reg->cap - 1);
+	return i;
+}
+
+static struct cached *cache_find(const struct registry *reg, int32_t id)
+{
+	if (reg->cap == 0)
+		return NULL;
+	struct cached *c = &reg->slots[slot_of(reg, id)];
+	return c->used ? c : NULL;
+}
+
+/* Caches `text` (taken over; the schema, or why the id is unknown). Returns
+ * false on ENOMEM, when `text` has been freed. */
+static bool cache_put(struct registry *reg, int32_t id, bool found, char *text)
+{
+	if ((reg->count + 1) * 2 > reg->cap) {
+		size_t cap = reg->cap ? reg->cap * 2 : 64;
+		struct cached *slots = calloc(cap, sizeof(*slots));
+		if (!slots) {
+			free(text);
+			return false;
+		}
+		struct cached *old = reg->slots;
+		size_t old_cap = reg->cap;
+		reg->slots = slots;
+		reg->cap = cap;
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i].used)
+				reg->slots[slot_of(reg, old[i].id)] = old[i];
+		free(old);
+	}
+	struct cached *c = &reg->slots[slot_of(reg, id)];
+	c->used = true;
+	c->id = id;
+	c->found = found;
+	c->text = text;
+	reg->count++;
+	return true;
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+/*
+ * Reads a whole schema file into a NUL-terminated string (caller frees).
+ * REGISTRY_UNKNOWN when it does not exist, is too large or holds a NUL byte;
+ * REGISTRY_RETRY for any other I/O error (permissions, EIO), which is the
+ * deployment's problem, not the message's.
+ */
+static int read_schema_file(const char *path, char **text, char *errstr, size_t errstr_size)
+{
+	int rc = REGISTRY_RETRY;
+	char *buf = NULL;
+	FILE *f = fopen(path, "rb");
+
+	if (!f) {
+		rc = errno == ENOENT ? REGISTRY_UNKNOWN : REGISTRY_RETRY;
+		if (errno == ENOENT)
+			seterr(errstr, errstr_size, "no file %s", path);
+		else
+			seterr(errstr, errstr_size, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	buf = malloc(MAX_SCHEMA_BYTES + 1);
+	if (!buf) {
+		seterr(errstr, errstr_size, "%s: out of memory", path);
+		goto fail;
+	}
+	size_t len = fread(buf, 1, MAX_SCHEMA_BYTES + 1, f);
+	if (ferror(f)) {
+		seterr(errstr, errstr_size, "%s: read error", path);
+		goto fail;
+	}
+	if (len > MAX_SCHEMA_BYTES || memchr(buf, '\0', len)) {
+		rc = REGISTRY_UNKNOWN;
+		seterr(errstr, errstr_size, "%s: not a schema (over %u bytes or holds a NUL byte)", path,
+		       MAX_SCHEMA_BYTES);
+		goto fail;
+	}
+	buf[len] = '\0';
+	char *shrunk = realloc(buf, len + 1);
+	*text = shrunk ? shrunk : buf;
+	fclose(f);
+	return REGISTRY_OK;
+
+fail:
+	free(buf);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct body *b = arg;
+	size_t n = size * nmemb;
+	if (n > MAX_SCHEMA_BYTES - b->len) {
+		b->too_big = true;
+		return 0; /* makes libcurl fail the transfer with CURLE_WRITE_ERROR */
+	}
+	char *data = realloc(b->data, b->len + n + 1);
+	if (!data)
+		return 0;
+	memcpy(data + b->len, ptr, n);
+	b->len += n;
+	data[b->len] = '\0';
+	b->data = data;
+	return n;
+}
+
+/*
+ * One request: GET `url`, or POST `post` when it is not NULL. Returns
+ * REGISTRY_OK when an HTTP response arrived (any status, in *status; body in
+ * *body, caller frees body->data), REGISTRY_RETRY when none did.
+ */
+static int http(struct registry *reg, const char *url, const char *post, long *status, struct body *body,
+		char *errstr, size_t errstr_size)
+{
+	CURL *curl = reg->curl;
+	char curl_err[CURL_ERROR_SIZE] = "";
+
+	*body = (struct body){0};
+	curl_easy_reset(curl);
+	if (curl_easy_setopt(curl, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, TOTAL_TIMEOUT_MS) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_USERAGENT, "qualstream") != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_err) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_WRITEDATA, body) != CURLE_OK ||
+	    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, post ? reg->post_headers : reg->get_headers) != CURLE_OK ||
+	    (post && curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post) != CURLE_OK)) {
+		seterr(errstr, errstr_size, "schema registry %s: cannot set up the request", reg->shown);
+		return REGISTRY_RETRY;
+	}
+	CURLcode res = curl_easy_perform(curl);
+	/* The error buffer must not outlive this frame inside the handle. */
+	(void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+	if (res != CURLE_OK) {
+		if (body->too_big)
+			seterr(errstr, errstr_size, "schema registry %s: answer larger than %u bytes", reg->shown,
+			       MAX_SCHEMA_BYTES);
+		else
+			seterr(errstr, errstr_size, "schema registry %s unreachable: %s", reg->shown,
+			       curl_err[0] ? curl_err : curl_easy_strerror(res));
+		free(body->data);
+		*body = (struct body){0};
+		return REGISTRY_RETRY;
+	}
+	(void)curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+	return REGISTRY_OK;
+}
+
+/* The "message" of a Confluent error body, or a placeholder. Borrowed from
+ * `root` (may be NULL). */
+static const char *error_message(json_t *root)
+{
+	const char *msg = json_string_value(json_object_get(root, "message"));
+	return msg ? msg : "no message";
+}
+
+static int http_lookup(struct registry *reg, int32_t id, char **text, char *errstr, size_t errstr_size)
+{
+	int rc = REGISTRY_RETRY;
+	char url[2048];
+	struct body body = {0};
+	json_t *root = NULL;
+	long status = 0;
+
+	if ((size_t)snprintf(url, sizeof(url), "%s/schemas/ids/%" PRId32, reg->url, id) >= sizeof(url)) {
+		seterr(errstr, errstr_size, "schema registry URL too long");
+		goto fail;
+	}
+	rc = http(reg, url, NULL, &status, &body, errstr, errstr_size);
+	if (rc != REGISTRY_OK)
+		goto fail;
+	root = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
+	if (status == 404) {
+		rc = REGISTRY_UNKNOWN;
+		seterr(errstr, errstr_size, "not found in %s: %s", reg->shown, error_message(root));
+		goto fail;
+	}
+	rc = REGISTRY_RETRY;
+	if (status != 200) {
+		seterr(errstr, errstr_size, "schema registry %s: HTTP %ld for schema id %" PRId32 " (%s)",
+		       reg->shown, status, id, error_message(root));
+		goto fail;
+	}
+	const char *schema = json_string_value(json_object_get(root, "schema"));
+	if (!schema) {
+		seterr(errstr, errstr_size, "schema registry %s: malformed answer for schema id %" PRId32,
+		       reg->shown, id);
+		goto fail;
+	}
+	const char *type = json_string_value(json_object_get(root, "schemaType"));
+	if (type && strcmp(type, "AVRO") != 0) {
+		rc = REGISTRY_UNKNOWN;
+		seterr(errstr, errstr_size, "a %s schema, not Avro", type);
+		goto fail;
+	}
+	*text = strdup(schema);
+	if (!*text) {
+		seterr(errstr, errstr_size, "schema registry: out of memory");
+		goto fail;
+	}
+	rc = REGISTRY_OK;
+fail:
+	json_decref(root);
+	free(body.data);
+	return rc;
+}
+
+int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, char *errstr,
+		    size_t errstr_size)
+{
+	const struct cached *c = cache_find(reg, id);
+	if (c) {
+		if (!c->found) {
+			seterr(errstr, errstr_size, "%s", c->text ? c->text : "unknown");
+			return REGISTRY_UNKNOWN;
+		}
+		*schema_json = c->text;
+		return REGISTRY_OK;
+	}
+	if (id <= 0) {
+		/* Registries number schemas from 1; do not ask, and do not let
+		 * hostile ids grow the cache. */
+		seterr(errstr, errstr_size, "not a registry id");
+		return REGISTRY_UNKNOWN;
+	}
+
+	/* The reason for an unknown id is cached with it, so every message
+	 * with that id is dead-lettered with the same words. */
+	char why[512] = "";
+	char *text = NULL;
+	int rc;
+	if (reg->dir) {
+		char path[4096];
+		if ((size_t)snprintf(path, sizeof(path), "%s/%" PRId32 ".avsc", reg->dir, id) >= sizeof(path)) {
+			seterr(errstr, errstr_size, "schema directory path too long");
+			return REGISTRY_RETRY;
+		}
+		rc = read_schema_file(path, &text, why, sizeof(why));
+	} else {
+		rc = http_lookup(reg, id, &text, why, sizeof(why));
+	}
+	seterr(errstr, errstr_size, "%s", why);
+	if (rc == REGISTRY_RETRY)
+		return rc;
+	if (rc == REGISTRY_UNKNOWN)
+		text = strdup(why); /* NULL if memory ran out: then the reason is lost, not the answer */
+	if (!cache_put(reg, id, rc == REGISTRY_OK, text)) {
+		seterr(errstr, errstr_size, "schema registry: out of memory");
+		return REGISTRY_RETRY;
+	}
+	if (rc == REGISTRY_OK)
+		*schema_json = text;
+	return rc;
+}
+
+/* ---- output schema ids ------------------------------------------------- */
+
+/* The full name of a record schema ("ns.Name"), caller frees; NULL when
+ * `schema` is not a named record. */
+static char *record_full_name(json_t *schema)
+{
+	const char *type = json_string_value(json_object_get(schema, "type"));
+	const char *name = json_string_value(json_object_get(schema, "name"));
+	const char *space = json_string_value(json_object_get(schema, "namespace"));
+	if (!type || strcmp(type, "record") != 0 || !name || !name[0])
+		return NULL;
+	if (strchr(name, '.') || !space || !space[0])
+		return strdup(name);
+	size_t len = strlen(space) + 1 + strlen(name) + 1;
+	char *full = malloc(len);
+	if (full)
+		snprintf(full, len, "%s.%s", space, name);
+	return full;
+}
+
+/* True when `name` is "<digits>.avsc" with a positive int32 id, stored in *id. */
+static bool schema_file_id(const char *name, int32_t *id)
+{
+	const char *p = name;
+	long long v = 0;
+	while (*p >= '0' && *p <= '9') {
+		v = v * 10 + (*p - '0');
+		if (v > INT32_MAX)
+			return false;
+		p++;
+	}
+	if (p == name || strcmp(p, ".avsc") != 0 || v == 0)
+		return false;
+	*id = (int32_t)v;
+	return true;
+}
+
+static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id, char *errstr,
+		      size_t errstr_size)
+{
+	int rc = REGISTRY_UNKNOWN;
+	json_t *want = NULL;
+	char *want_name = NULL;
+	DIR *d = NULL;
+	int32_t best = 0;
+	bool best_equal = false;
+
+	want = json_loads(schema_json, 0, NULL);
+	want_name = want ? record_full_name(want) : NULL;
+	if (!want_name) {
+		seterr(errstr, errstr_size, "the schema to register is not a named Avro record");
+		goto fail;
+	}
+	d = opendir(reg->dir);
+	if (!d) {
+		rc = REGISTRY_RETRY;
+		seterr(errstr, errstr_size, "schema directory %s: %s", reg->dir, strerror(errno));
+		goto fail;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		int32_t file_id;
+		if (!schema_file_id(de->d_name, &file_id))
+			continue;
+		char path[4096];
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", reg->dir, de->d_name) >= sizeof(path))
+			continue;
+		char *text = NULL;
+		if (read_schema_file(path, &text, NULL, 0) != REGISTRY_OK)
+			continue;
+		/* Files that are not JSON records are someone else's (or broken
+		 * fixtures); they just do not match. */
+		json_t *have = json_loads(text, 0, NULL);
+		free(text);
+		char *have_name = have ? record_full_name(have) : NULL;
+		if (have_name && strcmp(have_name, want_name) == 0) {
+			bool equal = json_equal(have, want);
+			if ((equal && !best_equal) || (equal == best_equal && file_id > best)) {
+				best = file_id;
+				best_equal = equal;
+			}
+		}
+		free(have_name);
+		json_decref(have);
+	}
+	if (best == 0) {
+		seterr(errstr, errstr_size, "schema directory %s holds no <id>.avsc for record %s", reg->dir,
+		       want_name);
+		goto fail;
+	}
+	*id = best;
+	rc = REGISTRY_OK;
+fail:
+	if (d)
+		closedir(d);
+	free(want_name);
+	json_decref(want);
+	return rc;
+}
+
+static int http_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id,
+		       char *errstr, size_t errstr_size)
+{
+	int rc = REGISTRY_RETRY;
+	char *escaped = NULL;
+	char *post = NULL;
+	char url[2048];
+	struct body body = {0};
+	json_t *req = NULL;
+	json_t *root = NULL;
+	long status = 0;
+
+	escaped = curl_easy_escape(reg->curl, subject, 0);
+	req = json_pack("{s:s}", "schema", schema_json);
+	post = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	if (!escaped || !post) {
+		seterr(errstr, errstr_size, "schema registry: out of memory");
+		goto fail;
+	}
+	if ((size_t)snprintf(url, sizeof(url), "%s/subjects/%s/versions", reg->url, escaped) >= sizeof(url)) {
+		seterr(errstr, errstr_size, "schema registry URL too long");
+		goto fail;
+	}
+	rc = http(reg, url, post, &status, &body, errstr, errstr_size);
+	if (rc != REGISTRY_OK)
+		goto fail;
+	root = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
+	if (status == 409 || status == 422) {
+		/* Incompatible with the subject's history, or not a valid schema:
+		 * asking again will not help. */
+		rc = REGISTRY_UNKNOWN;
+		seterr(errstr, errstr_size, "schema registry %s refused the schema for subject %s: HTTP %ld (%s)",
+		       reg->shown, subject, status, error_message(root));
+		goto fail;
+	}
+	rc = REGISTRY_RETRY;
+	json_t *jid = json_object_get(root, "id");
+	if (status != 200 || !json_is_integer(jid) || json_integer_value(jid) <= 0 ||
+	    json_integer_value(jid) > INT32_MAX) {
+		seterr(errstr, errstr_size, "schema registry %s: HTTP %ld registering subject %s (%s)", reg->shown,
+		       status, subject, error_message(root));
+		goto fail;
+	}
+	*id = (int32_t)json_integer_value(jid);
+	rc = REGISTRY_OK;
+fail:
+	json_decref(root);
+	json_decref(req);
+	free(body.data);
+	free(post);
+	curl_free(escaped);
+	return rc;
+}
+
+int registry_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id,
+		    char *errstr, size_t errstr_size)
+{
+	for (const struct id_cached *c = reg->ids; c; c = c->next) {
+		if (strcmp(c->subject, subject) == 0 && strcmp(c->schema, schema_json) == 0) {
+			*id = c->id;
+			return REGISTRY_OK;
+		}
+	}
+	int32_t found = 0;
+	int rc = reg->dir ? dir_id_for(reg, schema_json, &found, errstr, errstr_size)
+			  : http_id_for(reg, subject, schema_json, &found, errstr, errstr_size);
+	if (rc != REGISTRY_OK)
+		return rc;
+
+	struct id_cached *c = calloc(1, sizeof(*c));
+	if (c) {
+		c->subject = strdup(subject);
+		c->schema = strdup(schema_json);
+	}
+	if (!c || !c->subject || !c->schema) {
+		if (c) {
+			free(c->subject);
+			free(c->schema);
+		}
+		free(c);
+		seterr(errstr, errstr_size, "schema registry: out of memory");
+		return REGISTRY_RETRY;
+	}
+	c->id = found;
+	c->next = reg->ids;
+	reg->ids = c;
+	*id = found;
+	return REGISTRY_OK;
+}

@@ -1,0 +1,369 @@
+/*
+ * state.c: partition entity sets, the delta accumulator and pending output
+ * (see state.h). The accumulator is an open-addressing table keyed by the
+ * cell; it and the pending vectors keep their capacity across flushes, so a
+ * steady stream allocates only when it reaches a new high-water mark.
+ */
+#include "state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "intern.h"
+
+struct part {
+	enum qs_topic topic;
+	int32_t partition;
+	int64_t expected; /* next_offset last committed (the fence) */
+	int64_t next;     /* next offset to read */
+	bool progressed;  /* listed in st->progressed */
+	struct arena arena;
+	void *families[QS_MAX_FAMILIES]; /* per family in measures_families order; NULL if not this topic's */
+};
+
+#define VEC(T)                                                                                             \
+	struct {                                                                                           \
+		T *items;                                                                                  \
+		size_t len, cap;                                                                           \
+	}
+
+struct state {
+	const struct qs_rules *rules;
+	struct intern intern;
+	VEC(struct part *) parts[QS_TOPIC_COUNT]; /* indexed by partition number */
+	VEC(struct part *) progressed;
+	/* delta accumulator: cells[] in insertion order, index[] maps hash -> cells position + 1 */
+	VEC(struct state_delta) cells;
+	uint32_t *index;
+	size_t index_cap;
+	VEC(struct state_record) records;
+	VEC(struct state_dead_letter) dead_letters;
+	struct arena pending; /* bytes of pending records and dead letters */
+	size_t events;        /* applied since the last flush */
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n);
+	if (!p && n) {
+		fprintf(stderr, "qualstream: out of memory (%zu bytes)\n", n);
+		abort();
+	}
+	return p;
+}
+
+#define VEC_PUSH(v)                                                                                        \
+	(((v).len == (v).cap ? ((v).cap = (v).cap ? (v).cap * 2 : 64,                                     \
+				(v).items = xrealloc((v).items, (v).cap * sizeof(*(v).items)))                   \
+			     : 0),                                                                        \
+	 &(v).items[(v).len++])
+
+
+struct state *state_new(const struct qs_rules *rules)
+{
+	struct state *st = calloc(1, sizeof(*st));
+	if (!st) {
+		fprintf(stderr, "qualstream: out of memory\n");
+		abort();
+	}
+	st->rules = rules;
+	return st;
+}
+
+static void part_free(struct part *p)
+{
+	for (size_t f = 0; f < measures_family_count; f++)
+		if (p->families[f])
+			measures_families[f]->state_free(p->families[f]);
+	arena_free(&p->arena);
+	free(p);
+}
+
+static void pending_clear(struct state *st)
+{
+	st->cells.len = 0;
+	if (st->index)
+		memset(st->index, 0, st->index_cap * sizeof(*st->index));
+	st->records.len = 0;
+	st->dead_letters.len = 0;
+	st->events = 0;
+	arena_free(&st->pending);
+}
+
+void state_reset(struct state *st)
+{
+	for (int t = 0; t < QS_TOPIC_COUNT; t++) {
+		for (size_t i = 0; i < st->parts[t].len; i++)
+			if (st->parts[t].items[i])
+				part_free(st->parts[t].items[i]);
+		st->parts[t].len = 0;
+	}
+	st->progressed.len = 0;
+	pending_clear(st);
+}
+
+void state_free(struct state *st)
+{
+	if (!st)
+		return;
+	state_reset(st);
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		free(st->parts[t].items);
+	free(st->progressed.items);
+	free(st->cells.items);
+	free(st->index);
+	free(st->records.items);
+	free(st->dead_letters.items);
+	intern_free(&st->intern);
+	free(st);
+}
+
+struct part *state_part(struct state *st, enum qs_topic topic, int32_t partition)
+{
+	if (partition < 0 || (size_t)partition >= st->parts[topic].len)
+		return NULL;
+	return st->parts[topic].items[partition];
+}
+
+struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t partition, int64_t next_offset)
+{
+	struct part *p = state_part(st, topic, partition);
+	if (p)
+		return p;
+	while (st->parts[topic].len <= (size_t)partition)
+		*VEC_PUSH(st->parts[topic]) = NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		fprintf(stderr, "qualstream: out of memory\n");
+		abort();
+	}
+	p->topic = topic;
+	p->partition = partition;
+	p->expected = p->next = next_offset;
+	for (size_t f = 0; f < measures_family_count; f++)
+		if (measures_families[f]->topic == topic)
+			p->families[f] = measures_families[f]->state_new();
+	st->parts[topic].items[partition] = p;
+	return p;
+}
+
+void state_part_drop(struct state *st, struct part *p)
+{
+	for (size_t i = 0; i < st->progressed.len; i++)
+		if (st->progressed.items[i] == p)
+			st->progressed.items[i] = st->progressed.items[--st->progressed.len];
+	st->parts[p->topic].items[p->partition] = NULL;
+	part_free(p);
+}
+
+void state_retain(struct state *st, bool (*keep)(void *ctx, enum qs_topic topic, int32_t partition), void *ctx)
+{
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		for (size_t i = 0; i < st->parts[t].len; i++) {
+			struct part *p = st->parts[t].items[i];
+			if (p && !keep(ctx, p->topic, p->partition))
+				state_part_drop(st, p);
+		}
+}
+
+int64_t state_part_next_offset(const struct part *p)
+{
+	return p->next;
+}
+
+static void advance(struct state *st, struct part *p, int64_t offset)
+{
+	p->next = offset + 1;
+	if (!p->progressed) {
+		p->progressed = true;
+		*VEC_PUSH(st->progressed) = p;
+	}
+}
+
+/* Hash of a cell's key, from its fields (a struct would hash its padding bytes too). */
+static size_t cell_hash(uint32_t plan, uint32_t stratum, int32_t period_start, unsigned measure, unsigned grain)
+{
+	const uint64_t words[2] = {(uint64_t)plan << 32 | stratum,
+				   (uint64_t)(uint32_t)period_start << 16 | measure << 8 | grain};
+	return (size_t)hashmap_hash(words, sizeof(words));
+}
+
+/* Adds one contribution to the month, quarter and year cells that hold its date. */
+static void accumulate(void *ctx, const struct qs_contrib *c)
+{
+	struct state *st = ctx;
+	for (int g = 0; g < QS_GRAIN_COUNT; g++) {
+		int32_t start = dates_period_start(c->date, (enum qs_grain)g);
+		if ((st->cells.len + 1) * 2 > st->index_cap) {
+			/* Grow the index and re-insert every cell (cells[] itself is unchanged). */
+			free(st->index);
+			st->index_cap = st->index_cap ? st->index_cap * 2 : 1024;
+			st->index = xrealloc(NULL, st->index_cap * sizeof(*st->index));
+			memset(st->index, 0, st->index_cap * sizeof(*st->index));
+			for (size_t i = 0; i < st->cells.len; i++) {
+				const struct state_delta *d = &st->cells.items[i];
+				size_t h = cell_hash(d->plan, d->stratum, d->period_start, d->measure, d->grain);
+				while (st->index[h & (st->index_cap - 1)])
+					h++;
+				st->index[h & (st->index_cap - 1)] = (uint32_t)i + 1;
+			}
+		}
+		size_t mask = st->index_cap - 1;
+		size_t h = cell_hash(c->plan, c->stratum, start, c->measure, (unsigned)g) & mask;
+		struct state_delta *d = NULL;
+		for (; st->index[h]; h = (h + 1) & mask) {
+			struct state_delta *x = &st->cells.items[st->index[h] - 1];
+			if (x->plan == c->plan && x->stratum == c->stratum && x->period_start == start &&
+			    x->measure == c->measure && x->grain == (enum qs_grain)g) {
+				d = x;
+				break;
+			}
+		}
+		if (!d) {
+			d = VEC_PUSH(st->cells);
+			*d = (struct state_delta){c->plan, c->stratum, c->measure, (enum qs_grain)g, start, 0, 0};
+			st->index[h] = (uint32_t)st->cells.len;
+		}
+		d->numerator += c->numerator;
+		d->denominator += c->denominator;
+	}
+}
+
+static void discard(void *ctx, const struct qs_contrib *c)
+{
+	(void)ctx;
+	(void)c;
+}
+
+static const char *record_id(const struct qs_event *ev)
+{
+	switch (ev->topic) {
+	case QS_TOPIC_ENCOUNTERS:
+		return ev->u.encounter.encounter_id;
+	case QS_TOPIC_DELIVERIES:
+		return ev->u.delivery.delivery_id;
+	default:
+		return ev->u.member.event_id;
+	}
+}
+
+static void fold(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset,
+		 struct contrib_sink sink)
+{
+	struct family_ctx ctx = {&st->intern, &p->arena, st->rules, sink};
+	for (size_t f = 0; f < measures_family_count; f++)
+		if (p->families[f])
+			measures_families[f]->apply(p->families[f], &ctx, ev, offset);
+}
+
+static void *copy_pending(struct state *st, const void *bytes, size_t len)
+{
+	return bytes ? memcpy(arena_alloc(&st->pending, len ? len : 1), bytes, len) : NULL;
+}
+
+void state_apply(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, const void *value,
+		 size_t value_len)
+{
+	fold(st, p, ev, offset, (struct contrib_sink){accumulate, st});
+	*VEC_PUSH(st->records) = (struct state_record){
+		.topic = p->topic,
+		.partition = p->partition,
+		.offset = offset,
+		.record_id = arena_strdup(&st->pending, record_id(ev)),
+		.value = copy_pending(st, value, value_len),
+		.value_len = value_len,
+	};
+	st->events++;
+	advance(st, p, offset);
+}
+
+void state_restore(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset)
+{
+	fold(st, p, ev, offset, (struct contrib_sink){discard, NULL});
+}
+
+void state_dead_letter(struct state *st, struct part *p, int64_t offset, const void *key, size_t key_len,
+		       const void *value, size_t value_len, const char *reason)
+{
+	*VEC_PUSH(st->dead_letters) = (struct state_dead_letter){
+		.topic = p->topic,
+		.partition = p->partition,
+		.offset = offset,
+		.key = copy_pending(st, key, key_len),
+		.key_len = key_len,
+		.value = copy_pending(st, value, value_len),
+		.value_len = value_len,
+		.reason = arena_strdup(&st->pending, reason),
+	};
+	st->events++;
+	advance(st, p, offset);
+}
+
+size_t state_pending(const struct state *st)
+{
+	return st->events;
+}
+
+size_t state_deltas(const struct state *st, const struct state_delta **items)
+{
+	*items = st->cells.items;
+	return st->cells.len;
+}
+
+size_t state_records(const struct state *st, const struct state_record **items)
+{
+	*items = st->records.items;
+	return st->records.len;
+}
+
+size_t state_dead_letters(const struct state *st, const struct state_dead_letter **items)
+{
+	*items = st->dead_letters.items;
+	return st->dead_letters.len;
+}
+
+size_t state_progress_count(const struct state *st)
+{
+	return st->progressed.len;
+}
+
+void state_progress(const struct state *st, size_t i, enum qs_topic *topic, int32_t *partition, int64_t *expected,
+		    int64_t *next)
+{
+	const struct part *p = st->progressed.items[i];
+	*topic = p->topic;
+	*partition = p->partition;
+	*expected = p->expected;
+	*next = p->next;
+}
+
+const char *state_str(const struct state *st, uint32_t id)
+{
+	return intern_str(&st->intern, id);
+}
+
+void state_flushed(struct state *st)
+{
+	for (size_t i = 0; i < st->progressed.len; i++) {
+		struct part *p = st->progressed.items[i];
+		p->expected = p->next;
+		p->progressed = false;
+	}
+	st->progressed.len = 0;
+	pending_clear(st);
+}
+
+size_t state_entities(const struct state *st)
+{
+	size_t n = 0;
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		for (size_t i = 0; i < st->parts[t].len; i++) {
+			const struct part *p = st->parts[t].items[i];
+			for (size_t f = 0; p && f < measures_family_count; f++)
+				if (p->families[f])
+					n += measures_families[f]->count(p->families[f]);
+		}
+	return n;
+}

@@ -1,0 +1,108 @@
+/*
+ * state.h: everything the worker holds between two flushes. Per assigned
+ * partition: the measure families' entities (needed to retract what a
+ * superseded record contributed) and the next offset to read. Across
+ * partitions: the aggregate deltas per cell (plan, measure, stratum, grain,
+ * period), the latest raw message of every record changed, and the dead
+ * letters, all waiting for the sink to write them in one transaction.
+ *
+ * Entities are persisted as the raw message of each record's latest version
+ * (qualstream.record_latest); restoring a partition replays those messages
+ * through the same apply path with contributions discarded, so there is one
+ * code path for live and restored state.
+ */
+#ifndef QS_STATE_H
+#define QS_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dates.h"
+#include "event.h"
+#include "measures/measures.h"
+
+struct state;
+struct part; /* one assigned partition */
+
+/* One aggregate cell's change since the last flush. */
+struct state_delta {
+	uint32_t plan, stratum; /* interned; see state_str */
+	enum qs_measure measure;
+	enum qs_grain grain;
+	int32_t period_start;
+	int64_t numerator, denominator;
+};
+
+/* The latest version of a record, to persist. Pointers borrowed until state_flushed. */
+struct state_record {
+	enum qs_topic topic;
+	int32_t partition;
+	int64_t offset;
+	const char *record_id;
+	const void *value;
+	size_t value_len;
+};
+
+/* A message that could not be used. Pointers borrowed until state_flushed. */
+struct state_dead_letter {
+	enum qs_topic topic;
+	int32_t partition;
+	int64_t offset;
+	const void *key, *value; /* NULL when absent */
+	size_t key_len, value_len;
+	const char *reason;
+};
+
+/* rules: borrowed for the state's lifetime. Aborts on OOM. */
+struct state *state_new(const struct qs_rules *rules);
+void state_free(struct state *st);
+
+/* Adds an assigned partition that resumes at next_offset; returns the existing one if held. */
+struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t partition, int64_t next_offset);
+/* The held partition, or NULL. */
+struct part *state_part(struct state *st, enum qs_topic topic, int32_t partition);
+/* Forgets a partition and frees its entities. Pending output already recorded stays. */
+void state_part_drop(struct state *st, struct part *p);
+/* Drops every held partition for which keep(ctx, topic, partition) is false. */
+void state_retain(struct state *st, bool (*keep)(void *ctx, enum qs_topic topic, int32_t partition), void *ctx);
+/* Drops every partition and every pending output: the state after a failed flush. */
+void state_reset(struct state *st);
+int64_t state_part_next_offset(const struct part *p);
+
+/*
+ * Folds a decoded event read at `offset` of p into the families, adds the
+ * contribution changes to the pending deltas, and records the raw value as the
+ * record's latest version. Advances p's next offset.
+ */
+void state_apply(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, const void *value,
+		 size_t value_len);
+/* Replays a persisted latest version into p's entities without producing deltas or output. */
+void state_restore(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset);
+/* Records a dead letter for the message at `offset` of p (bytes copied) and advances p's next offset. */
+void state_dead_letter(struct state *st, struct part *p, int64_t offset, const void *key, size_t key_len,
+		       const void *value, size_t value_len, const char *reason);
+
+/* Events and dead letters recorded since the last flush. */
+size_t state_pending(const struct state *st);
+
+/* Iteration for the sink: each returns the number of items and sets *items (borrowed until state_flushed). */
+size_t state_deltas(const struct state *st, const struct state_delta **items);
+size_t state_records(const struct state *st, const struct state_record **items);
+size_t state_dead_letters(const struct state *st, const struct state_dead_letter **items);
+
+/* Partitions whose offset moved since the last flush: the i-th, for i < n. */
+size_t state_progress_count(const struct state *st);
+void state_progress(const struct state *st, size_t i, enum qs_topic *topic, int32_t *partition, int64_t *expected,
+		    int64_t *next);
+
+/* An interned string (plan id, stratum). */
+const char *state_str(const struct state *st, uint32_t id);
+
+/* The flush committed: clears pending output and makes the new offsets the expected ones. */
+void state_flushed(struct state *st);
+
+/* Entities held over all partitions, for logs. */
+size_t state_entities(const struct state *st);
+
+#endif
