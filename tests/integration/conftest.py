@@ -33,6 +33,16 @@ def need(name):
     return value
 
 
+def admin_sql(dsn, sql):
+    """Runs a statement outside a transaction (CREATE/DROP DATABASE need that)."""
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+
+
 class Worker:
     """One qualstream process; its log is kept for failure messages."""
 
@@ -69,9 +79,7 @@ class Env:
         self.name = name
         admin_dsn = need("QS_PG_DSN")
         self.db = f"qs_{name}"
-        with psycopg2.connect(admin_dsn) as conn:
-            conn.autocommit = True
-            conn.cursor().execute(f"CREATE DATABASE {self.db}")
+        admin_sql(admin_dsn, f"CREATE DATABASE {self.db}")
         self.admin_dsn = admin_dsn
         self.dsn = f"{admin_dsn} dbname={self.db}"
         self.topics = {t: f"{name}.{t}" for t in ("encounters", "deliveries", "member-events")}
@@ -92,6 +100,8 @@ class Env:
             f"pg.conninfo={self.dsn}",
             f"schema.registry.dir={self.registry}",
             "flush.interval.ms=200",
+            # A killed worker stays a group member until its session times out; keep that short.
+            "kafka.session.timeout.ms=6000",
             "",
         ]))
         subprocess.run([str(self.binary), "migrate", "-c", str(self.config)], check=True,
@@ -158,9 +168,7 @@ class Env:
             if w.proc.poll() is None:
                 w.proc.kill()
                 w.proc.wait()
-        with psycopg2.connect(self.admin_dsn) as conn:
-            conn.autocommit = True
-            conn.cursor().execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+        admin_sql(self.admin_dsn, f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
 
 
 @pytest.fixture
