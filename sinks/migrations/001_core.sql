@@ -104,18 +104,22 @@ FROM qualstream.measure_rate
 WHERE measure = 'NTSV_CSECTION' AND stratum LIKE 'hospital:%' AND denominator > 0;
 
 -- Every month CW13 evaluates for a plan and source, from the plan's first
--- month of data to the last closed month: a month with no submission at all
--- has no measure_period row and shows as missed.
+-- month with a submission up to the stream's clock: the latest month in which
+-- any plan submitted anything (event time, so a replay of history reads the
+-- same). A month with no submission at all has no measure_period row and
+-- shows as missed.
 CREATE VIEW qualstream.cw13_month AS
-WITH plans AS (
-    SELECT plan_id, min(period_start) AS first_month
-    FROM qualstream.measure_period WHERE grain = 'month' GROUP BY plan_id
+WITH clock AS (
+    SELECT max(period_start) AS month FROM qualstream.measure_period
+    WHERE measure = 'CW13_SUBMISSIONS' AND grain = 'month' AND numerator > 0
+), plans AS (
+    SELECT plan_id, min(period_start) AS first_month FROM qualstream.measure_period
+    WHERE measure = 'CW13_SUBMISSIONS' AND grain = 'month' AND numerator > 0 GROUP BY plan_id
 ), months AS (
     SELECT p.plan_id, ph.source, m::date AS month, ph.timeliness
     FROM plans p
-    CROSS JOIN LATERAL generate_series(date_trunc('year', p.first_month),
-                                       date_trunc('month', now()) - interval '1 month',
-                                       interval '1 month') AS m
+    CROSS JOIN clock
+    CROSS JOIN LATERAL generate_series(p.first_month, clock.month, interval '1 month') AS m
     JOIN qualstream.cw13_phase ph
       ON extract(year FROM m) BETWEEN ph.first_year AND coalesce(ph.last_year, 9999)
      AND extract(month FROM m) BETWEEN ph.first_month AND ph.last_month

@@ -270,8 +270,9 @@ HOSTILE_KINDS = (
 class _Generator:
     def __init__(self, seed, plans, hospitals_per_plan, members, start_date, months,
                  encounters_per_month, deliveries, member_events, hostile, evolved_share,
-                 gap, id_suffix, codec):
+                 gap, id_suffix, codec, edges=True):
         self.rng = random.Random(seed)
+        self.edges = edges
         self.plans = list(plans)
         self.hospitals_per_plan = hospitals_per_plan
         self.members = members
@@ -685,6 +686,8 @@ class _Generator:
             self.emit(rng.randrange(lo, hi), Message(topic, member.encode(), value, rec,
                                                      None if value is None or len(value) < 5 else int.from_bytes(value[1:5], "big"),
                                                      kind, "hostile: " + kind))
+        if not self.edges:
+            return
         # Valid edge cases: accepted by the rules as written, at their limits.
         n63 = "ENC-EDGE-63-"
         n63 += "x" * (63 - len(n63.encode()) - len(self.sfx)) + self.sfx
@@ -721,7 +724,7 @@ class _Generator:
 def generate(seed=1, plans=("PLAN-A", "PLAN-B", "PLAN-C"), members=150,
              start_date=datetime.date(2017, 1, 1), months=15, encounters_per_month=40,
              deliveries=600, hospitals_per_plan=3, member_events=0, hostile=False,
-             evolved_share=0.1, gap=True, id_suffix="", codec=None):
+             evolved_share=0.1, gap=True, id_suffix="", codec=None, edges=True):
     """Generate an ordered stream of Messages (production order).
 
     members, encounters_per_month and deliveries are per plan; member_events is
@@ -733,7 +736,7 @@ def generate(seed=1, plans=("PLAN-A", "PLAN-B", "PLAN-C"), members=150,
     and member id (replicate() needs REPLICA_MARK there)."""
     g = _Generator(seed, plans, hospitals_per_plan, members, start_date, months,
                    encounters_per_month, deliveries, member_events, hostile, evolved_share,
-                   gap, id_suffix, codec or Codec())
+                   gap, id_suffix, codec or Codec(), edges)
     return g.run()
 
 
@@ -826,6 +829,8 @@ def _gen_args(p):
     p.add_argument("--evolved-share", type=float, default=0.1)
     p.add_argument("--no-gap", action="store_true", help="no month without submissions")
     p.add_argument("--hostile", action="store_true", help="mix in hostile messages and edge cases")
+    p.add_argument("--no-edges", action="store_true",
+                   help="with --hostile: leave out the valid edge cases (1900/2199 dates, 63-byte ids)")
     p.add_argument("--replicas", type=int, default=1,
                    help="disjoint copies of the stream (big streams); expected rows scale by it")
     p.add_argument("--stream", help="use this JSONL dump instead of generating")
@@ -845,7 +850,7 @@ def _generate_from_args(a):
                     deliveries=max(1, round(a.deliveries * s)), hospitals_per_plan=a.hospitals,
                     member_events=a.member_events, hostile=a.hostile,
                     evolved_share=a.evolved_share, gap=not a.no_gap,
-                    id_suffix=REPLICA_MARK if a.replicas > 1 else "")
+                    id_suffix=REPLICA_MARK if a.replicas > 1 else "", edges=not a.no_edges)
 
 
 def summarize(messages):
