@@ -107,60 +107,145 @@ static bool is_assigned(void *ctx, enum qs_topic topic, int32_t partition)
 }
 
 /*
+ * Replaces the PostgreSQL connection with a new one: after a failure the old
+ * one may be gone or mid-transaction, and rebuilding it is the only repair
+ * libpq offers. Returns 0 when connected; logs and keeps the old one otherwise.
+ */
+static int reconnect(struct worker *w)
+{
+	char err[512];
+	struct pgsink *ps = pgsink_connect(w->cfg->pg_conninfo, w->cfg->group_id,
+					   (const char *const *)w->cfg->topics, err, sizeof(err));
+	if (!ps) {
+		log_error("%s", err);
+		return -1;
+	}
+	pgsink_free(w->ps);
+	w->ps = ps;
+	return 0;
+}
+
+/* Claims a partition in PostgreSQL, reconnecting until it answers or stop. */
+static int claim(struct worker *w, enum qs_topic topic, int32_t partition, int64_t *next)
+{
+	char err[512];
+	while (pgsink_claim(w->ps, topic, partition, next, err, sizeof(err))) {
+		log_error("%s", err);
+		if (*w->stop)
+			return -1;
+		sleep_ms(1000);
+		(void)reconnect(w);
+	}
+	return 0;
+}
+
+struct keep_ctx {
+	const struct worker *w;
+	const int32_t *stale;
+	size_t n_stale;
+};
+
+/* Keep a held partition when it is still assigned and its partition number needs no reload. */
+static bool keep_part(void *ctx, enum qs_topic topic, int32_t partition)
+{
+	const struct keep_ctx *k = ctx;
+	for (size_t i = 0; i < k->n_stale; i++)
+		if (k->stale[i] == partition)
+			return false;
+	return is_assigned((void *)k->w, topic, partition);
+}
+
+/* Logs a family's partition that arrived without its twin on another topic (see README, CAW7). */
+static void check_copartitioned(const struct worker *w)
+{
+	for (size_t f = 0; f < measures_family_count; f++) {
+		unsigned topics = measures_families[f]->topics;
+		for (size_t i = 0; i < w->n_assigned; i++) {
+			if (!(topics & QS_TOPIC_BIT(w->assigned[i].topic)))
+				continue;
+			for (int t = 0; t < QS_TOPIC_COUNT; t++)
+				if ((topics & QS_TOPIC_BIT(t)) && !is_assigned((void *)w, (enum qs_topic)t,
+										w->assigned[i].partition))
+					log_error("%s[%d] is assigned without %s[%d]: family %s needs both topics"
+						  " co-partitioned (same partition count, range assignor)",
+						  w->cfg->topics[w->assigned[i].topic], w->assigned[i].partition,
+						  w->cfg->topics[t], w->assigned[i].partition, measures_families[f]->name);
+		}
+	}
+}
+
+/*
  * Makes the state hold exactly the partitions in `list`, as PostgreSQL has
  * them, and sets each entry's offset to where it resumes. A partition already
  * held whose stored offset equals ours is kept as it is (the usual case after
- * a rebalance that gave it back). Retries until PostgreSQL answers or stop.
+ * a rebalance that gave it back). Because a family reading two topics shares
+ * its entities across partition p of both, a reload of any partition p
+ * reloads every held partition p.
  */
 static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *list)
 {
 	char err[512];
+	int rc = -1;
+	int64_t *next = calloc((size_t)list->cnt + 1, sizeof(*next));
+	int32_t *stale = calloc((size_t)list->cnt + 1, sizeof(*stale));
+	size_t n_stale = 0;
 	free(w->assigned);
 	w->assigned = calloc((size_t)list->cnt + 1, sizeof(*w->assigned));
 	w->n_assigned = 0;
+	if (!next || !stale || !w->assigned) {
+		log_error("out of memory loading an assignment");
+		goto done;
+	}
 	for (int i = 0; i < list->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &list->elems[i];
 		int topic = topic_of(w, tp->topic);
 		if (topic < 0)
 			continue;
-		int64_t next;
-		while (pgsink_claim(w->ps, (enum qs_topic)topic, tp->partition, &next, err, sizeof(err))) {
-			log_error("%s", err);
-			if (*w->stop)
-				return -1;
-			sleep_ms(1000);
-			/* The connection may be gone: rebuilding it is the only repair libpq offers. */
-			char cerr[512];
-			struct pgsink *ps = pgsink_connect(w->cfg->pg_conninfo, w->cfg->group_id,
-							   (const char *const *)w->cfg->topics, cerr, sizeof(cerr));
-			if (ps) {
-				pgsink_free(w->ps);
-				w->ps = ps;
-			}
-		}
+		if (claim(w, (enum qs_topic)topic, tp->partition, &next[i]))
+			goto done;
 		struct part *p = state_part(w->st, (enum qs_topic)topic, tp->partition);
-		if (p && state_part_next_offset(p) != next) {
-			state_part_drop(w->st, p);
-			p = NULL;
-		}
-		if (!p) {
-			int64_t t0 = now_ms();
-			p = state_part_add(w->st, (enum qs_topic)topic, tp->partition, next);
-			struct restore_ctx rc = {w, p, (enum qs_topic)topic};
-			if (pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rc, err,
-						sizeof(err))) {
-				log_error("%s", err);
-				state_part_drop(w->st, p);
-				return -1;
-			}
-			log_info("assigned %s[%d]: resuming at offset %lld, state restored in %lld ms", tp->topic,
-				 tp->partition, (long long)next, (long long)(now_ms() - t0));
-		}
-		tp->offset = next;
+		if (!p || state_part_next_offset(p) != next[i])
+			stale[n_stale++] = tp->partition;
+		tp->offset = next[i];
 		w->assigned[w->n_assigned++] = (struct assigned){(enum qs_topic)topic, tp->partition, false};
 	}
-	/* Forget partitions held from an earlier assignment that this one no longer has. */
-	state_retain(w->st, is_assigned, w);
+	struct keep_ctx keep = {w, stale, n_stale};
+	state_retain(w->st, keep_part, &keep);
+	for (int i = 0; i < list->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &list->elems[i];
+		int topic = topic_of(w, tp->topic);
+		if (topic < 0 || state_part(w->st, (enum qs_topic)topic, tp->partition))
+			continue;
+		int64_t t0 = now_ms();
+		struct part *p = state_part_add(w->st, (enum qs_topic)topic, tp->partition, next[i]);
+		struct restore_ctx rctx = {w, p, (enum qs_topic)topic};
+		if (pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rctx, err,
+					sizeof(err))) {
+			log_error("%s", err);
+			state_reset(w->st); /* a half-restored shard must not be used */
+			goto done;
+		}
+		log_info("assigned %s[%d]: resuming at offset %lld, state restored in %lld ms", tp->topic,
+			 tp->partition, (long long)next[i], (long long)(now_ms() - t0));
+	}
+	check_copartitioned(w);
+	rc = 0;
+done:
+	free(next);
+	free(stale);
+	return rc;
+}
+
+/* load_assignment until it succeeds, rebuilding the connection between tries; -1 only on stop. */
+static int load_with_retry(struct worker *w, rd_kafka_topic_partition_list_t *list)
+{
+	for (int backoff = 250; load_assignment(w, list); backoff = backoff < 30000 ? backoff * 2 : 30000) {
+		if (*w->stop)
+			return -1;
+		log_warn("loading the assignment failed; retrying in %d ms", backoff);
+		sleep_ms(backoff);
+		(void)reconnect(w);
+	}
 	return 0;
 }
 
@@ -172,7 +257,7 @@ static void resync(struct worker *w)
 	rd_kafka_topic_partition_list_t *list = NULL;
 	if (rd_kafka_assignment(w->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || !list)
 		return;
-	if (load_assignment(w, list) == 0) {
+	if (load_with_retry(w, list) == 0) {
 		rd_kafka_resp_err_t err = rd_kafka_assign(w->rk, list);
 		if (err)
 			log_error("re-assigning after a reset: %s", rd_kafka_err2str(err));
@@ -208,17 +293,8 @@ static int flush(struct worker *w)
 		log_warn("%s: reloading the assignment from PostgreSQL", err);
 	} else {
 		log_error("flush failed: %s; reconnecting and reloading from PostgreSQL", err);
-		for (int backoff = 250; !*w->stop; backoff = backoff < 30000 ? backoff * 2 : 30000) {
-			struct pgsink *ps = pgsink_connect(w->cfg->pg_conninfo, w->cfg->group_id,
-							   (const char *const *)w->cfg->topics, err, sizeof(err));
-			if (ps) {
-				pgsink_free(w->ps);
-				w->ps = ps;
-				break;
-			}
-			log_error("%s (retrying in %d ms)", err, backoff);
+		for (int backoff = 250; !*w->stop && reconnect(w); backoff = backoff < 30000 ? backoff * 2 : 30000)
 			sleep_ms(backoff);
-		}
 	}
 	return -1;
 }
@@ -228,7 +304,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 {
 	struct worker *w = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-		if (load_assignment(w, list) == 0) {
+		if (load_with_retry(w, list) == 0) {
 			rd_kafka_resp_err_t e = rd_kafka_assign(rk, list);
 			if (e)
 				log_error("assign: %s", rd_kafka_err2str(e));

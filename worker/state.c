@@ -13,14 +13,24 @@
 #include "arena.h"
 #include "intern.h"
 
+/*
+ * A family's entities for one partition number. A family reading two topics
+ * (CAW7: encounters and member events) sees partition p of both through one
+ * shard; it lives while any held partition refers to it.
+ */
+struct shard {
+	void *state;
+	struct arena arena;
+	int refs;
+};
+
 struct part {
 	enum qs_topic topic;
 	int32_t partition;
 	int64_t expected; /* next_offset last committed (the fence) */
 	int64_t next;     /* next offset to read */
 	bool progressed;  /* listed in st->progressed */
-	struct arena arena;
-	void *families[QS_MAX_FAMILIES]; /* per family in measures_families order; NULL if not this topic's */
+	struct shard *shards[QS_MAX_FAMILIES]; /* per family in measures_families order; NULL if not this topic's */
 };
 
 #define VEC(T)                                                                                             \
@@ -32,7 +42,8 @@ struct part {
 struct state {
 	const struct qs_rules *rules;
 	struct intern intern;
-	VEC(struct part *) parts[QS_TOPIC_COUNT]; /* indexed by partition number */
+	VEC(struct part *) parts[QS_TOPIC_COUNT];    /* indexed by partition number */
+	VEC(struct shard *) shards[QS_MAX_FAMILIES]; /* indexed by partition number */
 	VEC(struct part *) progressed;
 	/* delta accumulator: cells[] in insertion order, index[] maps hash -> cells position + 1 */
 	VEC(struct state_delta) cells;
@@ -72,12 +83,17 @@ struct state *state_new(const struct qs_rules *rules)
 	return st;
 }
 
-static void part_free(struct part *p)
+static void part_free(struct state *st, struct part *p)
 {
-	for (size_t f = 0; f < measures_family_count; f++)
-		if (p->families[f])
-			measures_families[f]->state_free(p->families[f]);
-	arena_free(&p->arena);
+	for (size_t f = 0; f < measures_family_count; f++) {
+		struct shard *sh = p->shards[f];
+		if (sh && --sh->refs == 0) {
+			measures_families[f]->state_free(sh->state);
+			arena_free(&sh->arena);
+			free(sh);
+			st->shards[f].items[p->partition] = NULL;
+		}
+	}
 	free(p);
 }
 
@@ -97,7 +113,7 @@ void state_reset(struct state *st)
 	for (int t = 0; t < QS_TOPIC_COUNT; t++) {
 		for (size_t i = 0; i < st->parts[t].len; i++)
 			if (st->parts[t].items[i])
-				part_free(st->parts[t].items[i]);
+				part_free(st, st->parts[t].items[i]);
 		st->parts[t].len = 0;
 	}
 	st->progressed.len = 0;
@@ -111,6 +127,8 @@ void state_free(struct state *st)
 	state_reset(st);
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		free(st->parts[t].items);
+	for (size_t f = 0; f < QS_MAX_FAMILIES; f++)
+		free(st->shards[f].items);
 	free(st->progressed.items);
 	free(st->cells.items);
 	free(st->index);
@@ -142,9 +160,24 @@ struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t parti
 	p->topic = topic;
 	p->partition = partition;
 	p->expected = p->next = next_offset;
-	for (size_t f = 0; f < measures_family_count; f++)
-		if (measures_families[f]->topic == topic)
-			p->families[f] = measures_families[f]->state_new();
+	for (size_t f = 0; f < measures_family_count; f++) {
+		if (!(measures_families[f]->topics & QS_TOPIC_BIT(topic)))
+			continue;
+		while (st->shards[f].len <= (size_t)partition)
+			*VEC_PUSH(st->shards[f]) = NULL;
+		struct shard *sh = st->shards[f].items[partition];
+		if (!sh) {
+			sh = calloc(1, sizeof(*sh));
+			if (!sh) {
+				fprintf(stderr, "qualstream: out of memory\n");
+				abort();
+			}
+			sh->state = measures_families[f]->state_new();
+			st->shards[f].items[partition] = sh;
+		}
+		sh->refs++;
+		p->shards[f] = sh;
+	}
 	st->parts[topic].items[partition] = p;
 	return p;
 }
@@ -155,7 +188,7 @@ void state_part_drop(struct state *st, struct part *p)
 		if (st->progressed.items[i] == p)
 			st->progressed.items[i] = st->progressed.items[--st->progressed.len];
 	st->parts[p->topic].items[p->partition] = NULL;
-	part_free(p);
+	part_free(st, p);
 }
 
 void state_retain(struct state *st, bool (*keep)(void *ctx, enum qs_topic topic, int32_t partition), void *ctx)
@@ -252,10 +285,13 @@ static const char *record_id(const struct qs_event *ev)
 static void fold(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset,
 		 struct contrib_sink sink)
 {
-	struct family_ctx ctx = {&st->intern, &p->arena, st->rules, sink};
-	for (size_t f = 0; f < measures_family_count; f++)
-		if (p->families[f])
-			measures_families[f]->apply(p->families[f], &ctx, ev, offset);
+	for (size_t f = 0; f < measures_family_count; f++) {
+		struct shard *sh = p->shards[f];
+		if (!sh)
+			continue;
+		struct family_ctx ctx = {&st->intern, &sh->arena, st->rules, sink};
+		measures_families[f]->apply(sh->state, &ctx, ev, offset);
+	}
 }
 
 static void *copy_pending(struct state *st, const void *bytes, size_t len)
@@ -358,12 +394,9 @@ void state_flushed(struct state *st)
 size_t state_entities(const struct state *st)
 {
 	size_t n = 0;
-	for (int t = 0; t < QS_TOPIC_COUNT; t++)
-		for (size_t i = 0; i < st->parts[t].len; i++) {
-			const struct part *p = st->parts[t].items[i];
-			for (size_t f = 0; p && f < measures_family_count; f++)
-				if (p->families[f])
-					n += measures_families[f]->count(p->families[f]);
-		}
+	for (size_t f = 0; f < measures_family_count; f++)
+		for (size_t i = 0; i < st->shards[f].len; i++)
+			if (st->shards[f].items[i])
+				n += measures_families[f]->count(st->shards[f].items[i]->state);
 	return n;
 }

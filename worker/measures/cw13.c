@@ -144,7 +144,7 @@ static size_t count(const void *state)
 
 const struct family family_cw13 = {
 	.name = "cw13",
-	.topic = QS_TOPIC_ENCOUNTERS,
+	.topics = QS_TOPIC_BIT(QS_TOPIC_ENCOUNTERS),
 	.state_new = state_new,
 	.state_free = state_free,
 	.apply = apply,

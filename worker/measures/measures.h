@@ -56,17 +56,24 @@ struct contrib_sink {
 /* What a family's apply() may use besides its own entities. */
 struct family_ctx {
 	struct intern *intern;       /* shared by all families; borrowed */
-	struct arena *arena;         /* the partition's arena: entities live here */
+	struct arena *arena;         /* the family's arena for this partition: entities live here */
 	const struct qs_rules *rules; /* rule parameters; borrowed */
 	struct contrib_sink sink;
 };
 
 #define QS_MAX_CONTRIBS 16 /* per entity: the most any contribs() writes */
 
+#define QS_TOPIC_BIT(t) (1u << (t))
+
 struct family {
 	const char *name;
-	enum qs_topic topic;
-	/* Per-partition entity index: returns a zeroed, family-owned state. */
+	/*
+	 * The topics whose events it folds, as QS_TOPIC_BIT()s. A family that reads
+	 * two topics joins them by member, so both must be co-partitioned: its
+	 * state for partition p is shared by partition p of each of its topics.
+	 */
+	unsigned topics;
+	/* Per-partition-number entity index: returns a zeroed, family-owned state. */
 	void *(*state_new)(void);
 	/* Frees what state_new returned (entities themselves live in the partition arena). */
 	void (*state_free)(void *state);

@@ -105,7 +105,7 @@ static size_t count(const void *state)
 
 const struct family family_ntsv = {
 	.name = "ntsv",
-	.topic = QS_TOPIC_DELIVERIES,
+	.topics = QS_TOPIC_BIT(QS_TOPIC_DELIVERIES),
 	.state_new = state_new,
 	.state_free = state_free,
 	.apply = apply,
