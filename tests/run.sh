@@ -37,9 +37,9 @@ count() {
 		e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
 		passed=$((passed + p - f - e))
 		failed=$((failed + f + e))
-	elif line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1) && [ -n "$line" ]; then
+	elif line=$(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s' "$log" | tail -n 1) && [ -n "$line" ]; then
 		p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-		f=$(grep -oE '[0-9]+ (failed|error)' <<<"$line" | grep -oE '[0-9]+' | paste -sd+ | bc || echo 0)
+		f=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | grep -oE '[0-9]+' | paste -sd+ | bc)
 		passed=$((passed + p))
 		failed=$((failed + ${f:-0}))
 	else
