@@ -223,11 +223,13 @@ static size_t cell_hash(uint32_t plan, uint32_t stratum, int32_t period_start, u
 	return (size_t)hashmap_hash(words, sizeof(words));
 }
 
-/* Adds one contribution to the month, quarter and year cells that hold its date. */
+/* Adds one contribution to the month, quarter and year cells that hold its date (those of its grains). */
 static void accumulate(void *ctx, const struct qs_contrib *c)
 {
 	struct state *st = ctx;
 	for (int g = 0; g < QS_GRAIN_COUNT; g++) {
+		if (c->grains != QS_GRAINS_ALL && !(c->grains & QS_GRAIN_BIT(g)))
+			continue;
 		int32_t start = dates_period_start(c->date, (enum qs_grain)g);
 		if ((st->cells.len + 1) * 2 > st->index_cap) {
 			/* Grow the index and re-insert every cell (cells[] itself is unchanged). */

@@ -6,7 +6,8 @@ of a record contributed. This oracle never retracts anything: it decodes and
 validates every message itself (strictly, from the raw bytes), keeps only the
 final accepted version of each record, builds the encounter chains from that
 final state and counts from scratch. Agreement between the two is evidence that
-the worker's retractions are right.
+the worker's retractions are right. Measures: CW13_SUBMISSIONS, CW13_TIMELY,
+NTSV_CSECTION, NTSV_MISSING and the member-event measures CAW6-CAW9 (stratum '').
 
 Library entry points: compute(messages) -> Result, compare(expected, actual),
 scale_rows(rows, k). CLI: expected, deadletters, compare (`oracle.py --help`).
@@ -39,8 +40,10 @@ RULES = {
     "parity": (0, 30),
     "gestational_age_weeks": (0, 50),
     "plurality": (1, 15),
+    "caw7_min_months": 5,                    # CAW7: a member-year qualifies from this many months
 }
-MEASURES = ("CW13_SUBMISSIONS", "CW13_TIMELY", "NTSV_CSECTION", "NTSV_MISSING")
+CAW_MEASURES = ("CAW6", "CAW7", "CAW8", "CAW9")
+MEASURES = ("CW13_SUBMISSIONS", "CW13_TIMELY", "NTSV_CSECTION", "NTSV_MISSING") + CAW_MEASURES
 GRAINS = ("month", "quarter", "year")
 READER_ID = {"encounters": 1, "deliveries": 2, "member-events": 3}
 EPOCH = datetime.date(1970, 1, 1)
@@ -199,6 +202,8 @@ def _check_id(rec, name, value=None):
         raise Rejected("bad_id", f"{name} is empty")
     if n > RULES["id_max_bytes"]:
         raise Rejected("bad_id", f"{name} is {n} bytes")
+    if "\x00" in v:
+        raise Rejected("bad_id", f"{name} holds a NUL byte")
 
 
 def _check_date(name, days):
@@ -276,7 +281,8 @@ def period_starts(d):
 class Result:
     """rows: {(plan, measure, stratum, grain, period_start): [numerator, denominator]}
     with every key present having a non-zero value; zero_rows: keys whose cell
-    ends at 0/0 (the batch never creates any, kept for API symmetry);
+    ends at 0/0 (only CAW6 makes any: a member whose county provider and member
+    were both unreachable adds 0 to both sides; such cells are left out of rows);
     dead_letters: [(seq, topic, kind, detail)]; accepted: {topic: n};
     mismatches: generator-vs-oracle disagreements on decoding or rejection."""
 
@@ -328,18 +334,14 @@ def _add(rows, plan, measure, stratum, d, num, den):
         cell[1] += den
 
 
-def count_encounters(encounters, rows):
-    """CW13_SUBMISSIONS and CW13_TIMELY from the final encounter records."""
-    for _, rec in encounters.values():
-        if rec["submitted_at"] is not None:
-            _add(rows, rec["plan_id"], "CW13_SUBMISSIONS", rec["source"],
-                 date_of(rec["submitted_at"] // DAY_MS), 1, 0)
+def encounter_chains(encounters):
+    """{root id: [(seq, record), ...]} from the final encounter records.
 
-    # Chains: follow original_encounter_id upwards to the record that names no
-    # further record we hold. That root is either an ORIGINAL (the chain's
-    # original, received) or the id of a record not received (original missing).
-    # Following parents from each record is the same as the README's growing
-    # "names the original or any record already in its chain".
+    Chains: follow original_encounter_id upwards to the record that names no
+    further record we hold. That root is either an ORIGINAL (the chain's
+    original, received) or the id of a record not received (original missing).
+    Following parents from each record is the same as the README's growing
+    "names the original or any record already in its chain"."""
     def root(eid):
         seen = set()
         while True:
@@ -359,7 +361,25 @@ def count_encounters(encounters, rows):
         r = root(eid)
         if r is not None:
             chains[r].append(encounters[eid])
+    return chains
 
+
+def chain_content(members, orig):
+    """The chain's clinical content: its latest REPLACEMENT (the one whose final
+    version comes last in the stream), else the original (None if missing)."""
+    replacements = [(seq, rec) for seq, rec in members if rec["frequency"] == "REPLACEMENT"]
+    return max(replacements, key=lambda t: t[0])[1] if replacements else orig
+
+
+def count_encounters(encounters, rows, chains=None):
+    """CW13_SUBMISSIONS and CW13_TIMELY from the final encounter records."""
+    for _, rec in encounters.values():
+        if rec["submitted_at"] is not None:
+            _add(rows, rec["plan_id"], "CW13_SUBMISSIONS", rec["source"],
+                 date_of(rec["submitted_at"] // DAY_MS), 1, 0)
+
+    if chains is None:
+        chains = encounter_chains(encounters)
     for rid, members in chains.items():
         if rid not in encounters or encounters[rid][1]["frequency"] != "ORIGINAL":
             continue                     # original not received: no timeliness yet
@@ -368,8 +388,7 @@ def count_encounters(encounters, rows):
             continue                     # owed: not submitted, so not timed
         if any(rec["frequency"] == "VOID" for _, rec in members):
             continue                     # voided chain counts nowhere
-        replacements = [(seq, rec) for seq, rec in members if rec["frequency"] == "REPLACEMENT"]
-        content = max(replacements, key=lambda t: t[0])[1] if replacements else orig
+        content = chain_content(members, orig)
         sub_day = orig["submitted_at"] // DAY_MS
         timely = sub_day - content["service_to"] <= RULES["timely_days"]
         _add(rows, orig["plan_id"], "CW13_TIMELY", orig["source"], date_of(sub_day),
@@ -400,6 +419,146 @@ def count_deliveries(deliveries, rows):
                      1 if rec["method"] == "CESAREAN" else 0, 1)
 
 
+# --------------------------------------------------------------------------- CAW6-CAW9
+
+def _first_of_month(days):
+    return date_of(days).replace(day=1)
+
+
+def active_member_events(events):
+    """{body kind: [(seq, record), ...]} of the final member events that are
+    ACTIVE. The final version of an event_id is the only one that exists (its
+    kind may even differ from earlier versions'); a VOID final version counts
+    nowhere, so it is simply not there. seq is the position of that final
+    version in the stream: "latest in the partition" compares these."""
+    by = defaultdict(list)
+    for seq, rec in events.values():
+        if rec["status"] == "ACTIVE":
+            by[rec["body"]["_kind"]].append((seq, rec))
+    for v in by.values():
+        v.sort(key=lambda t: t[0])
+    return by
+
+
+def count_caw6(coordination, rows):
+    """CAW6 from the ACTIVE BhCoordination events: per (plan, member) and
+    period, the event with the greatest (event_date, seq) decides; it counts
+    when it says receives_smhs. Members are per plan: the same member_id under
+    two plans is two members."""
+    latest = {}
+    for seq, rec in coordination:
+        b = rec["body"]
+        for grain, start in period_starts(date_of(b["event_date"])):
+            k = (rec["plan_id"], rec["member_id"], grain, start)
+            cand = (b["event_date"], seq, b)
+            if k not in latest or cand[:2] > latest[k][:2]:
+                latest[k] = cand
+    for (plan, _member, grain, start), (_, _, b) in latest.items():
+        if not b["receives_smhs"]:
+            continue
+        a = 1
+        bb = 1 if b["county_provider_outcome"] == "UNABLE_TO_REACH" else 0
+        c = 1 if b["county_provider_outcome"] == "SUCCESS" else 0
+        d = 1 if b["member_outcome"] == "UNABLE_TO_REACH" else 0
+        e = 1 if b["member_outcome"] == "SUCCESS" else 0
+        cell = rows.setdefault((plan, "CAW6", "", grain, start), [0, 0])
+        cell[0] += c + e
+        cell[1] += 2 * a - bb - d
+
+
+def caw7_qualified(enrollments):
+    """{(plan, member, year): sorted enrolled months (first days)} of the
+    qualifying member-years: >= 5 distinct months with an ACTIVE Enrollment in
+    the year and at least one of that year's Enrollment events with smi_sud.
+    An Enrollment's `month` is taken as the month holding that date (the schema
+    says it is the first day; a later day names the same month)."""
+    months = defaultdict(dict)     # (plan, member, year) -> {month: any smi_sud}
+    for _, rec in enrollments:
+        m = _first_of_month(rec["body"]["month"])
+        cell = months[(rec["plan_id"], rec["member_id"], m.year)]
+        cell[m] = cell.get(m, False) or rec["body"]["smi_sud"]
+    return {k: sorted(v) for k, v in months.items()
+            if len(v) >= RULES["caw7_min_months"] and any(v.values())}
+
+
+def caw7_ed_visits(encounters, chains):
+    """[(plan, member, service_to date)] of every ED visit: a chain with no VOID
+    record whose content (latest replacement, else original) has ed_visit,
+    submitted or owed. The chain belongs to its original's plan and member (as
+    CW13_TIMELY counts under the original's plan); a chain whose original is
+    missing but holds a replacement is a visit too, under that content's plan
+    and member (it is not voided and has content)."""
+    out = []
+    for rid, members in chains.items():
+        if any(rec["frequency"] == "VOID" for _, rec in members):
+            continue
+        orig = encounters[rid][1] if rid in encounters else None
+        content = chain_content(members, orig)
+        if content is None or not content["ed_visit"]:
+            continue
+        owner = orig or content
+        out.append((owner["plan_id"], owner["member_id"], date_of(content["service_to"])))
+    return out
+
+
+def count_caw7(enrollments, encounters, chains, rows):
+    """CAW7: per qualifying (plan, member, year), denominator 1 per enrolled
+    month and numerator 1 per ED visit whose service_to falls in that year
+    (in the visit's month, enrolled that month or not)."""
+    qualified = caw7_qualified(enrollments)
+    for (plan, _member, _year), months in qualified.items():
+        for m in months:
+            _add(rows, plan, "CAW7", "", m, 0, 1)
+    for plan, member, d in caw7_ed_visits(encounters, chains):
+        if (plan, member, d.year) in qualified:
+            _add(rows, plan, "CAW7", "", d, 1, 0)
+
+
+def count_caw8(care_plans, rows):
+    """CAW8: per plan and period, B/C over members with an INITIAL plan completed
+    in it, E/F over care_plan_ids (distinct per plan) with a REVISED event in it."""
+    initial = defaultdict(dict)    # (plan, grain, start) -> {member: any goals}
+    revised = defaultdict(dict)    # (plan, grain, start) -> {care_plan_id: any goals}
+    for _, rec in care_plans:
+        b = rec["body"]
+        into, who = (initial, rec["member_id"]) if b["plan_type"] == "INITIAL" else (revised, b["care_plan_id"])
+        for grain, start in period_starts(date_of(b["completed_on"])):
+            cell = into[(rec["plan_id"], grain, start)]
+            cell[who] = cell.get(who, False) or b["care_goals_documented"]
+    for src in (initial, revised):
+        for (plan, grain, start), who in src.items():
+            cell = rows.setdefault((plan, "CAW8", "", grain, start), [0, 0])
+            cell[0] += sum(1 for g in who.values() if g)
+            cell[1] += len(who)
+
+
+def count_caw9(coordinators, contacts, rows):
+    """CAW9: per plan and period, A = members with a CoordinatorAssigned month in
+    it, B = those of them with a CareTeamContact dated in it (at quarter and year
+    grain the contact need not be in the coordinator's month)."""
+    assigned = defaultdict(set)    # (plan, grain, start) -> members
+    contacted = defaultdict(set)
+    for events, into, field in ((coordinators, assigned, "month"), (contacts, contacted, "contact_date")):
+        for _, rec in events:
+            for grain, start in period_starts(date_of(rec["body"][field])):
+                into[(rec["plan_id"], grain, start)].add(rec["member_id"])
+    for (plan, grain, start), members in assigned.items():
+        cell = rows.setdefault((plan, "CAW9", "", grain, start), [0, 0])
+        cell[0] += len(members & contacted.get((plan, grain, start), set()))
+        cell[1] += len(members)
+
+
+def count_member_events(events, encounters, rows, chains=None):
+    """CAW6-CAW9 from the final member events (and, for CAW7, the encounter chains)."""
+    by = active_member_events(events)
+    if chains is None:
+        chains = encounter_chains(encounters)
+    count_caw6(by["BhCoordination"], rows)
+    count_caw7(by["Enrollment"], encounters, chains, rows)
+    count_caw8(by["CarePlan"], rows)
+    count_caw9(by["CoordinatorAssigned"], by["CareTeamContact"], rows)
+
+
 def compute(messages, decoder=None):
     """messages: iterable of qsgen.Message, or of tuples (topic, key, value[,
     expected_rejection[, generated_record]]), in production order."""
@@ -408,8 +567,10 @@ def compute(messages, decoder=None):
             for m in messages)
     state = final_state(msgs, decoder, res)
     rows = {}
-    count_encounters(state["encounters"], rows)
+    chains = encounter_chains(state["encounters"])
+    count_encounters(state["encounters"], rows, chains)
     count_deliveries(state["deliveries"], rows)
+    count_member_events(state["member-events"], state["encounters"], rows, chains)
     res.zero_rows = sorted(k for k, v in rows.items() if v == [0, 0])
     res.rows = {k: tuple(v) for k, v in rows.items() if v != [0, 0]}
     return res

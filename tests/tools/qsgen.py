@@ -267,11 +267,29 @@ HOSTILE_KINDS = (
 )
 
 
+# Member-event stories (qsgen --member-events N: N stories of each family per plan;
+# story i plays scenario i mod len). See _Generator.caw*_story.
+CAW6_STORIES = ("unable_then_success", "same_day_tie", "outcome_corrected", "latest_not_smhs",
+                "latest_voided", "date_moved", "older_arrives_late", "both_unreachable", "single")
+CAW7_STORIES = ("qualifies", "fifth_month_late", "void_back_to_4", "void_reinstated", "month_moved",
+                "smi_corrected_away", "smi_by_correction", "short_year", "same_month_twice",
+                "across_years", "retro_enrollment")
+CAW8_STORIES = ("initial_then_revisions", "initial_goals_corrected", "two_initials_same_month",
+                "initial_voided", "revised_only", "revised_moved", "initial_and_revised_same_month",
+                "type_corrected")
+CAW9_STORIES = ("coordinated", "contacts_without_coordinator", "contact_before_assignment",
+                "coordinator_voided", "contact_moved", "duplicate_assignment", "coordinator_month_moved")
+# How a CAW7 member's ED visit evolves, cycled per plan over that plan's visits.
+ED_VARIANTS = ("plain", "ed_off", "void_original", "moved", "owed", "ed_on", "void_replacement",
+               "corrected_original", "replacement_first", "toggle_back", "non_ed", "orphan_replacement")
+
+
 class _Generator:
     def __init__(self, seed, plans, hospitals_per_plan, members, start_date, months,
                  encounters_per_month, deliveries, member_events, hostile, evolved_share,
                  gap, id_suffix, codec, edges=True):
         self.rng = random.Random(seed)
+        self.seed = seed
         self.edges = edges
         self.plans = list(plans)
         self.hospitals_per_plan = hospitals_per_plan
@@ -569,47 +587,428 @@ class _Generator:
         elif x < 0.16:
             self.send_delivery(rec, at2, "delivery re-sent unchanged")
 
-    # ---- member events
+    # ---- member events (CAW6-CAW9) and the ED encounters CAW7 counts
 
     def member_events_stream(self):
-        rng = self.rng
-        span = self.end_day - self.first_day
-        outcomes = ("SUCCESS", "UNABLE_TO_REACH", "NOT_ATTEMPTED")
-        for plan in self.plans:
-            members = self.member_ids(plan)
-            n = 0
-            for k in range(self.member_events):
-                for kind in ("Enrollment", "BhCoordination", "CarePlan", "CoordinatorAssigned",
-                             "CareTeamContact"):
-                    n += 1
-                    d = self.first_day + rng.randrange(span)
-                    month = day(date_of(d).replace(day=1))
-                    body = {
-                        "Enrollment": lambda: {"month": month, "smi_sud": rng.random() < 0.3},
-                        "BhCoordination": lambda: {"event_date": d, "receives_smhs": rng.random() < 0.8,
-                                                   "county_provider_outcome": rng.choice(outcomes),
-                                                   "member_outcome": rng.choice(outcomes)},
-                        "CarePlan": lambda: {"care_plan_id": f"ICP-{plan}-{n:05d}{self.sfx}",
-                                             "plan_type": rng.choice(("INITIAL", "REVISED")),
-                                             "completed_on": d,
-                                             "care_goals_documented": rng.random() < 0.7},
-                        "CoordinatorAssigned": lambda: {"month": month},
-                        "CareTeamContact": lambda: {"contact_date": d},
-                    }[kind]()
-                    body["_kind"] = kind
-                    rec = dict(event_id=f"MEV-{plan}-{n:05d}{self.sfx}", plan_id=plan,
-                               member_id=rng.choice(members), status="ACTIVE", body=body)
-                    at = (d + rng.randint(0, 10)) * DAY_MS + self.delay()
-                    self.send_member_event(rec, at, kind)
-                    if k == 0 and kind == "BhCoordination":
-                        self.send_member_event(dict(rec, status="VOID"), at + DAY_MS, "member event voided")
-                    if k == 0 and kind == "Enrollment":
-                        self.send_member_event(dict(rec, body=dict(body, smi_sud=not body["smi_sud"])),
-                                               at + DAY_MS, "member event superseded")
+        """Per plan, member_events stories for each of CAW6, CAW7, CAW8 and CAW9.
+        Story i of a family follows scenario i mod len(<FAMILY>_STORIES), with
+        random dates and outcomes, so member_events >= 11 plays every scenario (and
+        every ED_VARIANTS) for every plan. Each family draws its members from its
+        own shuffled pool (the same member often has stories of several families).
+
+        The stories use their own random generator, so the encounters, deliveries
+        and hostile messages are the same with or without member events."""
+        main_rng = self.rng
+        self.rng = random.Random(self.seed * 7919 + 104729)
+        try:
+            for plan in self.plans:
+                self._n_mev = self._n_icp = self._n_ed = 0
+                self._ed_variant = 0
+                pools = {}
+                for fam in ("CAW6", "CAW7", "CAW8", "CAW9"):
+                    pool = self.member_ids(plan)
+                    self.rng.shuffle(pool)
+                    pools[fam] = pool
+                for i in range(self.member_events):
+                    def who(fam):
+                        return pools[fam][i % len(pools[fam])]
+                    self.caw7_story(plan, who("CAW7"), CAW7_STORIES[i % len(CAW7_STORIES)])
+                    self.caw6_story(plan, who("CAW6"), CAW6_STORIES[i % len(CAW6_STORIES)])
+                    self.caw8_story(plan, who("CAW8"), CAW8_STORIES[i % len(CAW8_STORIES)])
+                    self.caw9_story(plan, who("CAW9"), CAW9_STORIES[i % len(CAW9_STORIES)])
+        finally:
+            self.rng = main_rng
 
     def send_member_event(self, rec, at, note):
         self.emit(at, Message("member-events", rec["member_id"].encode(),
                               self.codec.frame(3, rec), json.loads(json.dumps(rec)), 3, None, note))
+
+    def mev(self, plan, member, kind, body, at, note, after=None):
+        """A new ACTIVE member event (new event_id); returns (record, emission time)."""
+        self._n_mev += 1
+        rec = dict(event_id=f"MEV-{plan}-{self._n_mev:05d}{self.sfx}", plan_id=plan, member_id=member,
+                   status="ACTIVE", body=dict(body, _kind=kind))
+        if after is not None:
+            at = max(at, after + 1)
+        self.send_member_event(rec, at, note)
+        return rec, at
+
+    def mev_again(self, rec, at, note, after, status="ACTIVE", **body):
+        """A later version of rec (same event_id): changed body fields or a VOID."""
+        new = dict(rec, status=status, body=dict(rec["body"], **body))
+        at = max(at, after + 1)
+        self.send_member_event(new, at, note)
+        return new, at
+
+    def arrival(self, d, lo=0, hi=10):
+        """Emission time of a fact dated on day d: a few days later, at some hour."""
+        return (d + self.rng.randint(lo, hi)) * DAY_MS + self.delay()
+
+    def story_quarter(self):
+        """Days of a random calendar quarter touching the generation window."""
+        m = add_months(self.start, self.rng.randrange(self.months))
+        q = datetime.date(m.year, (m.month - 1) // 3 * 3 + 1, 1)
+        return [day(add_months(q, k)) for k in range(4)]     # first days of its 3 months + the next
+
+    def day_in(self, month_first):
+        """A random day of the month starting on day month_first."""
+        d = date_of(month_first)
+        return month_first + self.rng.randrange(calendar.monthrange(d.year, d.month)[1])
+
+    # CAW7: Enrollment member months and ED visits
+
+    def caw7_story(self, plan, member, kind):
+        rng = self.rng
+        years = sorted({add_months(self.start, k).year for k in range(self.months)})
+        y = rng.choice(years)
+
+        def mon(k):        # month k of year y (k may run past 12 into y+1)
+            return day(add_months(datetime.date(y, 1, 1), k - 1))
+
+        plan_months, smi, later = [], set(), []
+        if kind == "qualifies":
+            n = rng.randint(6, 12)
+            first = rng.randint(1, 13 - n)
+            plan_months = list(range(first, first + n))
+            smi = set(rng.sample(plan_months, rng.randint(1, 3)))
+        elif kind == "fifth_month_late":
+            # Enrolled August..December: the fifth month (December) arrives last and
+            # qualifies the whole year at once, ED visits of August..November included.
+            plan_months = [8, 9, 10, 11, 12]
+            smi = {rng.choice(plan_months)}
+        elif kind in ("void_back_to_4", "void_reinstated", "month_moved"):
+            plan_months = sorted(rng.sample(range(1, 13), 5))
+            smi = {rng.choice(plan_months)}
+            victim = rng.choice([m for m in plan_months if m not in smi])
+            later.append((kind, victim))
+        elif kind == "smi_corrected_away":
+            n = rng.randint(5, 9)
+            first = rng.randint(1, 13 - n)
+            plan_months = list(range(first, first + n))
+            smi = {rng.choice(plan_months)}
+            later.append((kind, min(smi)))
+        elif kind == "smi_by_correction":
+            n = rng.randint(5, 9)
+            first = rng.randint(1, 13 - n)
+            plan_months = list(range(first, first + n))
+            later.append((kind, rng.choice(plan_months)))
+        elif kind == "short_year":
+            n = rng.randint(3, 4)
+            first = rng.randint(1, 13 - n)
+            plan_months = list(range(first, first + n))
+            smi = set(plan_months)
+        elif kind == "same_month_twice":
+            # Five enrollment events for four distinct months; a retroactive fifth
+            # month arrives later and qualifies the year.
+            plan_months = sorted(rng.sample(range(1, 12), 4))
+            smi = {plan_months[0]}
+            later.append(("duplicate", rng.choice(plan_months)))
+            later.append(("retro", rng.choice([m for m in range(1, 13) if m not in plan_months])))
+        elif kind == "across_years":
+            # July of y to February of y+1: y has 6 months, y+1 only 2 (its visits never count).
+            plan_months = list(range(7, 15))
+            smi = {rng.choice(range(7, 13)), 13}
+        elif kind == "retro_enrollment":
+            # Four months on time; a fifth, earlier month is enrolled retroactively months later.
+            plan_months = sorted(rng.sample(range(4, 13), 4))
+            smi = {rng.choice(plan_months)}
+            later.append(("retro", rng.choice(range(1, plan_months[0]))))
+        else:
+            raise ValueError(kind)
+
+        sent, last = {}, 0
+        for m in plan_months:
+            rec, at = self.mev(plan, member, "Enrollment", {"month": mon(m), "smi_sud": m in smi},
+                               self.arrival(mon(m), 0, 3), f"CAW7 enrollment ({kind})")
+            sent[m] = rec
+            last = max(last, at)
+        for what, m in later:
+            at = self.arrival(mon(12 if what != "retro" else max(plan_months)), 5, 60)
+            if what in ("void_back_to_4", "void_reinstated"):
+                _, last = self.mev_again(sent[m], at, "CAW7 enrollment voided (drops to 4 months)", last,
+                                         status="VOID")
+                if what == "void_reinstated":
+                    _, last = self.mev_again(sent[m], at + rng.randint(5, 40) * DAY_MS,
+                                             "CAW7 voided enrollment re-activated", last)
+            elif what == "month_moved":
+                onto = rng.choice([x for x in plan_months if x != m])
+                _, last = self.mev_again(sent[m], at, "CAW7 enrollment corrected onto an enrolled month",
+                                         last, month=mon(onto))
+            elif what == "smi_corrected_away":
+                _, last = self.mev_again(sent[m], at, "CAW7 enrollment corrected (smi_sud off)", last,
+                                         smi_sud=False)
+            elif what == "smi_by_correction":
+                _, last = self.mev_again(sent[m], at, "CAW7 enrollment corrected (smi_sud on)", last,
+                                         smi_sud=True)
+            elif what == "duplicate":
+                _, last = self.mev(plan, member, "Enrollment", {"month": mon(m), "smi_sud": False}, at,
+                                   "CAW7 second enrollment event for the same month", last)
+            elif what == "retro":
+                _, last = self.mev(plan, member, "Enrollment", {"month": mon(m), "smi_sud": False}, at,
+                                   "CAW7 retroactive enrollment", last)
+
+        # ED visits, mostly in enrolled months; "fifth_month_late" gets them before
+        # the fifth month arrives.
+        visit_months = plan_months[:-1] if kind == "fifth_month_late" else plan_months
+        for _ in range(rng.randint(1, 3)):
+            m = rng.choice(visit_months) if rng.random() < 0.85 else rng.randint(1, 12)
+            variant = ED_VARIANTS[self._ed_variant % len(ED_VARIANTS)]
+            self._ed_variant += 1
+            self.ed_visit(plan, member, self.day_in(mon(m)), variant)
+
+    def ed_follow_up(self, target, rid, freq, not_before=0, **changes):
+        """A REPLACEMENT or VOID of target, submitted after it (and on or after day
+        not_before), carrying target's content with `changes`."""
+        rng = self.rng
+        new = dict(target, **changes)
+        st = new["service_to"]
+        sub_day = max(target["submitted_at"] // DAY_MS + rng.randint(1, 45), st, not_before)
+        return dict(new, encounter_id=rid + self.sfx, original_encounter_id=target["encounter_id"],
+                    frequency=freq, service_from=min(new["service_from"], st),
+                    adjudicated_at=None if freq == "VOID" else (sub_day - 1) * DAY_MS,
+                    submitted_at=self.sub_ms(new["plan_id"], new["source"], sub_day))
+
+    def ed_visit(self, plan, member, st, variant):
+        """One emergency-department encounter chain of a CAW7 member (see ED_VARIANTS)."""
+        rng = self.rng
+        self._n_ed += 1
+        eid = f"ENC-{plan}-ED{self._n_ed:05d}"
+        source = rng.choice(("MEDICARE", "MEDICARE", "MEDICAID"))
+        lag = rng.randint(1, 120) if rng.random() < 0.85 else rng.randint(181, 260)
+        sub = self.sub_ms(plan, source, st + lag)
+        adj = min((st + rng.randint(0, 10)) * DAY_MS + rng.randrange(DAY_MS), sub)
+        rec = dict(encounter_id=eid + self.sfx, original_encounter_id=None, plan_id=plan,
+                   member_id=member, source=source, frequency="ORIGINAL",
+                   service_from=st - rng.choice((0, 0, 0, 1)), service_to=st, adjudicated_at=adj,
+                   submitted_at=sub, ed_visit=variant not in ("ed_on", "non_ed"))
+        note = f"CAW7 ED original ({variant})"
+        if variant == "owed":
+            self.send_encounter(dict(rec, submitted_at=None), adj + self.delay(), note)
+            return
+        if variant == "orphan_replacement":
+            # Replaces an original that never arrives: a chain whose original is
+            # missing, not voided, with ED content (README: content is the latest
+            # replacement's), so it is a visit.
+            r = self.ed_follow_up(dict(rec, encounter_id=eid + "-GONE" + self.sfx), eid + "-ORPHAN",
+                                  "REPLACEMENT")
+            self.send_encounter(r, r["submitted_at"] + self.delay(), "CAW7 ED replacement of a missing original (orphan_replacement)")
+            return
+        if variant == "replacement_first":
+            r = self.ed_follow_up(rec, eid + "-R1", "REPLACEMENT", service_to=st - rng.randint(0, 3))
+            t = self.send_encounter(r, r["submitted_at"] + self.delay(), "CAW7 ED replacement before its original")
+            self.send_encounter(rec, r["submitted_at"] + rng.randint(1, 20) * DAY_MS, note, t)
+            return
+        t0 = self.send_encounter(rec, sub + self.delay(), note)
+
+        def follow(target, suffix, freq, after, what, **changes):
+            r = self.ed_follow_up(target, eid + suffix, freq, changes.pop("not_before", 0), **changes)
+            return r, self.send_encounter(r, r["submitted_at"] + self.delay(), f"CAW7 ED {what}", after)
+
+        if variant == "ed_off":
+            follow(rec, "-R1", "REPLACEMENT", t0, "replacement: not an ED visit after all", ed_visit=False)
+        elif variant == "ed_on":
+            follow(rec, "-R1", "REPLACEMENT", t0, "replacement: an ED visit after all", ed_visit=True)
+        elif variant == "void_original":
+            follow(rec, "-V", "VOID", t0, "void of the original")
+        elif variant == "void_replacement":
+            r1, t1 = follow(rec, "-R1", "REPLACEMENT", t0, "replacement", service_to=st - rng.randint(0, 2))
+            follow(r1, "-V", "VOID", t1, "void of the replacement")
+        elif variant == "moved":
+            shift = rng.choice((-1, 1)) * rng.randint(25, 45)
+            follow(rec, "-R1", "REPLACEMENT", t0, "replacement moving service_to to another month",
+                   service_to=st + shift, service_from=rec["service_from"] + shift)
+        elif variant == "corrected_original":
+            new_st = st - rng.randint(1, 20)
+            new = dict(rec, service_to=new_st, service_from=min(rec["service_from"], new_st))
+            self.send_encounter(new, sub + rng.randint(1, 30) * DAY_MS + self.delay(),
+                                "CAW7 ED original corrected (service_to)", t0)
+        elif variant == "toggle_back":
+            r1, t1 = follow(rec, "-R1", "REPLACEMENT", t0, "replacement: not an ED visit", ed_visit=False)
+            target = r1 if rng.random() < 0.5 else rec
+            # Submitted after R1 too, so "latest replacement" means the same by
+            # submission time and by position in the partition.
+            follow(target, "-R2", "REPLACEMENT", t1, "second replacement: an ED visit again",
+                   ed_visit=True, not_before=r1["submitted_at"] // DAY_MS + 1)
+
+    # CAW6: behavioral health coordination
+
+    def caw6_story(self, plan, member, kind):
+        rng = self.rng
+        q = self.story_quarter()
+        outcomes = ("SUCCESS", "UNABLE_TO_REACH", "NOT_ATTEMPTED")
+
+        def body(d, smhs=True, county=None, mem=None):
+            return {"event_date": d, "receives_smhs": smhs,
+                    "county_provider_outcome": county or rng.choices(outcomes, (45, 40, 15))[0],
+                    "member_outcome": mem or rng.choices(outcomes, (45, 40, 15))[0]}
+
+        def send(d, note, after=None, **kw):
+            return self.mev(plan, member, "BhCoordination", body(d, **kw), self.arrival(d),
+                            f"CAW6 coordination ({note})", after)
+
+        d1 = self.day_in(q[0])
+        d2 = self.day_in(q[rng.randint(1, 2)])
+        if kind == "unable_then_success":
+            _, t = send(d1, kind, county="UNABLE_TO_REACH", mem=rng.choice(("UNABLE_TO_REACH", "NOT_ATTEMPTED")))
+            send(d2, kind, t, county="SUCCESS")
+        elif kind == "same_day_tie":
+            r, t = send(d2, kind)
+            _, t = send(d2, kind, t)
+            if rng.random() < 0.5:
+                # The first one again, unchanged: its current version is now the
+                # later one in the partition, so it decides again.
+                self.send_member_event(r, t + rng.randint(1, 5) * DAY_MS,
+                                       "CAW6 coordination re-sent unchanged (same-day tie)")
+        elif kind == "outcome_corrected":
+            r, t = send(d1, kind, county="UNABLE_TO_REACH", mem="UNABLE_TO_REACH")
+            self.mev_again(r, t + rng.randint(2, 40) * DAY_MS, "CAW6 coordination outcome corrected", t,
+                           county_provider_outcome="SUCCESS",
+                           member_outcome=rng.choice(("SUCCESS", "UNABLE_TO_REACH")))
+        elif kind == "latest_not_smhs":
+            _, t = send(d1, kind, smhs=True)
+            send(d2, kind, t, smhs=False)
+        elif kind == "latest_voided":
+            _, t = send(d1, kind)
+            r, t = send(d2, kind, t)
+            self.mev_again(r, t + rng.randint(2, 40) * DAY_MS, "CAW6 coordination voided", t, status="VOID")
+        elif kind == "date_moved":
+            _, t = send(d1, kind)
+            r, t = send(d2, kind, t)
+            self.mev_again(r, t + rng.randint(2, 40) * DAY_MS, "CAW6 coordination event_date corrected", t,
+                           event_date=d2 + rng.choice((-1, 1)) * rng.randint(20, 100))
+        elif kind == "older_arrives_late":
+            _, t = send(d2, kind)
+            self.mev(plan, member, "BhCoordination", body(d1), t + rng.randint(1, 30) * DAY_MS,
+                     "CAW6 coordination (older event arriving late)", t)
+        elif kind == "both_unreachable":
+            send(d1, kind, county="UNABLE_TO_REACH", mem="UNABLE_TO_REACH")
+        elif kind == "single":
+            r, t = send(d1, kind, smhs=rng.random() < 0.85)
+            if rng.random() < 0.3:
+                self.send_member_event(r, t + rng.randint(1, 5) * DAY_MS, "CAW6 coordination re-sent unchanged")
+        else:
+            raise ValueError(kind)
+
+    # CAW8: individualized care plans
+
+    def caw8_story(self, plan, member, kind):
+        rng = self.rng
+        q = self.story_quarter()
+
+        def icp():
+            self._n_icp += 1
+            return f"ICP-{plan}-{self._n_icp:05d}{self.sfx}"
+
+        def send(cp, ptype, d, goals, note, after=None):
+            return self.mev(plan, member, "CarePlan",
+                            {"care_plan_id": cp, "plan_type": ptype, "completed_on": d,
+                             "care_goals_documented": goals},
+                            self.arrival(d), f"CAW8 care plan {ptype.lower()} ({note})", after)
+
+        d0 = self.day_in(q[0])
+        if kind == "initial_then_revisions":
+            cp = icp()
+            _, t = send(cp, "INITIAL", d0, rng.random() < 0.7, kind)
+            d = d0
+            for k in range(rng.randint(2, 4)):
+                d += rng.randint(20, 120)
+                _, t = send(cp, "REVISED", d, rng.random() < 0.6, kind, t)
+                if k == 0:   # a second revision in the same month, goals the other way
+                    month_end = day(add_months(date_of(d).replace(day=1), 1)) - 1
+                    d = min(d + rng.randint(0, 5), month_end)
+                    _, t = send(cp, "REVISED", d, rng.random() < 0.5, kind + ", same month", t)
+        elif kind == "initial_goals_corrected":
+            r, t = send(icp(), "INITIAL", d0, False, kind)
+            self.mev_again(r, t + rng.randint(3, 30) * DAY_MS, "CAW8 care plan corrected (goals documented)",
+                           t, care_goals_documented=True)
+        elif kind == "two_initials_same_month":
+            _, t = send(icp(), "INITIAL", d0, True, kind)
+            month_end = day(add_months(date_of(d0).replace(day=1), 1)) - 1
+            send(icp(), "INITIAL", min(d0 + rng.randint(0, 10), month_end), False, kind, t)
+        elif kind == "initial_voided":
+            r, t = send(icp(), "INITIAL", d0, rng.random() < 0.5, kind)
+            self.mev_again(r, t + rng.randint(3, 30) * DAY_MS, "CAW8 care plan voided", t, status="VOID")
+        elif kind == "revised_only":
+            cp = icp()     # its INITIAL was completed before the stream begins
+            d, t, recs = d0, None, []
+            for _ in range(rng.randint(2, 3)):
+                r, t = send(cp, "REVISED", d, False, kind, t)
+                recs.append(r)
+                d += rng.randint(10, 40)
+            self.mev_again(rng.choice(recs), t + rng.randint(3, 30) * DAY_MS,
+                           "CAW8 revision corrected (goals documented)", t, care_goals_documented=True)
+        elif kind == "revised_moved":
+            cp = icp()
+            _, t = send(cp, "INITIAL", d0, True, kind)
+            r, t = send(cp, "REVISED", d0 + rng.randint(15, 60), rng.random() < 0.5, kind, t)
+            self.mev_again(r, t + rng.randint(3, 30) * DAY_MS, "CAW8 revision corrected (completed_on)", t,
+                           completed_on=r["body"]["completed_on"] + rng.choice((-1, 1)) * rng.randint(30, 95))
+        elif kind == "initial_and_revised_same_month":
+            cp = icp()
+            _, t = send(cp, "INITIAL", d0, True, kind)
+            send(cp, "REVISED", d0 + rng.randint(0, 2), False, kind, t)
+        elif kind == "type_corrected":
+            cp = icp()
+            r, t = send(cp, "INITIAL", d0, rng.random() < 0.6, kind)
+            self.mev_again(r, t + rng.randint(3, 30) * DAY_MS, "CAW8 care plan corrected (was a revision)", t,
+                           plan_type="REVISED")
+        else:
+            raise ValueError(kind)
+
+    # CAW9: care coordinator months and care team contacts
+
+    def caw9_story(self, plan, member, kind):
+        rng = self.rng
+        q = self.story_quarter()
+
+        def assign(m, note, after=None):
+            return self.mev(plan, member, "CoordinatorAssigned", {"month": m}, self.arrival(m, 0, 5),
+                            f"CAW9 coordinator month ({note})", after)
+
+        def contact(d, note, after=None):
+            return self.mev(plan, member, "CareTeamContact", {"contact_date": d}, self.arrival(d, 0, 7),
+                            f"CAW9 contact ({note})", after)
+
+        if kind == "coordinated":
+            months = [day(add_months(date_of(q[0]), k)) for k in range(rng.randint(3, 8))]
+            for m in months:
+                assign(m, kind)
+                for _ in range(rng.choices((0, 1, 2), (35, 45, 20))[0]):
+                    contact(self.day_in(m), kind)
+        elif kind == "contacts_without_coordinator":
+            for _ in range(rng.randint(1, 3)):
+                contact(self.day_in(q[rng.randint(0, 2)]), kind)
+        elif kind == "contact_before_assignment":
+            # Assigned from the quarter's second month; contacted in its first:
+            # counts for the quarter and the year, not for the month.
+            contact(self.day_in(q[0]), kind)
+            for m in q[1:3]:
+                assign(m, kind)
+        elif kind == "coordinator_voided":
+            recs = [assign(m, kind) for m in q[:3]]
+            k = rng.randrange(3)
+            _, t = contact(self.day_in(q[k]), kind)
+            r, t2 = recs[k]
+            self.mev_again(r, max(t, t2) + rng.randint(5, 40) * DAY_MS, "CAW9 coordinator month voided",
+                           max(t, t2), status="VOID")
+        elif kind == "contact_moved":
+            for m in q[:2]:
+                assign(m, kind)
+            r, t = contact(self.day_in(q[1]), kind)
+            self.mev_again(r, t + rng.randint(2, 20) * DAY_MS, "CAW9 contact date corrected", t,
+                           contact_date=self.day_in(q[3]) + rng.randint(0, 60))
+        elif kind == "duplicate_assignment":
+            m = q[rng.randint(0, 2)]
+            assign(m, kind)
+            assign(m, kind + ", again")
+            contact(self.day_in(m), kind)
+        elif kind == "coordinator_month_moved":
+            r, t = assign(q[0], kind)
+            contact(self.day_in(q[0]), kind)
+            self.mev_again(r, t + rng.randint(5, 40) * DAY_MS, "CAW9 coordinator month corrected", t,
+                           month=q[rng.randint(1, 3)])
+        else:
+            raise ValueError(kind)
 
     # ---- hostile messages and valid edge cases
 
@@ -728,7 +1127,11 @@ def generate(seed=1, plans=("PLAN-A", "PLAN-B", "PLAN-C"), members=150,
     """Generate an ordered stream of Messages (production order).
 
     members, encounters_per_month and deliveries are per plan; member_events is
-    how many of each of the five body kinds per plan (0 = none). hostile mixes
+    how many member stories per plan for each of CAW6, CAW7, CAW8 and CAW9 (0 =
+    none; the rest of the stream is then byte-identical to what it is without
+    them). A story is a few to a dozen member events (and, for CAW7, ED
+    encounters) with corrections and voids; story i plays scenario i mod the
+    family's count (CAW*_STORIES), so member_events >= 11 plays them all. hostile mixes
     in one message of every HOSTILE_KINDS kind plus a few valid edge cases.
     evolved_share is the share of records written with the evolved writer
     schemas 11/12. gap removes every submission of the last plan's MEDICAID
@@ -825,7 +1228,7 @@ def _gen_args(p):
     p.add_argument("--encounters-per-month", type=int, default=40, help="originals per plan and month")
     p.add_argument("--deliveries", type=int, default=600, help="per plan")
     p.add_argument("--hospitals", type=int, default=3, help="per plan")
-    p.add_argument("--member-events", type=int, default=0, help="events of each body kind per plan")
+    p.add_argument("--member-events", type=int, default=0, help="member stories per plan for each of CAW6-CAW9 (11 or more play every scenario)")
     p.add_argument("--evolved-share", type=float, default=0.1)
     p.add_argument("--no-gap", action="store_true", help="no month without submissions")
     p.add_argument("--hostile", action="store_true", help="mix in hostile messages and edge cases")

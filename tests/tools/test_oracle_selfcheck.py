@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Self-checks for qsgen.py and oracle.py.
 
-The core is a hand-made stream whose expected table was worked out by hand
-(below), so the oracle is checked against arithmetic, not against itself.
+The core is hand-made streams whose expected tables were worked out by hand
+(below: one for CW13 and NTSV, one per CAW measure), so the oracle is checked
+against arithmetic, not against itself.
 Run: /usr/bin/python3 -m unittest tests/tools/test_oracle_selfcheck.py
 """
 
@@ -170,8 +171,10 @@ class HandStream(unittest.TestCase):
         self.assertEqual(oracle.compare(exp, exp), [])
         # A worker row retracted to 0/0 and a measure the oracle does not know are fine.
         extra = exp + [(P, "NTSV_CSECTION", "hospital:H1", "month", "2017-03-01", 0, 0),
-                       (P, "CAW9", "", "month", "2017-03-01", 3, 4)]
+                       (P, "CW99_UNKNOWN", "", "month", "2017-03-01", 3, 4)]
         self.assertEqual(oracle.compare(exp, extra), [])
+        # CAW rows are compared: one the oracle does not expect is a difference.
+        self.assertEqual(len(oracle.compare(exp, exp + [(P, "CAW9", "", "month", "2017-03-01", 3, 4)])), 1)
         wrong = [r if r[1:5] != ("CW13_TIMELY", "MEDICAID", "year", "2017-01-01") else r[:5] + (1, 2)
                  for r in exp]
         self.assertEqual(len(oracle.compare(exp, wrong)), 1)
@@ -215,7 +218,8 @@ class Rejections(unittest.TestCase):
         bad = [dict(base, delivery_date=day("1899-12-31")), dict(base, delivery_date=day("2200-01-01")),
                dict(base, delivery_id="x" * 64), dict(base, delivery_id="\u00e9" * 32),
                dict(base, parity=31), dict(base, gestational_age_weeks=51), dict(base, plurality=16),
-               dict(base, gestational_age_weeks=-1), dict(base, hospital_id="")]
+               dict(base, gestational_age_weeks=-1), dict(base, hospital_id=""),
+               dict(base, member_id="M\x00D9")]
         for r in ok:
             d.decode("deliveries", c.frame(2, r))
         for r in bad:
@@ -270,6 +274,49 @@ class Generator(unittest.TestCase):
             for order in (parts, parts[::-1]):
                 self.assertEqual(oracle.compute([m for p in order for m in p]).row_list(), want)
 
+    def test_member_event_stories(self):
+        kw = dict(seed=21, members=40, months=15, encounters_per_month=10, deliveries=20, hostile=True)
+        msgs = qsgen.generate(member_events=11, **kw)
+        res = oracle.compute(msgs)
+        self.assertEqual(res.mismatches, [])
+        notes = {m.note for m in msgs if m.note.startswith("CAW")}
+        played = {n.split(" (")[1].split(",")[0].rstrip(")") for n in notes if " (" in n}
+        stories = qsgen.CAW6_STORIES + qsgen.CAW7_STORIES + qsgen.CAW8_STORIES + qsgen.CAW9_STORIES
+        self.assertEqual(set(stories) - played, set())
+        ed = {n.split(" (")[1].rstrip(")") for n in notes if n.startswith("CAW7 ED") and " (" in n}
+        self.assertEqual(set(qsgen.ED_VARIANTS) - ed, set())
+        rows = res.row_list()
+        for plan in ("PLAN-A", "PLAN-B", "PLAN-C"):
+            for measure in oracle.CAW_MEASURES:
+                mine = [r for r in rows if r[0] == plan and r[1] == measure]
+                self.assertTrue(mine and any(r[5] for r in mine) and any(r[5] < r[6] for r in mine),
+                                (plan, measure))
+        # Member events and their ED encounters share the member's key.
+        self.assertTrue(all(m.key == m.record["member_id"].encode() for m in msgs
+                            if m.note.startswith("CAW")))
+        # Without member events the rest of the stream is unchanged.
+        rest = [(m.topic, m.key, m.value) for m in msgs if not m.note.startswith("CAW")]
+        self.assertEqual(rest, [(m.topic, m.key, m.value) for m in qsgen.generate(**kw)])
+
+        # Qualification flips retroactively: the fifth month (December) of a
+        # fifth_month_late story changes earlier months' CAW7 cells, and a void that
+        # drops a member to 4 months takes them out again.
+        def caw7(prefix):
+            return {k: v for k, v in oracle.compute(msgs[:prefix]).rows.items() if k[1] == "CAW7"}
+
+        def earlier_months_changed(i):
+            when = qsgen.date_of(msgs[i].record["body"]["month"])
+            before, after = caw7(i), caw7(i + 1)
+            return {k for k in set(before) | set(after) if k[3] == "month" and k[4] < when
+                    and before.get(k) != after.get(k)}
+
+        late = [i for i, m in enumerate(msgs) if m.note == "CAW7 enrollment (fifth_month_late)"
+                and qsgen.date_of(m.record["body"]["month"]).month == 12]
+        voids = [i for i, m in enumerate(msgs) if m.note.startswith("CAW7 enrollment voided")]
+        self.assertTrue(late and voids)
+        self.assertTrue(any(len(earlier_months_changed(i)) >= 4 for i in late))
+        self.assertTrue(any(len(earlier_months_changed(i)) >= 2 for i in voids))
+
     def test_jsonl_round_trip_and_registry(self):
         msgs = qsgen.generate(seed=2, members=10, months=2, encounters_per_month=5, deliveries=5,
                               hostile=True)
@@ -282,6 +329,378 @@ class Generator(unittest.TestCase):
             qsgen.write_registry(tmp)    # idempotent
             self.assertEqual(sorted(os.listdir(tmp)),
                              sorted(["s.jsonl"] + [f"{i}.avsc" for i in (1, 2, 3, 4, 11, 12)]))
+
+
+# --------------------------------------------------------------------------- CAW6-CAW9 by hand
+
+Y = "PLAN-Y"
+
+
+class _Stream:
+    """Builds a hand stream of member events and encounters in production order."""
+
+    def __init__(self):
+        self.c = qsgen.Codec()
+        self.out = []
+
+    def ev(self, eid, member, kind, plan=P, status="ACTIVE", **body):
+        for k in ("month", "event_date", "completed_on", "contact_date"):
+            if k in body and isinstance(body[k], str):
+                body[k] = day(body[k])
+        rec = dict(event_id=eid, plan_id=plan, member_id=member, status=status, body=dict(body, _kind=kind))
+        self.out.append(Message("member-events", member.encode(), self.c.frame(3, rec), rec, 3))
+        return rec
+
+    def again(self, rec, status="ACTIVE", **body):
+        """A later version of member event rec (same event_id)."""
+        b = dict(rec["body"])
+        b.pop("_kind")
+        b.update(body)
+        return self.ev(rec["event_id"], rec["member_id"], rec["body"]["_kind"], rec["plan_id"], status, **b)
+
+    def enc(self, eid, member, freq, service_to, submitted, ed, orig=None, plan=P):
+        rec = dict(encounter_id=eid, original_encounter_id=orig, plan_id=plan, member_id=member,
+                   source="MEDICAID", frequency=freq, service_from=day(service_to),
+                   service_to=day(service_to), adjudicated_at=None,
+                   submitted_at=None if submitted is None else ts(submitted), ed_visit=ed)
+        self.out.append(Message("encounters", member.encode(), self.c.frame(1, rec), rec, 1))
+        return rec
+
+
+def caw6_stream():
+    """CAW6: per (plan, member) and period the latest event (event_date, then stream
+    position of the event's final version) decides; smhs: num C+E, den 2A-B-D.
+
+      M1 a  2017-01-10 smhs county UTR     member UTR      -> 0/0
+      M1 b  2017-02-20 smhs county SUCCESS member UTR      -> 1/1
+      M1 c  2017-02-20 smhs county SUCCESS member SUCCESS  -> 2/2 (same day as b, later)
+      M1 b  re-sent unchanged after c: b's final version is now the later one on
+            2017-02-20, so b decides February (1/1), not c.
+      M1 d  2017-03-05 not smhs: March counts nowhere, and d is M1's latest in Q1,
+            so M1 counts nowhere in Q1 either.
+      M1 e  2017-04-02 smhs county NOT_ATTEMPTED member SUCCESS -> 1/2 (2A-0-0)
+      M1 f  2017-05-15 smhs SUCCESS/SUCCESS, then VOID: May has nothing, Q2 is e's.
+      M1 g  2017-06-30 smhs county UTR member SUCCESS -> 1/1, corrected to event_date
+            2017-07-01: July and Q3 1/1; June nothing; g is M1's latest in 2017.
+      M2 h  2017-02-01 smhs county SUCCESS member NOT_ATTEMPTED -> 1/2
+      M2 i  2017-01-15 smhs SUCCESS/SUCCESS -> 2/2, arrives after h (older date):
+            January is i's; Q1 and 2017 are h's (Feb 1 > Jan 15).
+      M3 j  2017-02-10 smhs county UTR member SUCCESS -> 1/1, corrected to county
+            SUCCESS -> 2/2.
+      M4 k  2017-11-03 smhs UTR/UTR -> 0/0 (November and Q4 cells stay 0/0).
+      M1 on PLAN-Y: 2017-08-01 smhs SUCCESS/SUCCESS -> 2/2 for PLAN-Y only; it is a
+            different member from PLAN-X's M1 (were it the same, PLAN-X's 2017 would
+            be decided by it: 2/2 instead of g's 1/1).
+
+      PLAN-X  month 2017-01: M1 0/0 + M2 2/2           = 2/2
+              month 2017-02: M1 1/1 + M2 1/2 + M3 2/2  = 4/5
+              month 2017-03: M1 not smhs               = absent
+              month 2017-04: M1 1/2                    = 1/2
+              month 2017-05: voided                    = absent
+              month 2017-06: moved away                = absent
+              month 2017-07: M1 1/1                    = 1/1
+              month 2017-11: M4 0/0                    = absent (a zero row)
+              Q1: M1 nowhere + M2 1/2 + M3 2/2         = 3/4
+              Q2: M1 1/2                               = 1/2
+              Q3: M1 1/1                               = 1/1
+              Q4: M4 0/0                               = absent (a zero row)
+              2017: M1 1/1 + M2 1/2 + M3 2/2 + M4 0/0  = 4/5
+      PLAN-Y  month 2017-08, Q3, 2017: 2/2
+    """
+    s = _Stream()
+    U, S, N = "UNABLE_TO_REACH", "SUCCESS", "NOT_ATTEMPTED"
+
+    def bh(eid, m, d, smhs, cpo, mo, plan=P):
+        return s.ev(eid, m, "BhCoordination", plan, event_date=d, receives_smhs=smhs,
+                    county_provider_outcome=cpo, member_outcome=mo)
+
+    bh("a", "M1", "2017-01-10", True, U, U)
+    b = bh("b", "M1", "2017-02-20", True, S, U)
+    h = bh("h", "M2", "2017-02-01", True, S, N)
+    bh("c", "M1", "2017-02-20", True, S, S)
+    s.again(b)
+    bh("d", "M1", "2017-03-05", False, S, S)
+    bh("i", "M2", "2017-01-15", True, S, S)
+    j = bh("j", "M3", "2017-02-10", True, U, S)
+    bh("e", "M1", "2017-04-02", True, N, S)
+    f = bh("f", "M1", "2017-05-15", True, S, S)
+    s.again(j, county_provider_outcome=S)
+    s.again(f, status="VOID")
+    g = bh("g", "M1", "2017-06-30", True, U, S)
+    s.again(g, event_date=day("2017-07-01"))
+    bh("y", "M1", "2017-08-01", True, S, S, plan=Y)
+    bh("k", "M4", "2017-11-03", True, U, U)
+    assert h
+    return s.out
+
+
+CAW6_EXPECTED = [
+    (P, "month", "2017-01-01", 2, 2), (P, "month", "2017-02-01", 4, 5), (P, "month", "2017-04-01", 1, 2),
+    (P, "month", "2017-07-01", 1, 1), (P, "quarter", "2017-01-01", 3, 4), (P, "quarter", "2017-04-01", 1, 2),
+    (P, "quarter", "2017-07-01", 1, 1), (P, "year", "2017-01-01", 4, 5),
+    (Y, "month", "2017-08-01", 2, 2), (Y, "quarter", "2017-07-01", 2, 2), (Y, "year", "2017-01-01", 2, 2),
+]
+CAW6_ZERO = [(P, "month", "2017-11-01"), (P, "quarter", "2017-10-01")]
+
+
+def caw7_stream():
+    """CAW7: a (plan, member, year) qualifies with >= 5 distinct ACTIVE enrollment
+    months and any smi_sud among that year's enrollments; then den = its months,
+    num = its ED visits (chains not voided whose content has ed_visit, by month of
+    the content's service_to, submitted or not, enrolled that month or not).
+
+      N1 enrollments 2017-01, -02, -03 (twice: two event_ids), -04, no smi; then
+         2017-09 (smi), VOIDed; then 2017-08 (smi): 5 distinct months, qualifies.
+         ED chains:
+           X1 ED to 2017-02-14, submitted                      -> visit in Feb
+           X2 ED to 2017-03-31, owed (never submitted)         -> visit in Mar
+           X3 ED to 2017-04-10, replaced by X3R ed_visit false -> no visit
+           X4 non-ED to 2017-06-05, replaced by X4R ED to 06-07 -> visit in Jun
+              (N1 is not enrolled in June: it counts anyway)
+           X5 ED to 2017-05-20, voided by X5V                  -> no visit
+           X6 ED to 2017-12-30, X6R moves it to 2018-01-02      -> 2018: N1 does not
+              qualify in 2018, so nowhere
+           X7R ED replacement to 2017-08-15 of X7, which never arrives: a chain
+              whose original is missing, not voided, content ED -> visit in Aug
+           X8 ED to 2017-07-20 submitted, X8R ed false, X8R2 (naming X8R) ed true
+              -> the latest replacement is X8R2: visit in Jul
+         N1 on PLAN-Y: ED visit 2017-02-20 -> PLAN-Y has no enrollment: nowhere
+      N2 2017-05..09, smi in 07 (qualifies), then 06 VOIDed -> 4 months: nowhere;
+         its ED visit Z1 2017-07-04 counts nowhere.
+      N3 2017-01..06, smi only on 02, then 02 corrected to smi false: nowhere.
+      N4 2017-08..12 (smi in 12) and 2018-01..03 (smi in 2018-01): 2017 qualifies,
+         2018 (3 months) does not. ED W1 2017-11-11 (Nov), W2 2018-01-20 (nowhere).
+
+      PLAN-X months (num/den): Jan 0/1, Feb 1/1, Mar 1/1, Apr 0/1, Jun 1/0, Jul 1/0,
+        Aug N1 1/1 + N4 0/1 = 1/2, Sep 0/1, Oct 0/1, Nov 1/1, Dec 0/1
+      Q1 2/3; Q2 1/1 (Apr member month, Jun visit); Q3 N1 2/1 + N4 0/2 = 2/3; Q4 1/3
+      2017: N1 5/5 + N4 1/5 = 6/10. Nothing in 2018, nothing for PLAN-Y.
+    """
+    s = _Stream()
+
+    def en(eid, m, month, smi):
+        return s.ev(eid, m, "Enrollment", month=month, smi_sud=smi)
+
+    for k in (1, 2, 3, 4):
+        en(f"n1-{k}", "N1", f"2017-0{k}-01", False)
+    en("n1-3b", "N1", "2017-03-01", False)
+    s.enc("X1", "N1", "ORIGINAL", "2017-02-14", "2017-03-01T10:00:00", True)
+    s.enc("X2", "N1", "ORIGINAL", "2017-03-31", None, True)
+    s.enc("X3", "N1", "ORIGINAL", "2017-04-10", "2017-04-20T10:00:00", True)
+    s.enc("X3R", "N1", "REPLACEMENT", "2017-04-10", "2017-05-01T10:00:00", False, orig="X3")
+    s.enc("X5", "N1", "ORIGINAL", "2017-05-20", "2017-05-25T10:00:00", True)
+    s.enc("X4", "N1", "ORIGINAL", "2017-06-05", "2017-06-10T10:00:00", False)
+    s.enc("X4R", "N1", "REPLACEMENT", "2017-06-07", "2017-06-20T10:00:00", True, orig="X4")
+    s.enc("X5V", "N1", "VOID", "2017-05-20", "2017-06-25T10:00:00", True, orig="X5")
+    s.enc("XY", "N1", "ORIGINAL", "2017-02-20", "2017-03-01T10:00:00", True, plan=Y)
+    s.enc("X8", "N1", "ORIGINAL", "2017-07-20", "2017-07-25T10:00:00", True)
+    s.enc("X8R", "N1", "REPLACEMENT", "2017-07-20", "2017-08-01T10:00:00", False, orig="X8")
+    s.enc("X8R2", "N1", "REPLACEMENT", "2017-07-20", "2017-08-05T10:00:00", True, orig="X8R")
+    n19 = en("n1-9", "N1", "2017-09-01", True)
+    s.again(n19, status="VOID")
+    s.enc("X7R", "N1", "REPLACEMENT", "2017-08-15", "2017-09-01T10:00:00", True, orig="X7")
+    en("n1-8", "N1", "2017-08-01", True)
+    s.enc("X6", "N1", "ORIGINAL", "2017-12-30", "2018-01-05T10:00:00", True)
+    s.enc("X6R", "N1", "REPLACEMENT", "2018-01-02", "2018-01-10T10:00:00", True, orig="X6")
+
+    n2 = {}
+    for k in (5, 6, 7, 8, 9):
+        n2[k] = en(f"n2-{k}", "N2", f"2017-0{k}-01", k == 7)
+    s.enc("Z1", "N2", "ORIGINAL", "2017-07-04", "2017-07-10T10:00:00", True)
+    s.again(n2[6], status="VOID")
+
+    n3 = {k: en(f"n3-{k}", "N3", f"2017-0{k}-01", k == 2) for k in range(1, 7)}
+    s.again(n3[2], smi_sud=False)
+
+    for k in (8, 9, 10, 11, 12):
+        en(f"n4-{k}", "N4", f"2017-{k:02d}-01", k == 12)
+    s.enc("W1", "N4", "ORIGINAL", "2017-11-11", "2017-11-30T10:00:00", True)
+    for k in (1, 2, 3):
+        en(f"n4-18-{k}", "N4", f"2018-0{k}-01", k == 1)
+    s.enc("W2", "N4", "ORIGINAL", "2018-01-20", "2018-02-01T10:00:00", True)
+    return s.out
+
+
+CAW7_EXPECTED = [(P, "month", f"2017-{m:02d}-01", n, d) for m, n, d in (
+    (1, 0, 1), (2, 1, 1), (3, 1, 1), (4, 0, 1), (6, 1, 0), (7, 1, 0), (8, 1, 2), (9, 0, 1), (10, 0, 1),
+    (11, 1, 1), (12, 0, 1))] + [
+    (P, "quarter", "2017-01-01", 2, 3), (P, "quarter", "2017-04-01", 1, 1),
+    (P, "quarter", "2017-07-01", 2, 3), (P, "quarter", "2017-10-01", 1, 3),
+    (P, "year", "2017-01-01", 6, 10)]
+
+
+def caw8_stream():
+    """CAW8: B = members with an INITIAL in the period, C = those with one with
+    goals; E = care_plan_ids (per plan) with a REVISED in the period, F = those
+    with one with goals. num C+F, den B+E.
+
+      K1 INITIAL cp1 2017-01-10 no goals; INITIAL cp2 2017-01-20 goals   -> Jan B1 C1
+      K1 REVISED cp1 2017-02-05 no goals; REVISED cp1 2017-02-25 goals   -> Feb E1 F1
+      K1 REVISED cp1 2017-04-03 no goals                                 -> Apr E1 F0
+      K2 INITIAL cp3 2017-02-14 no goals, corrected to goals             -> Feb B1 C1
+      K2 REVISED cp3 2017-03-01 goals, then VOID                         -> nothing
+      K3 INITIAL cp4 2017-03-10 goals, corrected to REVISED              -> Mar E1 F1
+      K5 INITIAL cp5 2017-05-05 no goals                                 -> May B1 C0
+      K4 on PLAN-Y: REVISED cp1 2017-02-10 no goals -> PLAN-Y's own cp1: E1 F0 there;
+         PLAN-X's cp1 in February still has goals (F1).
+
+      PLAN-X  Jan 1/1; Feb B{K2} + E{cp1} = 2/2; Mar E{cp4} = 1/1; Apr E{cp1 no} = 0/1;
+              May B{K5 no} = 0/1
+              Q1: B{K1 yes (cp2), K2 yes} + E{cp1 yes, cp4 yes} = 4/4
+              Q2: B{K5 no} + E{cp1 no} = 0/2
+              2017: B{K1, K2 yes; K5 no} + E{cp1 yes, cp4 yes} = 4/5
+      PLAN-Y  Feb, Q1, 2017: 0/1
+    """
+    s = _Stream()
+
+    def cp(eid, m, cpid, ptype, d, goals, plan=P):
+        return s.ev(eid, m, "CarePlan", plan, care_plan_id=cpid, plan_type=ptype, completed_on=d,
+                    care_goals_documented=goals)
+
+    cp("p1", "K1", "cp1", "INITIAL", "2017-01-10", False)
+    cp("p2", "K1", "cp2", "INITIAL", "2017-01-20", True)
+    k2 = cp("p3", "K2", "cp3", "INITIAL", "2017-02-14", False)
+    cp("p4", "K1", "cp1", "REVISED", "2017-02-05", False)
+    cp("p5", "K4", "cp1", "REVISED", "2017-02-10", False, plan=Y)
+    cp("p6", "K1", "cp1", "REVISED", "2017-02-25", True)
+    k2r = cp("p7", "K2", "cp3", "REVISED", "2017-03-01", True)
+    s.again(k2, care_goals_documented=True)
+    k3 = cp("p8", "K3", "cp4", "INITIAL", "2017-03-10", True)
+    s.again(k2r, status="VOID")
+    cp("p9", "K1", "cp1", "REVISED", "2017-04-03", False)
+    s.again(k3, plan_type="REVISED")
+    cp("p10", "K5", "cp5", "INITIAL", "2017-05-05", False)
+    return s.out
+
+
+CAW8_EXPECTED = [
+    (P, "month", "2017-01-01", 1, 1), (P, "month", "2017-02-01", 2, 2), (P, "month", "2017-03-01", 1, 1),
+    (P, "month", "2017-04-01", 0, 1), (P, "month", "2017-05-01", 0, 1),
+    (P, "quarter", "2017-01-01", 4, 4), (P, "quarter", "2017-04-01", 0, 2), (P, "year", "2017-01-01", 4, 5),
+    (Y, "month", "2017-02-01", 0, 1), (Y, "quarter", "2017-01-01", 0, 1), (Y, "year", "2017-01-01", 0, 1),
+]
+
+
+def caw9_stream():
+    """CAW9: A = members with a CoordinatorAssigned month in the period, B = those
+    of them with a CareTeamContact dated in the period (any day of it).
+
+      C1 coordinator 2017-01, -02, -03; contacts 2017-01-15, 2017-03-31
+         -> Jan 1/1, Feb 0/1, Mar 1/1, Q1 1/1
+      C1 on PLAN-Y: contact 2017-02-14 -> PLAN-Y: no coordinator there, nowhere; and
+         not PLAN-X's C1 (PLAN-X February stays 0/1)
+      C2 contact 2017-04-10 (no coordinator in April); coordinator 2017-05; contact
+         2017-05-02 corrected to 2017-07-01
+         -> Apr nothing, May 0/1, Q2 1/1 (the April contact is in Q2), Q3 nothing
+      C3 coordinator 2017-06 twice (two event_ids); contact 2017-06-06 -> Jun 1/1
+      C4 coordinator 2017-08, VOIDed; contact 2017-08-08; coordinator 2017-09
+         -> Aug nothing, Sep 0/1, Q3 1/1 (the August contact is in Q3)
+      C5 contact 2017-02-02 only -> nowhere
+      C7 coordinator 2017-11, no contact -> Nov 0/1, Q4 0/1
+
+      PLAN-X  Jan 1/1, Feb 0/1, Mar 1/1, May 0/1, Jun 1/1, Sep 0/1, Nov 0/1
+              Q1 1/1, Q2 {C2, C3} 2/2, Q3 {C4} 1/1, Q4 0/1, 2017 {C1..C4, C7} 4/5
+    """
+    s = _Stream()
+
+    def co(eid, m, month, plan=P):
+        return s.ev(eid, m, "CoordinatorAssigned", plan, month=month)
+
+    def ct(eid, m, d, plan=P):
+        return s.ev(eid, m, "CareTeamContact", plan, contact_date=d)
+
+    for k in (1, 2, 3):
+        co(f"c1-{k}", "C1", f"2017-0{k}-01")
+    ct("t1", "C1", "2017-01-15")
+    ct("t2", "C1", "2017-03-31")
+    ct("ty", "C1", "2017-02-14", plan=Y)
+    ct("t3", "C2", "2017-04-10")
+    co("c2-5", "C2", "2017-05-01")
+    t4 = ct("t4", "C2", "2017-05-02")
+    co("c3-6", "C3", "2017-06-01")
+    co("c3-6b", "C3", "2017-06-01")
+    ct("t5", "C3", "2017-06-06")
+    s.again(t4, contact_date=day("2017-07-01"))
+    c48 = co("c4-8", "C4", "2017-08-01")
+    ct("t6", "C4", "2017-08-08")
+    co("c4-9", "C4", "2017-09-01")
+    s.again(c48, status="VOID")
+    ct("t7", "C5", "2017-02-02")
+    co("c7-11", "C7", "2017-11-01")
+    return s.out
+
+
+CAW9_EXPECTED = [
+    (P, "month", "2017-01-01", 1, 1), (P, "month", "2017-02-01", 0, 1), (P, "month", "2017-03-01", 1, 1),
+    (P, "month", "2017-05-01", 0, 1), (P, "month", "2017-06-01", 1, 1), (P, "month", "2017-09-01", 0, 1),
+    (P, "month", "2017-11-01", 0, 1),
+    (P, "quarter", "2017-01-01", 1, 1), (P, "quarter", "2017-04-01", 2, 2), (P, "quarter", "2017-07-01", 1, 1),
+    (P, "quarter", "2017-10-01", 0, 1), (P, "year", "2017-01-01", 4, 5),
+]
+
+
+class CawHandStreams(unittest.TestCase):
+    def check(self, stream, measure, expected, zero=()):
+        res = oracle.compute(stream)
+        self.assertEqual(res.mismatches, [])
+        self.assertEqual(res.dead_letters, [])
+        got = [r for r in res.row_list() if r[1] == measure]
+        want = sorted((plan, measure, "", grain, start, n, d) for plan, grain, start, n, d in expected)
+        self.assertEqual(got, want)
+        others = {r[1] for r in res.row_list()} - {measure, "CW13_SUBMISSIONS", "CW13_TIMELY"}
+        self.assertEqual(others, set())
+        zeros = sorted((k[0], k[3], k[4].isoformat()) for k in res.zero_rows if k[1] == measure)
+        self.assertEqual(zeros, sorted(zero))
+        # The same rows whatever the interleaving of members (each keeps its order).
+        by_member = {}
+        for m in stream:
+            by_member.setdefault(m.key, []).append(m)
+        shuffled = [m for k in sorted(by_member, reverse=True) for m in by_member[k]]
+        self.assertEqual(oracle.compute(shuffled).row_list(), res.row_list())
+        return res
+
+    def test_caw6(self):
+        self.check(caw6_stream(), "CAW6", CAW6_EXPECTED, CAW6_ZERO)
+
+    def test_caw7(self):
+        res = self.check(caw7_stream(), "CAW7", CAW7_EXPECTED)
+        # The encounters also count for CW13 as usual (X2 is owed: 18 records, 17 submitted).
+        subs = [r for r in res.row_list() if r[1] == "CW13_SUBMISSIONS" and r[3] == "year"]
+        self.assertEqual(sum(r[5] for r in subs), 17)
+
+    def test_caw7_fifth_month_and_void_flip_the_whole_year(self):
+        # Prefixes of the stream: N1 qualifies only once its fifth month (August,
+        # with smi) arrives, and then February's visit and January's month count;
+        # N2 counts from its fifth month until the void of June.
+        stream = caw7_stream()
+        at = {m.record.get("event_id"): i for i, m in enumerate(stream) if m.topic == "member-events"}
+
+        def cell(prefix, month):
+            rows = oracle.compute(stream[:prefix]).rows
+            return rows.get((P, "CAW7", "", "month", datetime.date.fromisoformat(month)), (0, 0))
+
+        n18 = at["n1-8"]
+        self.assertEqual(cell(n18, "2017-02-01"), (0, 0))
+        self.assertEqual(cell(n18 + 1, "2017-02-01"), (1, 1))
+        self.assertEqual(cell(n18 + 1, "2017-01-01"), (0, 1))
+        void6 = max(i for i, m in enumerate(stream) if m.record.get("event_id") == "n2-6")
+        # July before the void: N1's visit X8R2 + N2's month and visit Z1; after: N1's only.
+        self.assertEqual(cell(void6, "2017-07-01"), (2, 1))
+        self.assertEqual(cell(void6 + 1, "2017-07-01"), (1, 0))
+
+    def test_caw8(self):
+        self.check(caw8_stream(), "CAW8", CAW8_EXPECTED)
+
+    def test_caw9(self):
+        self.check(caw9_stream(), "CAW9", CAW9_EXPECTED)
+
+    def test_compare_covers_caw(self):
+        exp = [(p, "CAW9", "", g, st, n, d) for p, g, st, n, d in CAW9_EXPECTED]
+        self.assertEqual(oracle.compare(exp, exp), [])
+        wrong = [r if r[3:5] != ("year", "2017-01-01") else r[:5] + (5, 5) for r in exp]
+        self.assertEqual(len(oracle.compare(exp, wrong)), 1)
+        # A CAW6 cell the worker retracted back to 0/0, or one it left at 0/0, is no difference.
+        self.assertEqual(oracle.compare(exp, exp + [(P, "CAW6", "", "month", "2017-11-01", 0, 0)]), [])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
  *
  * Every encounter record (original, replacement, void) is one cw13_record,
  * the latest version of its encounter_id. Records that refer to one original
- * form a cw13_chain (see README "Identity, corrections and voids"); the chain's
+ * form a chain (chain.h, README "Identity, corrections and voids"); the chain's
  * timeliness is derived from its records each time, so a superseded record
  * leaves no trace.
  */
@@ -13,30 +13,21 @@
 
 #include <stdbool.h>
 
+#include "chain.h"
 #include "measures.h"
 
-struct cw13_chain;
-
 struct cw13_record {
-	struct cw13_record *next; /* next record of the same chain */
-	struct cw13_chain *chain;
-	int64_t offset; /* offset of this version: "latest" means highest */
+	struct chain_record base; /* chain link, offset and frequency */
 	uint32_t plan;
 	uint32_t source; /* interned "MEDICARE" / "MEDICAID": the stratum */
-	enum qs_frequency frequency;
 	int32_t service_from, service_to;
 	int32_t submitted_day; /* QS_NO_DATE while owed */
 	bool ed_visit;
 };
 
-struct cw13_chain {
-	const char *root; /* encounter_id of the original */
-	struct cw13_record *records;
-};
-
 /* CW13_SUBMISSIONS of one record; returns how many contributions (0 or 1). */
 size_t cw13_record_contribs(const struct cw13_record *r, struct qs_contrib *out);
-/* CW13_TIMELY of one chain under the rules; returns how many contributions (0 or 1). */
-size_t cw13_chain_contribs(const struct cw13_chain *c, const struct qs_rules *rules, struct qs_contrib *out);
+/* CW13_TIMELY of one chain of cw13_records under the rules; returns how many contributions (0 or 1). */
+size_t cw13_chain_contribs(const struct chain *c, const struct qs_rules *rules, struct qs_contrib *out);
 
 #endif

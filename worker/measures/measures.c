@@ -3,8 +3,13 @@
 
 extern const struct family family_ntsv;
 extern const struct family family_cw13;
+extern const struct family family_caw6;
+extern const struct family family_caw7;
+extern const struct family family_caw8;
+extern const struct family family_caw9;
 
-const struct family *const measures_families[] = {&family_ntsv, &family_cw13};
+const struct family *const measures_families[] = {&family_ntsv, &family_cw13, &family_caw6,
+						   &family_caw7, &family_caw8, &family_caw9};
 const size_t measures_family_count = sizeof(measures_families) / sizeof(measures_families[0]);
 
 const char *measures_name(enum qs_measure m)

@@ -25,7 +25,11 @@
 	X(NTSV_CSECTION)                                                                           \
 	X(NTSV_MISSING)                                                                            \
 	X(CW13_TIMELY)                                                                             \
-	X(CW13_SUBMISSIONS)
+	X(CW13_SUBMISSIONS)                                                                        \
+	X(CAW6)                                                                                    \
+	X(CAW7)                                                                                    \
+	X(CAW8)                                                                                    \
+	X(CAW9)
 
 enum qs_measure {
 #define QS_MEASURE_ENUM(name) QS_M_##name,
@@ -37,7 +41,17 @@ enum qs_measure {
 /* "NTSV_CSECTION", ...: the spelling stored in measure_period.measure. */
 const char *measures_name(enum qs_measure m);
 
-/* One change to one cell; the state module spreads it over month, quarter and year. */
+#define QS_GRAIN_BIT(g) (1u << (g)) /* g: an enum qs_grain (dates.h) */
+#define QS_GRAINS_ALL 0u            /* qs_contrib.grains of an additive measure */
+
+/*
+ * One change to one cell; the state module spreads it over the month, quarter
+ * and year that hold `date`. An additive measure (a sum over events) counts the
+ * same change at every grain: grains = QS_GRAINS_ALL. A count of distinct
+ * members per period is computed at each grain on its own and writes one
+ * contribution per cell with grains = QS_GRAIN_BIT(that grain). Zero means
+ * every grain so that an initializer that leaves the field out stays additive.
+ */
 struct qs_contrib {
 	enum qs_measure measure;
 	uint32_t plan;    /* interned plan_id */
@@ -45,6 +59,7 @@ struct qs_contrib {
 	int32_t date;     /* day number that picks the periods */
 	int32_t numerator;
 	int32_t denominator;
+	unsigned grains; /* QS_GRAINS_ALL, or the QS_GRAIN_BIT()s it counts in */
 };
 
 /* Where apply() reports contribution changes; see measures_emit_diff. */
@@ -61,7 +76,8 @@ struct family_ctx {
 	struct contrib_sink sink;
 };
 
-#define QS_MAX_CONTRIBS 16 /* per entity: the most any contribs() writes */
+/* Per entity: the most any contribs() writes (a member-year: 12 months + 4 quarters + 1 year). */
+#define QS_MAX_CONTRIBS 17
 
 #define QS_TOPIC_BIT(t) (1u << (t))
 
