@@ -4,9 +4,10 @@
 #   2. starts a private PostgreSQL data directory and librdkafka's mock cluster
 #      (an in-process Kafka-protocol cluster, deploy/mockcluster.c);
 #   3. produces a realistic demo stream: three plans, nine hospitals, fifteen months of
-#      encounters and deliveries, some late, corrected or voided, and some garbage;
+#      encounters, deliveries and member events, some late, corrected or voided, and garbage;
 #   4. runs the worker until it has caught up, then prints what a quality team looks
-#      at first: CW13 frequency and timeliness, NTSV cesarean rates, dead letters.
+#      at first: CW13 frequency and timeliness, the withhold evaluation per plan and
+#      year, NTSV cesarean rates by hospital, dead letters.
 # Everything is stopped at the end; with --keep, PostgreSQL stays up for you to query.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,7 @@ bootstrap=$(cat "$home/bootstrap")
 
 qs_log "producing the demo stream (python-avro, Confluent wire format)"
 "$py" tests/tools/qsgen.py registry "$home/registry" >/dev/null
-"$py" tests/tools/qsgen.py produce --bootstrap "$bootstrap" --hostile --no-edges | tail -n 1
+"$py" tests/tools/qsgen.py produce --bootstrap "$bootstrap" --hostile --no-edges --member-events 12 | tail -n 1
 
 cat >"$home/qualstream.conf" <<CONF
 # The quickstart's configuration: see README.md, Configuration.
@@ -53,6 +54,13 @@ CONF
 
 qs_log "qualstream migrate"
 build/qualstream migrate -c "$home/qualstream.conf"
+# Plan reference data a plan supplies (README, Evaluation): the stream starts in 2017,
+# so CAW7's baseline-year rates come from here. PLAN-C began in 2015: baseline 2016.
+psql "$QS_PG_DSN" -X -q -c "
+INSERT INTO qualstream.plan (plan_id, name, baseline_year, baseline_caw7_rate) VALUES
+    ('PLAN-A', 'Alameda Health Demo', 2015, 300),
+    ('PLAN-B', 'Bay Care Demo', 2015, 240),
+    ('PLAN-C', 'Central Valley Demo', 2016, 260)"
 qs_log "qualstream run (until caught up)"
 build/qualstream run -c "$home/qualstream.conf" -X run.exit.at.end=true 2>&1 | grep -v ' assigned '
 
@@ -73,6 +81,9 @@ SELECT plan_id AS plan, source, count(*) AS months_evaluated,
        count(*) FILTER (WHERE NOT frequency_met) AS months_missed,
        coalesce(string_agg(to_char(month, 'YYYY-MM'), ' ' ORDER BY month) FILTER (WHERE NOT frequency_met), '') AS which
 FROM qualstream.cw13_month GROUP BY 1, 2 ORDER BY 1, 2"
+
+qs_log "withhold evaluation per plan and year (qualstream report; rules: qualstream rules)"
+build/qualstream report -c "$home/qualstream.conf"
 
 qs_log "NTSV cesarean rate by hospital and year, against the 23.9% target (above target first)"
 sql -c "
