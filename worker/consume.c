@@ -273,20 +273,21 @@ static void resync(struct worker *w)
 static int flush(struct worker *w)
 {
 	char err[1024];
-	w->last_flush_ms = now_ms();
-	if (!state_progress_count(w->st))
-		return 0;
 	int64_t t0 = now_ms();
 	size_t pending = state_pending(w->st);
-	int rc = pgsink_flush(w->ps, w->st, err, sizeof(err));
+	int rc = state_progress_count(w->st) ? pgsink_flush(w->ps, w->st, err, sizeof(err)) : PGSINK_OK;
+	w->last_flush_ms = now_ms(); /* the interval runs from the end of a flush */
 	if (rc == PGSINK_OK) {
-		const struct state_dead_letter *dl;
-		w->dead_letters += state_dead_letters(w->st, &dl);
-		state_flushed(w->st);
-		w->flushes++;
-		log_debug("flushed %zu events in %lld ms", pending, (long long)(now_ms() - t0));
+		if (pending) {
+			const struct state_dead_letter *dl;
+			w->dead_letters += state_dead_letters(w->st, &dl);
+			state_flushed(w->st);
+			w->flushes++;
+			log_debug("flushed %zu events in %lld ms", pending, (long long)(w->last_flush_ms - t0));
+		}
+		/* Also when nothing is new: rows a crash left unpublished go out without new input. */
 		if (outbox_publish(w->outbox, pgsink_conn(w->ps), w->cfg->group_id, err, sizeof(err)))
-			log_warn("dead letters not published yet (retried after the next flush): %s", err);
+			log_warn("dead letters not published yet (retried at the next flush): %s", err);
 		return 0;
 	}
 	if (rc == PGSINK_FENCED) {
@@ -468,10 +469,11 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 		bool at_end = cfg->exit_at_end && caught_up(&w);
 		if (state_pending(w.st) >= (size_t)cfg->flush_max_events || at_end ||
 		    now_ms() - w.last_flush_ms >= cfg->flush_interval_ms) {
-			if (flush(&w) == 0)
-				commit_to_kafka(&w);
-			else
+			bool progressed = state_progress_count(w.st) > 0;
+			if (flush(&w))
 				resync(&w);
+			else if (progressed)
+				commit_to_kafka(&w);
 			if (at_end && caught_up(&w) && state_pending(w.st) == 0)
 				break;
 		}

@@ -67,6 +67,23 @@ class Worker:
         lines = pathlib.Path(self.log).read_text(errors="replace").splitlines()
         return "\n".join(lines[-n:])
 
+    def text(self):
+        """The whole log so far."""
+        return pathlib.Path(self.log).read_text(errors="replace")
+
+    def wait_log(self, needle, timeout=60, count=1):
+        """Waits until the log holds `needle` at least `count` times; fails with the log's tail."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.text().count(needle) >= count:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+        raise AssertionError(f"{needle!r} not seen {count} time(s) in {self.log} within {timeout} s"
+                             f" (worker {state}); log:\n{self.tail()}")
+
 
 class Env:
     """A private database, topic set and schema registry directory for one test."""
@@ -163,12 +180,67 @@ class Env:
             time.sleep(0.05)
         raise AssertionError(f"only {self.committed()} of {at_least} offsets committed in {timeout} s")
 
+    def offsets(self):
+        """{(real topic name, partition): next_offset} as qualstream.consumer_offsets has them."""
+        return {(t, p): n for t, p, n in self.query(
+            "SELECT topic, partition, next_offset FROM qualstream.consumer_offsets")}
+
+    def end_offsets(self, topics=None):
+        """{(real topic name, partition): high watermark} of the input topics (or `topics`),
+        from the cluster itself. A topic the cluster does not know has no partitions."""
+        from confluent_kafka import Consumer, TopicPartition
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.name + "-watermarks",
+                             "enable.auto.commit": False})
+        try:
+            meta = consumer.list_topics(timeout=30)
+            ends = {}
+            for topic in topics or self.topics.values():
+                t = meta.topics.get(topic)
+                if t is None or t.error is not None:
+                    continue
+                for p in t.partitions:
+                    ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                                      timeout=30)[1]
+            return ends
+        finally:
+            consumer.close()
+
+    def read_topic(self, topic, timeout=60):
+        """Every message of `topic` from its start to its current end, as confluent_kafka
+        Messages, read with assign() (no group membership), so nothing is missed or skipped."""
+        from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+        ends = {p: high for (_, p), high in self.end_offsets([topic]).items() if high > 0}
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.name + "-reader",
+                             "enable.auto.commit": False, "enable.partition.eof": False})
+        out = []
+        try:
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+            done = {p: 0 for p in ends}
+            deadline = time.time() + timeout
+            while any(done[p] < ends[p] for p in ends):
+                assert time.time() < deadline, f"{topic}: read {done} of {ends} in {timeout} s"
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error():
+                    continue
+                out.append(msg)
+                done[msg.partition()] = max(done[msg.partition()], msg.offset() + 1)
+        finally:
+            consumer.close()
+        return out
+
     def close(self):
         for w in self.workers:
             if w.proc.poll() is None:
                 w.proc.kill()
                 w.proc.wait()
         admin_sql(self.admin_dsn, f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+
+
+def pytest_configure(config):
+    # Tests that need what only a real broker has (restarts, durable logs over ~5 MiB per
+    # partition, real group coordination timing). tests/run.sh deselects them on the mock
+    # tier with -m "not real_only"; they are never skipped.
+    config.addinivalue_line("markers", "real_only: needs a real Apache Kafka broker (QS_BROKER_DIR)")
 
 
 @pytest.fixture
@@ -196,3 +268,27 @@ def assert_matches_oracle(env, messages):
     diffs = oracle.compare(expected.row_list(), env.measure_rows())
     assert not diffs, f"{len(diffs)} differences, first: " + "\n".join(diffs[:10])
     return expected
+
+
+def assert_no_offset_gap(env):
+    """Every message produced is committed exactly once: the stored next offsets add up to
+    the messages produced, and each partition's next offset is that partition's end."""
+    stored = env.offsets()
+    ends = env.end_offsets()
+    assert sum(stored.values()) == env.produced, \
+        f"offsets sum to {sum(stored.values())}, produced {env.produced}"
+    wrong = {tp: (stored.get(tp, 0), end) for tp, end in ends.items() if stored.get(tp, 0) != end}
+    wrong.update({tp: (n, ends.get(tp)) for tp, n in stored.items() if tp not in ends})
+    assert not wrong, f"(stored next_offset, end offset) differ: {sorted(wrong.items())[:10]}"
+
+
+def assert_dead_letters_once(env, hostile_values):
+    """qualstream.dead_letter holds exactly one row per hostile message: same count, same raw
+    bytes as a multiset (a missing or double-counted message changes one or the other), and
+    no (topic, partition, offset) twice."""
+    rows = env.query('SELECT topic, partition, "offset", value FROM qualstream.dead_letter')
+    keys = [r[:3] for r in rows]
+    assert len(set(keys)) == len(keys), "a source message dead-lettered twice"
+    assert len(rows) == len(hostile_values), f"{len(rows)} dead letters for {len(hostile_values)} hostile messages"
+    assert sorted(bytes(r[3]) if r[3] is not None else b"" for r in rows) == \
+        sorted(v or b"" for v in hostile_values)
