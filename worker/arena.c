@@ -19,16 +19,21 @@ void *arena_alloc(struct arena *a, size_t size)
 	size = (size + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 	if (!a->head || a->used + size > a->head->size) {
 		size_t cap = size > CHUNK_SIZE ? size : CHUNK_SIZE;
-		struct arena_chunk *c = malloc(sizeof(*c) + cap);
-		if (!c) {
-			fprintf(stderr, "qualstream: out of memory (arena chunk of %zu bytes)\n", cap);
-			abort();
+		struct arena_chunk *c = a->spare;
+		if (c && c->size >= cap) {
+			a->spare = c->next; /* reuse a chunk arena_clear kept */
+		} else {
+			c = malloc(sizeof(*c) + cap);
+			if (!c) {
+				fprintf(stderr, "qualstream: out of memory (arena chunk of %zu bytes)\n", cap);
+				abort();
+			}
+			c->size = cap;
+			a->total += sizeof(*c) + cap;
 		}
 		c->next = a->head;
-		c->size = cap;
 		a->head = c;
 		a->used = 0;
-		a->total += sizeof(*c) + cap;
 	}
 	void *p = a->head->data + a->used;
 	a->used += size;
@@ -42,15 +47,27 @@ char *arena_strdup(struct arena *a, const char *s)
 	return memcpy(arena_alloc(a, n), s, n);
 }
 
+void arena_clear(struct arena *a)
+{
+	while (a->head) {
+		struct arena_chunk *c = a->head;
+		a->head = c->next;
+		c->next = a->spare;
+		a->spare = c;
+	}
+	a->used = 0;
+}
+
 void arena_free(struct arena *a)
 {
-	struct arena_chunk *c = a->head;
+	arena_clear(a);
+	struct arena_chunk *c = a->spare;
 	while (c) {
 		struct arena_chunk *next = c->next;
 		free(c);
 		c = next;
 	}
-	a->head = NULL;
+	a->head = a->spare = NULL;
 	a->used = 0;
 	a->total = 0;
 }

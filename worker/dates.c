@@ -35,19 +35,20 @@ void dates_to_civil(int32_t days, int *year, int *month, int *day)
 		*day = d;
 }
 
-int32_t dates_period_start(int32_t days, enum qs_grain grain)
+void dates_period_starts(int32_t days, int32_t starts[QS_GRAIN_COUNT])
 {
 	int y, m;
 	dates_to_civil(days, &y, &m, NULL);
-	switch (grain) {
-	case QS_GRAIN_MONTH:
-		return dates_from_civil(y, m, 1);
-	case QS_GRAIN_QUARTER:
-		return dates_from_civil(y, (m - 1) / 3 * 3 + 1, 1);
-	case QS_GRAIN_YEAR:
-	default:
-		return dates_from_civil(y, 1, 1);
-	}
+	starts[QS_GRAIN_MONTH] = dates_from_civil(y, m, 1);
+	starts[QS_GRAIN_QUARTER] = dates_from_civil(y, (m - 1) / 3 * 3 + 1, 1);
+	starts[QS_GRAIN_YEAR] = dates_from_civil(y, 1, 1);
+}
+
+int32_t dates_period_start(int32_t days, enum qs_grain grain)
+{
+	int32_t starts[QS_GRAIN_COUNT];
+	dates_period_starts(days, starts);
+	return starts[grain < QS_GRAIN_COUNT ? grain : QS_GRAIN_YEAR];
 }
 
 int32_t dates_day_of_ms(int64_t ms)

@@ -519,7 +519,7 @@ int main(int argc, char **argv)
 	state_free(st);
 	st = NULL;
 
-	/* Bytes per entity of each family alone: a state fed one topic only. */
+	/* Bytes per entity of what each topic's events build: a state fed that topic only. */
 	size_t fam_entities[QS_TOPIC_COUNT] = {0}, fam_heap[QS_TOPIC_COUNT] = {0};
 	for (int topic = 0; topic < QS_TOPIC_COUNT; topic++) {
 		if (!by_topic[topic])
@@ -568,11 +568,10 @@ int main(int argc, char **argv)
 	       "bytes/entity (after the final flush)\n",
 	       entities, (double)heap_per_state / 1048576.0, entities ? (double)heap_per_state / (double)entities : 0.0,
 	       (double)rss_per_state / 1048576.0, entities ? (double)rss_per_state / (double)entities : 0.0);
-	static const char *const fam[QS_TOPIC_COUNT] = {"encounters (cw13 records+chains)", "deliveries (ntsv)",
-							"member events"};
+	static const char *const fam[QS_TOPIC_COUNT] = {"encounters only", "deliveries only", "member events only"};
 	for (int topic = 0; topic < QS_TOPIC_COUNT; topic++)
 		if (by_topic[topic])
-			printf("hotpath memory %-34s %8zu entities, heap %.1f MiB = %.0f bytes/entity\n", fam[topic],
+			printf("hotpath memory %-20s %8zu entities, heap %.1f MiB = %.0f bytes/entity\n", fam[topic],
 			       fam_entities[topic], (double)fam_heap[topic] / 1048576.0,
 			       fam_entities[topic] ? (double)fam_heap[topic] / (double)fam_entities[topic] : 0.0);
 	/* One line for scripts. */
