@@ -28,6 +28,14 @@
 #define TOTAL_TIMEOUT_MS 15000L
 #define MAX_SCHEMA_BYTES (4u << 20) /* larger answers or files are refused */
 
+/*
+ * A stream of garbage can name any number of schema ids. Remembering why each
+ * is unknown keeps dead-letter reasons identical and spares the registry, but
+ * only up to this many: past it, an unknown id is asked again each time, so
+ * hostile input costs lookups, never unbounded memory.
+ */
+#define MAX_UNKNOWN_CACHED 4096
+
 /* One slot of the id -> schema cache (open addressing, linear probing). */
 struct cached {
 	int32_t id;
@@ -55,6 +63,7 @@ struct registry {
 	struct cached *slots;
 	size_t cap; /* power of two, or 0 */
 	size_t count;
+	size_t unknown; /* cached "not found" answers, at most MAX_UNKNOWN_CACHED */
 	struct id_cached *ids;
 };
 
@@ -471,8 +480,12 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
 	seterr(errstr, errstr_size, "%s", why);
 	if (rc == REGISTRY_RETRY)
 		return rc;
-	if (rc == REGISTRY_UNKNOWN)
+	if (rc == REGISTRY_UNKNOWN) {
+		if (reg->unknown >= MAX_UNKNOWN_CACHED)
+			return rc;
+		reg->unknown++;
 		text = strdup(why); /* NULL if memory ran out: then the reason is lost, not the answer */
+	}
 	if (!cache_put(reg, id, rc == REGISTRY_OK, text)) {
 		seterr(errstr, errstr_size, "schema registry: out of memory");
 		return REGISTRY_RETRY;
