@@ -329,9 +329,10 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 	struct part *p = topic < 0 ? NULL : state_part(w->st, (enum qs_topic)topic, rkm->partition);
 	if (!p || rkm->offset < state_part_next_offset(p))
 		return; /* not ours any more, or read again after a seek: already counted */
-	for (size_t i = 0; i < w->n_assigned; i++)
-		if (w->assigned[i].topic == (enum qs_topic)topic && w->assigned[i].partition == rkm->partition)
-			w->assigned[i].eof = false;
+	if (w->cfg->exit_at_end) /* end-of-partition flags matter only when stopping at the end */
+		for (size_t i = 0; i < w->n_assigned; i++)
+			if (w->assigned[i].topic == (enum qs_topic)topic && w->assigned[i].partition == rkm->partition)
+				w->assigned[i].eof = false;
 
 	struct qs_event ev;
 	char why[512];
