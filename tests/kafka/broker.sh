@@ -70,12 +70,20 @@ fetch() {
 	tmp=$(mktemp -d "$cache/libs.tmp.XXXXXX")
 	# Maven 3.8 prints colour resets even in batch mode, so its output goes
 	# to a log that is shown only when it fails.
-	if ! "$mvn" -B -q -f "$pom" dependency:copy-dependencies \
-		-DincludeScope=runtime -DoutputDirectory="$tmp" >"$cache/mvn.log" 2>&1; then
-		rm -rf "$tmp"
-		sed 's/\x1b\[[0-9;]*m//g' "$cache/mvn.log" >&2
-		qs_die "mvn could not resolve the broker's jars (see above)"
-	fi
+	# Three tries: a passing network fault should not fail a whole test run;
+	# what Maven already downloaded stays in ~/.m2 between tries.
+	local try
+	for try in 1 2 3; do
+		"$mvn" -B -q -f "$pom" dependency:copy-dependencies \
+			-DincludeScope=runtime -DoutputDirectory="$tmp" >"$cache/mvn.log" 2>&1 && break
+		if ((try == 3)); then
+			rm -rf "$tmp"
+			sed 's/\x1b\[[0-9;]*m//g' "$cache/mvn.log" >&2
+			qs_die "mvn could not resolve the broker's jars (see above)"
+		fi
+		qs_log "mvn failed (try $try of 3); retrying in $((try * 10)) s"
+		sleep $((try * 10))
+	done
 	echo "$want" >"$tmp/.stamp"
 	rm -rf "$libs"
 	mv "$tmp" "$libs"
