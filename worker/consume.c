@@ -97,13 +97,24 @@ static int restore_record(void *ctx, int64_t offset, const void *value, size_t l
 	return 0;
 }
 
-static bool is_assigned(void *ctx, enum qs_topic topic, int32_t partition)
+/* The entry of an assigned partition, or NULL. */
+static struct assigned *find_assigned(const struct worker *w, enum qs_topic topic, int32_t partition)
 {
-	const struct worker *w = ctx;
 	for (size_t i = 0; i < w->n_assigned; i++)
 		if (w->assigned[i].topic == topic && w->assigned[i].partition == partition)
-			return true;
-	return false;
+			return &w->assigned[i];
+	return NULL;
+}
+
+static bool is_assigned(void *ctx, enum qs_topic topic, int32_t partition)
+{
+	return find_assigned(ctx, topic, partition) != NULL;
+}
+
+/* Retry pauses: doubling from 250 ms, at most 30 s. */
+static int next_backoff(int ms)
+{
+	return ms < 15000 ? ms * 2 : 30000;
 }
 
 /*
@@ -239,7 +250,7 @@ done:
 /* load_assignment until it succeeds, rebuilding the connection between tries; -1 only on stop. */
 static int load_with_retry(struct worker *w, rd_kafka_topic_partition_list_t *list)
 {
-	for (int backoff = 250; load_assignment(w, list); backoff = backoff < 30000 ? backoff * 2 : 30000) {
+	for (int backoff = 250; load_assignment(w, list); backoff = next_backoff(backoff)) {
 		if (*w->stop)
 			return -1;
 		log_warn("loading the assignment failed; retrying in %d ms", backoff);
@@ -294,7 +305,7 @@ static int flush(struct worker *w)
 		log_warn("%s: reloading the assignment from PostgreSQL", err);
 	} else {
 		log_error("flush failed: %s; reconnecting and reloading from PostgreSQL", err);
-		for (int backoff = 250; !*w->stop && reconnect(w); backoff = backoff < 30000 ? backoff * 2 : 30000)
+		for (int backoff = 250; !*w->stop && reconnect(w); backoff = next_backoff(backoff))
 			sleep_ms(backoff);
 	}
 	return -1;
@@ -329,10 +340,9 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 	struct part *p = topic < 0 ? NULL : state_part(w->st, (enum qs_topic)topic, rkm->partition);
 	if (!p || rkm->offset < state_part_next_offset(p))
 		return; /* not ours any more, or read again after a seek: already counted */
-	if (w->cfg->exit_at_end) /* end-of-partition flags matter only when stopping at the end */
-		for (size_t i = 0; i < w->n_assigned; i++)
-			if (w->assigned[i].topic == (enum qs_topic)topic && w->assigned[i].partition == rkm->partition)
-				w->assigned[i].eof = false;
+	struct assigned *a = w->cfg->exit_at_end ? find_assigned(w, (enum qs_topic)topic, rkm->partition) : NULL;
+	if (a) /* end-of-partition flags matter only when stopping at the end */
+		a->eof = false;
 
 	struct qs_event ev;
 	char why[512];
@@ -340,7 +350,7 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 	for (int backoff = 250;
 	     (rc = decode_message(w->dec, (enum qs_topic)topic, rkm->payload, rkm->len, &ev, why, sizeof(why))) ==
 		     QS_DECODE_RETRY;
-	     backoff = backoff < 30000 ? backoff * 2 : 30000) {
+	     backoff = next_backoff(backoff)) {
 		log_warn("%s[%d]@%lld: %s (retrying in %d ms)", rd_kafka_topic_name(rkm->rkt), rkm->partition,
 			 (long long)rkm->offset, why, backoff);
 		if (*w->stop)
@@ -370,9 +380,9 @@ static bool caught_up(const struct worker *w)
 static void mark_eof(struct worker *w, const rd_kafka_message_t *rkm)
 {
 	int topic = topic_of(w, rd_kafka_topic_name(rkm->rkt));
-	for (size_t i = 0; i < w->n_assigned; i++)
-		if (w->assigned[i].topic == (enum qs_topic)topic && w->assigned[i].partition == rkm->partition)
-			w->assigned[i].eof = true;
+	struct assigned *a = topic < 0 ? NULL : find_assigned(w, (enum qs_topic)topic, rkm->partition);
+	if (a)
+		a->eof = true;
 }
 
 static rd_kafka_t *make_consumer(struct worker *w, char *errstr, size_t errstr_size)
