@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "embedded.h"
+#include "xalloc.h"
 
 #define BATCH 1000
 #define LOCK_CLASS 0x7155 /* first key of the publisher's advisory lock; the second is the group's hash */
@@ -241,10 +242,7 @@ static void idlist_add(struct idlist *l, long long id)
 {
 	if (l->len + 24 >= l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 4096;
-		char *text = realloc(l->text, cap);
-		if (!text)
-			abort();
-		l->text = text;
+		l->text = xrealloc(l->text, cap, "a dead-letter id list");
 		l->cap = cap;
 	}
 	l->len += (size_t)snprintf(l->text + l->len, l->cap - l->len, "%s%lld", l->n++ ? "," : "{", id);

@@ -16,6 +16,7 @@
 
 #include "dates.h"
 #include "embedded.h"
+#include "xalloc.h"
 
 struct pgsink {
 	PGconn *conn;
@@ -233,12 +234,7 @@ static void put(struct pgsink *ps, const char *s, size_t n)
 		size_t cap = ps->cap ? ps->cap : 1 << 16;
 		while (cap < ps->len + n)
 			cap *= 2;
-		char *buf = realloc(ps->buf, cap);
-		if (!buf) {
-			fprintf(stderr, "qualstream: out of memory (COPY buffer of %zu bytes)\n", cap);
-			abort();
-		}
-		ps->buf = buf;
+		ps->buf = xrealloc(ps->buf, cap, "the COPY buffer");
 		ps->cap = cap;
 	}
 	memcpy(ps->buf + ps->len, s, n);

@@ -1,9 +1,10 @@
 /* arena.c: chunked bump allocator (see arena.h). */
 #include "arena.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "xalloc.h"
 
 #define CHUNK_SIZE (256u * 1024u)
 #define ALIGN 16u
@@ -23,11 +24,7 @@ void *arena_alloc(struct arena *a, size_t size)
 		if (c && c->size >= cap) {
 			a->spare = c->next; /* reuse a chunk arena_clear kept */
 		} else {
-			c = malloc(sizeof(*c) + cap);
-			if (!c) {
-				fprintf(stderr, "qualstream: out of memory (arena chunk of %zu bytes)\n", cap);
-				abort();
-			}
+			c = xmalloc(sizeof(*c) + cap, "an arena chunk");
 			c->size = cap;
 			a->total += sizeof(*c) + cap;
 		}

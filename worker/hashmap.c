@@ -1,9 +1,10 @@
 /* hashmap.c: linear probing, grown at 70% load (see hashmap.h). */
 #include "hashmap.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "xalloc.h"
 
 struct hashmap_slot {
 	uint64_t hash;
@@ -37,11 +38,7 @@ static void grow(struct hashmap *m)
 	size_t cap = m->cap ? m->cap * 2 : 64;
 	struct hashmap_slot *old = m->slots;
 	size_t old_cap = m->cap;
-	m->slots = calloc(cap, sizeof(*m->slots));
-	if (!m->slots) {
-		fprintf(stderr, "qualstream: out of memory (hash table of %zu slots)\n", cap);
-		abort();
-	}
+	m->slots = xcalloc(cap, sizeof(*m->slots), "a hash table");
 	m->cap = cap;
 	for (size_t i = 0; i < old_cap; i++)
 		if (old[i].key)

@@ -1,8 +1,9 @@
 /* intern.c: string interning (see intern.h). */
 #include "intern.h"
 
-#include <stdio.h>
 #include <stdlib.h>
+
+#include "xalloc.h"
 
 uint32_t intern_id(struct intern *in, const char *s)
 {
@@ -11,12 +12,7 @@ uint32_t intern_id(struct intern *in, const char *s)
 		return (uint32_t)(v - 1);
 	if (in->len == in->cap) {
 		uint32_t cap = in->cap ? in->cap * 2 : 64;
-		const char **strings = realloc(in->strings, cap * sizeof(*strings));
-		if (!strings) {
-			fprintf(stderr, "qualstream: out of memory (interner)\n");
-			abort();
-		}
-		in->strings = strings;
+		in->strings = xrealloc(in->strings, cap * sizeof(*in->strings), "the interner");
 		in->cap = cap;
 	}
 	const char *copy = arena_strdup(&in->arena, s);

@@ -6,12 +6,12 @@
  */
 #include "state.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
 #include "intern.h"
+#include "xalloc.h"
 
 /*
  * A family's entities for one partition number. A family reading two topics
@@ -55,30 +55,16 @@ struct state {
 	size_t events;        /* applied since the last flush */
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n);
-	if (!p && n) {
-		fprintf(stderr, "qualstream: out of memory (%zu bytes)\n", n);
-		abort();
-	}
-	return p;
-}
-
 #define VEC_PUSH(v)                                                                                        \
 	(((v).len == (v).cap ? ((v).cap = (v).cap ? (v).cap * 2 : 64,                                     \
-				(v).items = xrealloc((v).items, (v).cap * sizeof(*(v).items)))                   \
+				(v).items = xrealloc((v).items, (v).cap * sizeof(*(v).items), "state"))                   \
 			     : 0),                                                                        \
 	 &(v).items[(v).len++])
 
 
 struct state *state_new(const struct qs_rules *rules)
 {
-	struct state *st = calloc(1, sizeof(*st));
-	if (!st) {
-		fprintf(stderr, "qualstream: out of memory\n");
-		abort();
-	}
+	struct state *st = xcalloc(1, sizeof(*st), "the state");
 	st->rules = rules;
 	return st;
 }
@@ -153,11 +139,7 @@ struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t parti
 		return p;
 	while (st->parts[topic].len <= (size_t)partition)
 		*VEC_PUSH(st->parts[topic]) = NULL;
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		fprintf(stderr, "qualstream: out of memory\n");
-		abort();
-	}
+	p = xcalloc(1, sizeof(*p), "a partition");
 	p->topic = topic;
 	p->partition = partition;
 	p->expected = p->next = next_offset;
@@ -168,11 +150,7 @@ struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t parti
 			*VEC_PUSH(st->shards[f]) = NULL;
 		struct shard *sh = st->shards[f].items[partition];
 		if (!sh) {
-			sh = calloc(1, sizeof(*sh));
-			if (!sh) {
-				fprintf(stderr, "qualstream: out of memory\n");
-				abort();
-			}
+			sh = xcalloc(1, sizeof(*sh), "a shard");
 			sh->state = measures_families[f]->state_new();
 			st->shards[f].items[partition] = sh;
 		}
@@ -241,8 +219,7 @@ static void accumulate(void *ctx, const struct qs_contrib *c)
 			/* Grow the index and re-insert every cell (cells[] itself is unchanged). */
 			free(st->index);
 			st->index_cap = st->index_cap ? st->index_cap * 2 : 1024;
-			st->index = xrealloc(NULL, st->index_cap * sizeof(*st->index));
-			memset(st->index, 0, st->index_cap * sizeof(*st->index));
+			st->index = xcalloc(st->index_cap, sizeof(*st->index), "the delta index");
 			for (size_t i = 0; i < st->cells.len; i++) {
 				const struct state_delta *d = &st->cells.items[i];
 				size_t h = cell_hash(d->plan, d->stratum, d->period_start, d->measure, d->grain);

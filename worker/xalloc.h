@@ -1,0 +1,20 @@
+/*
+ * xalloc.h: allocation that aborts with a message when memory runs out. The
+ * worker's in-memory state (entities, aggregates, pending output, buffers)
+ * cannot be partly built, and its durable state is in PostgreSQL, so running
+ * out of memory ends the process; a restart reloads from the database. Code
+ * that can report failure instead (decoding, the registry) does not use these.
+ */
+#ifndef QS_XALLOC_H
+#define QS_XALLOC_H
+
+#include <stddef.h>
+
+/* malloc, or abort naming what for. Caller frees. */
+void *xmalloc(size_t size, const char *what);
+/* calloc(n, size), or abort. Caller frees. */
+void *xcalloc(size_t n, size_t size, const char *what);
+/* realloc, or abort; never returns NULL for size > 0. Caller frees. */
+void *xrealloc(void *p, size_t size, const char *what);
+
+#endif
