@@ -211,10 +211,12 @@ static size_t cell_hash(uint32_t plan, uint32_t stratum, int32_t period_start, u
 static void accumulate(void *ctx, const struct qs_contrib *c)
 {
 	struct state *st = ctx;
+	int32_t starts[QS_GRAIN_COUNT];
+	dates_period_starts(c->date, starts); /* one calendar conversion for all three grains */
 	for (int g = 0; g < QS_GRAIN_COUNT; g++) {
 		if (c->grains != QS_GRAINS_ALL && !(c->grains & QS_GRAIN_BIT(g)))
 			continue;
-		int32_t start = dates_period_start(c->date, (enum qs_grain)g);
+		int32_t start = starts[g];
 		if ((st->cells.len + 1) * 2 > st->index_cap) {
 			/* Grow the index and re-insert every cell (cells[] itself is unchanged). */
 			free(st->index);
