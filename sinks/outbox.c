@@ -54,18 +54,6 @@ struct outbox {
 	size_t cap;
 };
 
-/* librdkafka properties that only a consumer understands: not passed to the producer. */
-static bool consumer_only(const char *key)
-{
-	static const char *const prefixes[] = {"group.", "auto.offset.reset", "session.timeout", "max.poll",
-					       "enable.auto", "partition.assignment", "heartbeat", "fetch.",
-					       "isolation.level", "enable.partition.eof", "auto.commit"};
-	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-		if (!strncmp(key, prefixes[i], strlen(prefixes[i])))
-			return true;
-	return false;
-}
-
 /* A message's opaque: its batch generation and its index in the batch. */
 static void *tag(uint32_t batch, size_t i)
 {
@@ -122,11 +110,8 @@ struct outbox *outbox_new(const struct config *cfg, struct registry *reg, char *
 		goto fail;
 	}
 	conf = rd_kafka_conf_new();
-	for (size_t i = 0; i < cfg->kafka_len; i++)
-		if (!consumer_only(cfg->kafka_keys[i]) &&
-		    rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], errstr, errstr_size))
-			goto fail;
-	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size))
+	if (config_kafka_apply(cfg, conf, true, errstr, errstr_size) ||
+	    rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size))
 		goto fail;
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_opaque(conf, ob);
@@ -329,11 +314,8 @@ static rd_kafka_t *recovery_consumer(const struct outbox *ob, const char *group,
 	char reader_group[512];
 	snprintf(reader_group, sizeof(reader_group), "%s.dead-letter-reader", group);
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	for (size_t i = 0; i < ob->cfg->kafka_len; i++)
-		if (!consumer_only(ob->cfg->kafka_keys[i]) &&
-		    rd_kafka_conf_set(conf, ob->cfg->kafka_keys[i], ob->cfg->kafka_values[i], errstr, errstr_size))
-			goto fail;
-	if (rd_kafka_conf_set(conf, "group.id", reader_group, errstr, errstr_size) ||
+	if (config_kafka_apply(ob->cfg, conf, true, errstr, errstr_size) ||
+	    rd_kafka_conf_set(conf, "group.id", reader_group, errstr, errstr_size) ||
 	    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
 	    rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) ||
 	    rd_kafka_conf_set(conf, "isolation.level", "read_uncommitted", errstr, errstr_size))

@@ -210,6 +210,29 @@ int config_validate(const struct config *cfg, bool run, char *errstr, size_t err
 	return -1;
 }
 
+/* librdkafka properties that only a consumer understands. */
+static bool consumer_only(const char *key)
+{
+	static const char *const prefixes[] = {"group.", "auto.offset.reset", "session.timeout", "max.poll",
+					       "enable.auto", "partition.assignment", "heartbeat", "fetch.",
+					       "isolation.level", "enable.partition.eof", "auto.commit"};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (!strncmp(key, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
+int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf, bool drop_consumer_only, char *errstr,
+		       size_t errstr_size)
+{
+	for (size_t i = 0; i < cfg->kafka_len; i++)
+		if (!(drop_consumer_only && consumer_only(cfg->kafka_keys[i])) &&
+		    rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], errstr, errstr_size) !=
+			    RD_KAFKA_CONF_OK)
+			return -1;
+	return 0;
+}
+
 void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)

@@ -8,6 +8,7 @@
 #ifndef QS_CONFIG_H
 #define QS_CONFIG_H
 
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -41,6 +42,16 @@ __attribute__((warn_unused_result)) int config_set(struct config *cfg, const cha
 /* Checks the whole configuration after loading: what every command needs, plus what `run` needs when run. */
 __attribute__((warn_unused_result)) int config_validate(const struct config *cfg, bool run, char *errstr,
 							size_t errstr_size);
+/*
+ * Sets every kafka.* key on conf (borrowed), in file order, so what the caller
+ * set before is overridden and what it sets after wins. With
+ * drop_consumer_only, keys only a consumer understands (group.*, session and
+ * poll timeouts, fetch.*, ...) are left out, which keeps a producer from
+ * warning about them. 0, or -1 with librdkafka's reason in errstr.
+ */
+__attribute__((warn_unused_result)) int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf,
+							   bool drop_consumer_only, char *errstr,
+							   size_t errstr_size);
 void config_free(struct config *cfg);
 
 #endif

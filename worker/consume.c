@@ -397,10 +397,8 @@ static rd_kafka_t *make_consumer(struct worker *w, char *errstr, size_t errstr_s
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], NULL, 0);
-	for (size_t i = 0; i < cfg->kafka_len; i++)
-		if (rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], errstr, errstr_size) !=
-		    RD_KAFKA_CONF_OK)
-			goto fail;
+	if (config_kafka_apply(cfg, conf, false, errstr, errstr_size))
+		goto fail;
 	if (cfg->exit_at_end)
 		rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
