@@ -30,15 +30,18 @@ struct pgsink {
 /* An advisory lock key for migrations: any constant shared by all workers. */
 #define MIGRATION_LOCK 0x7155u
 
-static void seterr(char *errstr, size_t errstr_size, const char *what, PGconn *conn, PGresult *res)
+void pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res)
 {
-	const char *msg = res ? PQresultErrorMessage(res) : "";
-	if (!*msg)
-		msg = PQerrorMessage(conn);
-	snprintf(errstr, errstr_size, "%s: %s", what, msg);
-	size_t n = strlen(errstr);
-	while (n && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
-		errstr[--n] = '\0';
+	char msg[768];
+	const char *m = res ? PQresultErrorMessage(res) : "";
+	snprintf(msg, sizeof(msg), "%s", *m ? m : PQerrorMessage(conn));
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	/* A missing relation or schema almost always means the migrations have not run. */
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	bool missing = state && (!strcmp(state, "42P01") || !strcmp(state, "3F000"));
+	snprintf(errstr, errstr_size, "%s: %s%s", what, msg, missing ? " (run `qualstream migrate` first?)" : "");
 }
 
 /* Runs a command that returns no rows (or rows we ignore); 0 on success. */
@@ -50,7 +53,7 @@ static int exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
 	if (rc) {
 		char what[64]; /* the statement's start names it well enough */
 		snprintf(what, sizeof(what), "%.56s%s", sql, strlen(sql) > 56 ? "..." : "");
-		seterr(errstr, errstr_size, what, conn, res);
+		pgsink_error(errstr, errstr_size, what, conn, res);
 	}
 	PQclear(res);
 	return rc;
@@ -66,7 +69,7 @@ struct pgsink *pgsink_connect(const char *conninfo, const char *group,
 	}
 	ps->conn = PQconnectdb(conninfo);
 	if (PQstatus(ps->conn) != CONNECTION_OK) {
-		seterr(errstr, errstr_size, "connecting to PostgreSQL", ps->conn, NULL);
+		pgsink_error(errstr, errstr_size, "connecting to PostgreSQL", ps->conn, NULL);
 		goto fail;
 	}
 	ps->group = strdup(group);
@@ -118,7 +121,7 @@ int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
 		bool applied = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 		bool failed = PQresultStatus(res) != PGRES_TUPLES_OK;
 		if (failed)
-			seterr(errstr, errstr_size, "reading qualstream.schema_migrations", ps->conn, res);
+			pgsink_error(errstr, errstr_size, "reading qualstream.schema_migrations", ps->conn, res);
 		PQclear(res);
 		if (failed)
 			goto done;
@@ -128,7 +131,7 @@ int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
 			goto done;
 		res = PQexec(ps->conn, m->text);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-			seterr(errstr, errstr_size, m->name, ps->conn, res);
+			pgsink_error(errstr, errstr_size, m->name, ps->conn, res);
 			PQclear(res);
 			char ignore[1];
 			(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
@@ -139,7 +142,7 @@ int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
 				   params, NULL, NULL, 0);
 		failed = PQresultStatus(res) != PGRES_COMMAND_OK;
 		if (failed)
-			seterr(errstr, errstr_size, m->name, ps->conn, res);
+			pgsink_error(errstr, errstr_size, m->name, ps->conn, res);
 		PQclear(res);
 		if (failed || exec(ps->conn, "COMMIT", errstr, errstr_size))
 			goto done;
@@ -157,7 +160,7 @@ int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, s
 	PGresult *res = PQexec(ps->conn, "SELECT value::int FROM qualstream.rule WHERE name = 'cw13_timely_days'");
 	int rc = -1;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		seterr(errstr, errstr_size, "reading qualstream.rule (run `qualstream migrate` first?)", ps->conn, res);
+		pgsink_error(errstr, errstr_size, "reading qualstream.rule", ps->conn, res);
 	else if (PQntuples(res) != 1)
 		snprintf(errstr, errstr_size, "qualstream.rule has no row 'cw13_timely_days'");
 	else {
@@ -183,7 +186,7 @@ int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int6
 				     3, NULL, params, NULL, NULL, 0);
 	int rc = -1;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
-		seterr(errstr, errstr_size, "claiming a partition in qualstream.consumer_offsets", ps->conn, res);
+		pgsink_error(errstr, errstr_size, "claiming a partition in qualstream.consumer_offsets", ps->conn, res);
 	else {
 		*next_offset = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		rc = 0;
@@ -204,7 +207,7 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 			       " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 ORDER BY \"offset\"",
 			       3, NULL, params, NULL, NULL, 1) ||
 	    !PQsetSingleRowMode(ps->conn)) {
-		seterr(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, NULL);
+		pgsink_error(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, NULL);
 		return -1;
 	}
 	/* Drain every result even after a failure, so the connection is usable again. */
@@ -219,7 +222,7 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 				snprintf(errstr, errstr_size, "restoring %s[%d] at offset %lld failed",
 					 ps->topics[topic], partition, (long long)offset);
 		} else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && rc == 0) {
-			seterr(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, res);
+			pgsink_error(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, res);
 			rc = -1;
 		}
 	}
@@ -294,7 +297,7 @@ static int copy(struct pgsink *ps, const char *target, char *errstr, size_t errs
 	snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", target);
 	PGresult *res = PQexec(ps->conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		seterr(errstr, errstr_size, sql, ps->conn, res);
+		pgsink_error(errstr, errstr_size, sql, ps->conn, res);
 		PQclear(res);
 		return -1;
 	}
@@ -304,11 +307,11 @@ static int copy(struct pgsink *ps, const char *target, char *errstr, size_t errs
 		rc = -1;
 	for (; (res = PQgetResult(ps->conn)); PQclear(res))
 		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
-			seterr(errstr, errstr_size, sql, ps->conn, res);
+			pgsink_error(errstr, errstr_size, sql, ps->conn, res);
 			rc = -1;
 		}
 	if (rc && !*errstr)
-		seterr(errstr, errstr_size, sql, ps->conn, NULL);
+		pgsink_error(errstr, errstr_size, sql, ps->conn, NULL);
 	ps->len = 0;
 	return rc;
 }
@@ -333,7 +336,7 @@ static int advance_offsets(struct pgsink *ps, const struct state *st, char *errs
 					     5, NULL, params, NULL, NULL, 0);
 		int rc = 0;
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			seterr(errstr, errstr_size, "advancing qualstream.consumer_offsets", ps->conn, res);
+			pgsink_error(errstr, errstr_size, "advancing qualstream.consumer_offsets", ps->conn, res);
 			rc = PGSINK_ERROR;
 		} else if (strcmp(PQcmdTuples(res), "1") != 0) {
 			snprintf(errstr, errstr_size,
@@ -407,7 +410,7 @@ static int write_records(struct pgsink *ps, const struct state *st, char *errstr
 		1, NULL, params, NULL, NULL, 0);
 	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
 	if (rc)
-		seterr(errstr, errstr_size, "upserting qualstream.record_latest", ps->conn, res);
+		pgsink_error(errstr, errstr_size, "upserting qualstream.record_latest", ps->conn, res);
 	PQclear(res);
 	return rc;
 }

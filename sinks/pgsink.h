@@ -29,6 +29,15 @@ struct pgsink;
 QS_WUR struct pgsink *pgsink_connect(const char *conninfo, const char *group,
 				     const char *const topic_names[QS_TOPIC_COUNT], char *errstr, size_t errstr_size);
 void pgsink_free(struct pgsink *ps);
+
+struct pg_conn;
+struct pg_result;
+/*
+ * Describes a libpq failure in errstr as "what: message": the result's error
+ * if there is one, else the connection's, plus a hint to run `qualstream
+ * migrate` when the error is a missing relation or schema.
+ */
+void pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res);
 /* The connection, for the outbox publisher; borrowed until pgsink_free. */
 struct pg_conn *pgsink_conn(struct pgsink *ps);
 

@@ -16,21 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- PostgreSQL ---- */
+#include "pgsink.h"
 
-static void seterr(char *errstr, size_t errstr_size, const char *what, PGconn *conn, PGresult *res)
-{
-	char msg[768];
-	const char *m = res ? PQresultErrorMessage(res) : "";
-	snprintf(msg, sizeof(msg), "%s", *m ? m : PQerrorMessage(conn));
-	size_t n = strlen(msg);
-	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
-	/* A missing relation or schema almost always means the migrations have not run. */
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	bool missing = state && (!strcmp(state, "42P01") || !strcmp(state, "3F000"));
-	snprintf(errstr, errstr_size, "%s: %s%s", what, msg, missing ? " (run `qualstream migrate` first?)" : "");
-}
+/* ---- PostgreSQL ---- */
 
 /* Connects and opens a read-only snapshot. NULL with errstr set on failure; caller PQfinish()es. */
 static PGconn *open_snapshot(const char *conninfo, char *errstr, size_t errstr_size)
@@ -38,7 +26,7 @@ static PGconn *open_snapshot(const char *conninfo, char *errstr, size_t errstr_s
 	PGconn *conn = PQconnectdb(conninfo);
 	PGresult *res = NULL;
 	if (PQstatus(conn) != CONNECTION_OK) {
-		seterr(errstr, errstr_size, "connecting to PostgreSQL", conn, NULL);
+		pgsink_error(errstr, errstr_size, "connecting to PostgreSQL", conn, NULL);
 		goto fail;
 	}
 	/*
@@ -49,7 +37,7 @@ static PGconn *open_snapshot(const char *conninfo, char *errstr, size_t errstr_s
 	res = PQexec(conn, "SET client_min_messages = warning; SET client_encoding = 'UTF8'; SET jit = off;"
 			   " BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		seterr(errstr, errstr_size, "starting a read-only transaction", conn, res);
+		pgsink_error(errstr, errstr_size, "starting a read-only transaction", conn, res);
 		goto fail;
 	}
 	PQclear(res);
@@ -66,7 +54,7 @@ static PGresult *select_rows(PGconn *conn, const char *what, const char *sql, in
 {
 	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		seterr(errstr, errstr_size, what, conn, res);
+		pgsink_error(errstr, errstr_size, what, conn, res);
 		PQclear(res);
 		res = NULL;
 	}
