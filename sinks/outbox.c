@@ -343,6 +343,7 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 	struct idlist ids = {0};
 	int32_t *parts = NULL;
 	int64_t *ends = NULL;
+	bool *pending = NULL; /* partitions still to read up to ends[] */
 
 	for (int i = 0; i < 60 && rd_kafka_outq_len(ob->rk) > 0; i++)
 		rd_kafka_flush(ob->rk, 1000);
@@ -367,8 +368,9 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 		snprintf(errstr, errstr_size, "reading qualstream.outbox_position: %s", PQresultErrorMessage(res));
 		goto done;
 	}
-	parts = calloc((size_t)n + 1, sizeof(*parts));
-	ends = calloc((size_t)n + 1, sizeof(*ends));
+	parts = xcalloc((size_t)n + 1, sizeof(*parts), "dead-letter partitions");
+	ends = xcalloc((size_t)n + 1, sizeof(*ends), "dead-letter partitions");
+	pending = xcalloc((size_t)n + 1, sizeof(*pending), "dead-letter partitions");
 	list = rd_kafka_topic_partition_list_new(n + 1);
 	int reading = 0;
 	for (int i = 0; i < n; i++) {
@@ -388,6 +390,7 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 			from = low;
 		if (from < high) {
 			rd_kafka_topic_partition_list_add(list, ob->topic, p)->offset = from;
+			pending[i] = true;
 			reading++;
 		}
 	}
@@ -428,14 +431,11 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 				next = rkm->offset;
 			rd_kafka_message_destroy(rkm);
 			for (int i = 0; i < n; i++)
-				if (parts[i] == p && next >= ends[i] && ends[i] >= 0) {
-					ends[i] = -ends[i] - 1; /* done: keep the end, flagged */
+				if (pending[i] && parts[i] == p && next >= ends[i]) {
+					pending[i] = false; /* read up to the end it had when recovery began */
 					reading--;
 				}
 		}
-		for (int i = 0; i < n; i++)
-			if (ends[i] < 0)
-				ends[i] = -ends[i] - 1;
 	}
 	if (mark(ob, conn, group, &ids, parts, ends, n, errstr, errstr_size))
 		goto done;
@@ -453,6 +453,7 @@ done:
 	free(ids.text);
 	free(parts);
 	free(ends);
+	free(pending);
 	return rc;
 }
 
