@@ -32,6 +32,7 @@
 
 #include "dates.h"
 #include "embedded.h"
+#include "errstr.h"
 
 #define HEADER_BYTES 5      /* magic byte + big-endian schema id */
 #define MAX_DEPTH 64        /* nesting of records, unions, arrays and maps in a message */
@@ -239,15 +240,6 @@ struct decoder {
 	int64_t min_ms, max_ms;
 };
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *errstr, size_t size, const char *fmt, ...)
-{
-	if (!errstr || size == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(errstr, size, fmt, ap);
-	va_end(ap);
-}
 
 static avro_schema_t deref(avro_schema_t s)
 {
@@ -1154,7 +1146,7 @@ static int check_date(const struct decoder *dec, const char *field, int32_t day,
 	char buf[32];
 	if (day >= dec->min_day && day <= dec->max_day)
 		return 0;
-	seterr(errstr, errstr_size, "field %s: date %s out of range 1900-01-01..2199-12-31", field,
+	errstr_set(errstr, errstr_size, "field %s: date %s out of range 1900-01-01..2199-12-31", field,
 	       fmt_date(day, buf, sizeof(buf)));
 	return -1;
 }
@@ -1167,10 +1159,10 @@ static int check_ts(const struct decoder *dec, const char *field, int64_t ms, ch
 		return 0;
 	/* Days of instants within +-2^31 days can be spelled as dates. */
 	if (ms / 86400000 > INT32_MIN && ms / 86400000 < INT32_MAX)
-		seterr(errstr, errstr_size, "field %s: timestamp %" PRId64 " (%s) out of range 1900-01-01..2199-12-31",
+		errstr_set(errstr, errstr_size, "field %s: timestamp %" PRId64 " (%s) out of range 1900-01-01..2199-12-31",
 		       field, ms, fmt_date(dates_day_of_ms(ms), buf, sizeof(buf)));
 	else
-		seterr(errstr, errstr_size, "field %s: timestamp %" PRId64 " out of range 1900-01-01..2199-12-31",
+		errstr_set(errstr, errstr_size, "field %s: timestamp %" PRId64 " out of range 1900-01-01..2199-12-31",
 		       field, ms);
 	return -1;
 }
@@ -1179,7 +1171,7 @@ static int check_range(const char *field, int32_t v, int32_t lo, int32_t hi, cha
 {
 	if (v == QS_NO_INT || (v >= lo && v <= hi))
 		return 0;
-	seterr(errstr, errstr_size, "field %s: %" PRId32 " out of range %" PRId32 "..%" PRId32, field, v, lo, hi);
+	errstr_set(errstr, errstr_size, "field %s: %" PRId32 " out of range %" PRId32 "..%" PRId32, field, v, lo, hi);
 	return -1;
 }
 
@@ -1193,24 +1185,24 @@ static int validate_encounter(const struct decoder *dec, const struct qs_encount
 	    check_ts(dec, "submitted_at", e->submitted_at, errstr, errstr_size))
 		return -1;
 	if (e->service_from > e->service_to) {
-		seterr(errstr, errstr_size, "service_from %s is after service_to %s",
+		errstr_set(errstr, errstr_size, "service_from %s is after service_to %s",
 		       fmt_date(e->service_from, a, sizeof(a)), fmt_date(e->service_to, b, sizeof(b)));
 		return -1;
 	}
 	if (e->submitted_at != QS_NO_TS && dates_day_of_ms(e->submitted_at) < e->service_to) {
-		seterr(errstr, errstr_size, "submitted_at date %s is before service_to %s",
+		errstr_set(errstr, errstr_size, "submitted_at date %s is before service_to %s",
 		       fmt_date(dates_day_of_ms(e->submitted_at), a, sizeof(a)), fmt_date(e->service_to, b, sizeof(b)));
 		return -1;
 	}
 	bool has_original = e->original_encounter_id[0] != '\0';
 	if (e->frequency == QS_FREQ_ORIGINAL && has_original) {
-		seterr(errstr, errstr_size,
+		errstr_set(errstr, errstr_size,
 		       "frequency ORIGINAL with original_encounter_id \"%s\": an original replaces nothing",
 		       e->original_encounter_id);
 		return -1;
 	}
 	if (e->frequency != QS_FREQ_ORIGINAL && !has_original) {
-		seterr(errstr, errstr_size,
+		errstr_set(errstr, errstr_size,
 		       "frequency %s without original_encounter_id: it must name the encounter it %s",
 		       frequency_symbols[e->frequency], e->frequency == QS_FREQ_VOID ? "voids" : "replaces");
 		return -1;
@@ -1296,18 +1288,18 @@ static const struct plan *plan_get(struct decoder *dec, int32_t id, enum qs_topi
 		break;
 	case REGISTRY_UNKNOWN:
 		*rc = QS_DECODE_REJECT;
-		seterr(errstr, errstr_size, "unknown schema id %" PRId32 " (%s)", id, why);
+		errstr_set(errstr, errstr_size, "unknown schema id %" PRId32 " (%s)", id, why);
 		return NULL;
 	default:
 		*rc = QS_DECODE_RETRY;
-		seterr(errstr, errstr_size, "%s", why);
+		errstr_set(errstr, errstr_size, "%s", why);
 		return NULL;
 	}
 	struct plan *p = plan_compile(dec, id, topic, json);
 	if (!p || !plan_put(dec, p)) {
 		plan_free(p);
 		*rc = QS_DECODE_RETRY;
-		seterr(errstr, errstr_size, "out of memory compiling writer schema %" PRId32, id);
+		errstr_set(errstr, errstr_size, "out of memory compiling writer schema %" PRId32, id);
 		return NULL;
 	}
 	return p;
@@ -1322,20 +1314,20 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 	int rc = QS_DECODE_REJECT;
 
 	if ((unsigned)topic >= QS_TOPIC_COUNT) {
-		seterr(errstr, errstr_size, "no reader schema for topic number %d", (int)topic);
+		errstr_set(errstr, errstr_size, "no reader schema for topic number %d", (int)topic);
 		return QS_DECODE_REJECT;
 	}
 	if (!value || len == 0) {
-		seterr(errstr, errstr_size, "message has no value");
+		errstr_set(errstr, errstr_size, "message has no value");
 		return QS_DECODE_REJECT;
 	}
 	if (len < HEADER_BYTES) {
-		seterr(errstr, errstr_size, "value of %zu byte%s is shorter than the 5-byte Confluent header", len,
+		errstr_set(errstr, errstr_size, "value of %zu byte%s is shorter than the 5-byte Confluent header", len,
 		       len == 1 ? "" : "s");
 		return QS_DECODE_REJECT;
 	}
 	if (b[0] != 0) {
-		seterr(errstr, errstr_size, "wrong magic byte 0x%02x (expected 0)", b[0]);
+		errstr_set(errstr, errstr_size, "wrong magic byte 0x%02x (expected 0)", b[0]);
 		return QS_DECODE_REJECT;
 	}
 	int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
@@ -1349,7 +1341,7 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 	if (run(p, p->root, &c, (uint8_t *)out, 0) != 0)
 		return QS_DECODE_REJECT;
 	if (c.pos != len) {
-		seterr(errstr, errstr_size, "malformed Avro: %zu trailing byte%s after the record, from byte %zu",
+		errstr_set(errstr, errstr_size, "malformed Avro: %zu trailing byte%s after the record, from byte %zu",
 		       len - c.pos, len - c.pos == 1 ? "" : "s", c.pos);
 		return QS_DECODE_REJECT;
 	}
@@ -1405,7 +1397,7 @@ static int check_leaf(avro_schema_t r, const struct target *t, const char *file,
 		goto bad;
 	}
 bad:
-	seterr(errstr, errstr_size, "embedded %s: field %s does not match struct qs_event", file, t->name);
+	errstr_set(errstr, errstr_size, "embedded %s: field %s does not match struct qs_event", file, t->name);
 	return -1;
 }
 
@@ -1419,7 +1411,7 @@ static int check_record(avro_schema_t r, json_t *rjson, const struct target *t, 
 	r = deref(r);
 	if (!is_avro_record(r) || !rjson || strcmp(avro_schema_name(r), t->name) != 0 ||
 	    avro_schema_record_size(r) != t->nsub) {
-		seterr(errstr, errstr_size, "embedded %s: record %s does not match struct qs_event", file, t->name);
+		errstr_set(errstr, errstr_size, "embedded %s: record %s does not match struct qs_event", file, t->name);
 		goto out;
 	}
 	for (size_t j = 0; j < t->nsub; j++) {
@@ -1427,12 +1419,12 @@ static int check_record(avro_schema_t r, json_t *rjson, const struct target *t, 
 		avro_schema_t ft = deref(avro_schema_record_field_get_by_index(r, (int)j));
 		json_t *fj = field_json(rjson, j);
 		if (strcmp(avro_schema_record_field_name(r, (int)j), f->name) != 0) {
-			seterr(errstr, errstr_size, "embedded %s: field %zu is not %s", file, j, f->name);
+			errstr_set(errstr, errstr_size, "embedded %s: field %zu is not %s", file, j, f->name);
 			goto out;
 		}
 		if (f->kind == T_BRANCHES) {
 			if (!is_avro_union(ft) || avro_schema_union_size(ft) != f->nsub) {
-				seterr(errstr, errstr_size, "embedded %s: field %s does not match struct qs_event",
+				errstr_set(errstr, errstr_size, "embedded %s: field %s does not match struct qs_event",
 				       file, f->name);
 				goto out;
 			}
@@ -1448,7 +1440,7 @@ static int check_record(avro_schema_t r, json_t *rjson, const struct target *t, 
 		bool missing;
 		uint32_t d = default_op(&scratch, ft, fj, f, f->name, &missing);
 		if (!missing && (d == NONE || scratch.ops[d].kind == OP_FAIL)) {
-			seterr(errstr, errstr_size, "embedded %s: the default of field %s is unusable", file, f->name);
+			errstr_set(errstr, errstr_size, "embedded %s: the default of field %s is unusable", file, f->name);
 			goto out;
 		}
 	}
@@ -1481,7 +1473,7 @@ struct decoder *decode_new(struct registry *reg, char *errstr, size_t errstr_siz
 {
 	struct decoder *dec = calloc(1, sizeof(*dec));
 	if (!dec) {
-		seterr(errstr, errstr_size, "out of memory");
+		errstr_set(errstr, errstr_size, "out of memory");
 		goto fail;
 	}
 	dec->reg = reg;
@@ -1496,19 +1488,19 @@ struct decoder *decode_new(struct registry *reg, char *errstr, size_t errstr_siz
 			if (strcmp(f->name, reader_files[t]) == 0)
 				text = f->text;
 		if (!text) {
-			seterr(errstr, errstr_size, "reader schema %s is not embedded", reader_files[t]);
+			errstr_set(errstr, errstr_size, "reader schema %s is not embedded", reader_files[t]);
 			goto fail;
 		}
 		json_error_t jerr;
 		struct reader *rd = &dec->readers[t];
 		rd->json = json_loads(text, 0, &jerr);
 		if (!rd->json) {
-			seterr(errstr, errstr_size, "embedded %s: %s", reader_files[t], jerr.text);
+			errstr_set(errstr, errstr_size, "embedded %s: %s", reader_files[t], jerr.text);
 			goto fail;
 		}
 		if (avro_schema_from_json_length(text, strlen(text), &rd->schema) != 0) {
 			rd->schema = NULL;
-			seterr(errstr, errstr_size, "embedded %s: %s", reader_files[t], avro_strerror());
+			errstr_set(errstr, errstr_size, "embedded %s: %s", reader_files[t], avro_strerror());
 			goto fail;
 		}
 		if (check_record(rd->schema, rd->json, &roots[t], reader_files[t], errstr, errstr_size) != 0)

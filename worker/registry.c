@@ -18,11 +18,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "errstr.h"
 
 #define CONNECT_TIMEOUT_MS 5000L
 #define TOTAL_TIMEOUT_MS 15000L
@@ -74,15 +75,6 @@ struct body {
 	bool too_big;
 };
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *errstr, size_t size, const char *fmt, ...)
-{
-	if (!errstr || size == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(errstr, size, fmt, ap);
-	va_end(ap);
-}
 
 /* The URL with "user:password@" replaced by "***@" so it can be logged. */
 static char *mask_userinfo(const char *url)
@@ -122,17 +114,17 @@ static int init_http(struct registry *reg, const char *url, char *errstr, size_t
 	if (!parsed)
 		goto nomem;
 	if (curl_url_set(parsed, CURLUPART_URL, reg->url, 0) != CURLUE_OK || strncmp(reg->url, "http", 4) != 0) {
-		seterr(errstr, errstr_size, "schema registry URL %s: not an http(s) URL", reg->shown);
+		errstr_set(errstr, errstr_size, "schema registry URL %s: not an http(s) URL", reg->shown);
 		goto fail;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		seterr(errstr, errstr_size, "schema registry: libcurl initialisation failed");
+		errstr_set(errstr, errstr_size, "schema registry: libcurl initialisation failed");
 		goto fail;
 	}
 	reg->curl_global = true;
 	reg->curl = curl_easy_init();
 	if (!reg->curl) {
-		seterr(errstr, errstr_size, "schema registry: cannot create a libcurl handle");
+		errstr_set(errstr, errstr_size, "schema registry: cannot create a libcurl handle");
 		goto fail;
 	}
 	const char *accept = "Accept: application/vnd.schemaregistry.v1+json, application/json";
@@ -152,7 +144,7 @@ static int init_http(struct registry *reg, const char *url, char *errstr, size_t
 	rc = 0;
 	goto fail;
 nomem:
-	seterr(errstr, errstr_size, "schema registry: out of memory");
+	errstr_set(errstr, errstr_size, "schema registry: out of memory");
 fail:
 	curl_url_cleanup(parsed);
 	return rc;
@@ -164,12 +156,12 @@ struct registry *registry_new(const char *url, const char *dir, char *errstr, si
 	DIR *d = NULL;
 
 	if ((url == NULL) == (dir == NULL)) {
-		seterr(errstr, errstr_size, "schema registry: give exactly one of a URL and a directory");
+		errstr_set(errstr, errstr_size, "schema registry: give exactly one of a URL and a directory");
 		goto fail;
 	}
 	reg = calloc(1, sizeof(*reg));
 	if (!reg) {
-		seterr(errstr, errstr_size, "schema registry: out of memory");
+		errstr_set(errstr, errstr_size, "schema registry: out of memory");
 		goto fail;
 	}
 	if (url) {
@@ -179,13 +171,13 @@ struct registry *registry_new(const char *url, const char *dir, char *errstr, si
 	}
 	d = opendir(dir);
 	if (!d) {
-		seterr(errstr, errstr_size, "schema directory %s: %s", dir, strerror(errno));
+		errstr_set(errstr, errstr_size, "schema directory %s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	closedir(d);
 	reg->dir = strdup(dir);
 	if (!reg->dir) {
-		seterr(errstr, errstr_size, "schema registry: out of memory");
+		errstr_set(errstr, errstr_size, "schema registry: out of memory");
 		goto fail;
 	}
 	return reg;
@@ -285,24 +277,24 @@ static int read_schema_file(const char *path, char **text, char *errstr, size_t 
 	if (!f) {
 		rc = errno == ENOENT ? REGISTRY_UNKNOWN : REGISTRY_RETRY;
 		if (errno == ENOENT)
-			seterr(errstr, errstr_size, "no file %s", path);
+			errstr_set(errstr, errstr_size, "no file %s", path);
 		else
-			seterr(errstr, errstr_size, "%s: %s", path, strerror(errno));
+			errstr_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	buf = malloc(MAX_SCHEMA_BYTES + 1);
 	if (!buf) {
-		seterr(errstr, errstr_size, "%s: out of memory", path);
+		errstr_set(errstr, errstr_size, "%s: out of memory", path);
 		goto fail;
 	}
 	size_t len = fread(buf, 1, MAX_SCHEMA_BYTES + 1, f);
 	if (ferror(f)) {
-		seterr(errstr, errstr_size, "%s: read error", path);
+		errstr_set(errstr, errstr_size, "%s: read error", path);
 		goto fail;
 	}
 	if (len > MAX_SCHEMA_BYTES || memchr(buf, '\0', len)) {
 		rc = REGISTRY_UNKNOWN;
-		seterr(errstr, errstr_size, "%s: not a schema (over %u bytes or holds a NUL byte)", path,
+		errstr_set(errstr, errstr_size, "%s: not a schema (over %u bytes or holds a NUL byte)", path,
 		       MAX_SCHEMA_BYTES);
 		goto fail;
 	}
@@ -363,7 +355,7 @@ static int http(struct registry *reg, const char *url, const char *post, long *s
 	    curl_easy_setopt(curl, CURLOPT_WRITEDATA, body) != CURLE_OK ||
 	    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, post ? reg->post_headers : reg->get_headers) != CURLE_OK ||
 	    (post && curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post) != CURLE_OK)) {
-		seterr(errstr, errstr_size, "schema registry %s: cannot set up the request", reg->shown);
+		errstr_set(errstr, errstr_size, "schema registry %s: cannot set up the request", reg->shown);
 		return REGISTRY_RETRY;
 	}
 	CURLcode res = curl_easy_perform(curl);
@@ -371,10 +363,10 @@ static int http(struct registry *reg, const char *url, const char *post, long *s
 	(void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
 	if (res != CURLE_OK) {
 		if (body->too_big)
-			seterr(errstr, errstr_size, "schema registry %s: answer larger than %u bytes", reg->shown,
+			errstr_set(errstr, errstr_size, "schema registry %s: answer larger than %u bytes", reg->shown,
 			       MAX_SCHEMA_BYTES);
 		else
-			seterr(errstr, errstr_size, "schema registry %s unreachable: %s", reg->shown,
+			errstr_set(errstr, errstr_size, "schema registry %s unreachable: %s", reg->shown,
 			       curl_err[0] ? curl_err : curl_easy_strerror(res));
 		free(body->data);
 		*body = (struct body){0};
@@ -401,7 +393,7 @@ static int http_lookup(struct registry *reg, int32_t id, char **text, char *errs
 	long status = 0;
 
 	if ((size_t)snprintf(url, sizeof(url), "%s/schemas/ids/%" PRId32, reg->url, id) >= sizeof(url)) {
-		seterr(errstr, errstr_size, "schema registry URL too long");
+		errstr_set(errstr, errstr_size, "schema registry URL too long");
 		goto fail;
 	}
 	rc = http(reg, url, NULL, &status, &body, errstr, errstr_size);
@@ -410,30 +402,30 @@ static int http_lookup(struct registry *reg, int32_t id, char **text, char *errs
 	root = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
 	if (status == 404) {
 		rc = REGISTRY_UNKNOWN;
-		seterr(errstr, errstr_size, "not found in %s: %s", reg->shown, error_message(root));
+		errstr_set(errstr, errstr_size, "not found in %s: %s", reg->shown, error_message(root));
 		goto fail;
 	}
 	rc = REGISTRY_RETRY;
 	if (status != 200) {
-		seterr(errstr, errstr_size, "schema registry %s: HTTP %ld for schema id %" PRId32 " (%s)",
+		errstr_set(errstr, errstr_size, "schema registry %s: HTTP %ld for schema id %" PRId32 " (%s)",
 		       reg->shown, status, id, error_message(root));
 		goto fail;
 	}
 	const char *schema = json_string_value(json_object_get(root, "schema"));
 	if (!schema) {
-		seterr(errstr, errstr_size, "schema registry %s: malformed answer for schema id %" PRId32,
+		errstr_set(errstr, errstr_size, "schema registry %s: malformed answer for schema id %" PRId32,
 		       reg->shown, id);
 		goto fail;
 	}
 	const char *type = json_string_value(json_object_get(root, "schemaType"));
 	if (type && strcmp(type, "AVRO") != 0) {
 		rc = REGISTRY_UNKNOWN;
-		seterr(errstr, errstr_size, "a %s schema, not Avro", type);
+		errstr_set(errstr, errstr_size, "a %s schema, not Avro", type);
 		goto fail;
 	}
 	*text = strdup(schema);
 	if (!*text) {
-		seterr(errstr, errstr_size, "schema registry: out of memory");
+		errstr_set(errstr, errstr_size, "schema registry: out of memory");
 		goto fail;
 	}
 	rc = REGISTRY_OK;
@@ -449,7 +441,7 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
 	const struct cached *c = cache_find(reg, id);
 	if (c) {
 		if (!c->found) {
-			seterr(errstr, errstr_size, "%s", c->text ? c->text : "unknown");
+			errstr_set(errstr, errstr_size, "%s", c->text ? c->text : "unknown");
 			return REGISTRY_UNKNOWN;
 		}
 		*schema_json = c->text;
@@ -458,7 +450,7 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
 	if (id <= 0) {
 		/* Registries number schemas from 1; do not ask, and do not let
 		 * hostile ids grow the cache. */
-		seterr(errstr, errstr_size, "not a registry id");
+		errstr_set(errstr, errstr_size, "not a registry id");
 		return REGISTRY_UNKNOWN;
 	}
 
@@ -470,14 +462,14 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
 	if (reg->dir) {
 		char path[4096];
 		if ((size_t)snprintf(path, sizeof(path), "%s/%" PRId32 ".avsc", reg->dir, id) >= sizeof(path)) {
-			seterr(errstr, errstr_size, "schema directory path too long");
+			errstr_set(errstr, errstr_size, "schema directory path too long");
 			return REGISTRY_RETRY;
 		}
 		rc = read_schema_file(path, &text, why, sizeof(why));
 	} else {
 		rc = http_lookup(reg, id, &text, why, sizeof(why));
 	}
-	seterr(errstr, errstr_size, "%s", why);
+	errstr_set(errstr, errstr_size, "%s", why);
 	if (rc == REGISTRY_RETRY)
 		return rc;
 	if (rc == REGISTRY_UNKNOWN) {
@@ -487,7 +479,7 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
 		text = strdup(why); /* NULL if memory ran out: then the reason is lost, not the answer */
 	}
 	if (!cache_put(reg, id, rc == REGISTRY_OK, text)) {
-		seterr(errstr, errstr_size, "schema registry: out of memory");
+		errstr_set(errstr, errstr_size, "schema registry: out of memory");
 		return REGISTRY_RETRY;
 	}
 	if (rc == REGISTRY_OK)
@@ -545,13 +537,13 @@ static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id
 	want = json_loads(schema_json, 0, NULL);
 	want_name = want ? record_full_name(want) : NULL;
 	if (!want_name) {
-		seterr(errstr, errstr_size, "the schema to register is not a named Avro record");
+		errstr_set(errstr, errstr_size, "the schema to register is not a named Avro record");
 		goto fail;
 	}
 	d = opendir(reg->dir);
 	if (!d) {
 		rc = REGISTRY_RETRY;
-		seterr(errstr, errstr_size, "schema directory %s: %s", reg->dir, strerror(errno));
+		errstr_set(errstr, errstr_size, "schema directory %s: %s", reg->dir, strerror(errno));
 		goto fail;
 	}
 	struct dirent *de;
@@ -581,7 +573,7 @@ static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id
 		json_decref(have);
 	}
 	if (best == 0) {
-		seterr(errstr, errstr_size, "schema directory %s holds no <id>.avsc for record %s", reg->dir,
+		errstr_set(errstr, errstr_size, "schema directory %s holds no <id>.avsc for record %s", reg->dir,
 		       want_name);
 		goto fail;
 	}
@@ -611,11 +603,11 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 	req = json_pack("{s:s}", "schema", schema_json);
 	post = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	if (!escaped || !post) {
-		seterr(errstr, errstr_size, "schema registry: out of memory");
+		errstr_set(errstr, errstr_size, "schema registry: out of memory");
 		goto fail;
 	}
 	if ((size_t)snprintf(url, sizeof(url), "%s/subjects/%s/versions", reg->url, escaped) >= sizeof(url)) {
-		seterr(errstr, errstr_size, "schema registry URL too long");
+		errstr_set(errstr, errstr_size, "schema registry URL too long");
 		goto fail;
 	}
 	rc = http(reg, url, post, &status, &body, errstr, errstr_size);
@@ -626,7 +618,7 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 		/* Incompatible with the subject's history, or not a valid schema:
 		 * asking again will not help. */
 		rc = REGISTRY_UNKNOWN;
-		seterr(errstr, errstr_size, "schema registry %s refused the schema for subject %s: HTTP %ld (%s)",
+		errstr_set(errstr, errstr_size, "schema registry %s refused the schema for subject %s: HTTP %ld (%s)",
 		       reg->shown, subject, status, error_message(root));
 		goto fail;
 	}
@@ -634,7 +626,7 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 	json_t *jid = json_object_get(root, "id");
 	if (status != 200 || !json_is_integer(jid) || json_integer_value(jid) <= 0 ||
 	    json_integer_value(jid) > INT32_MAX) {
-		seterr(errstr, errstr_size, "schema registry %s: HTTP %ld registering subject %s (%s)", reg->shown,
+		errstr_set(errstr, errstr_size, "schema registry %s: HTTP %ld registering subject %s (%s)", reg->shown,
 		       status, subject, error_message(root));
 		goto fail;
 	}
@@ -675,7 +667,7 @@ int registry_id_for(struct registry *reg, const char *subject, const char *schem
 			free(c->schema);
 		}
 		free(c);
-		seterr(errstr, errstr_size, "schema registry: out of memory");
+		errstr_set(errstr, errstr_size, "schema registry: out of memory");
 		return REGISTRY_RETRY;
 	}
 	c->id = found;
