@@ -94,6 +94,27 @@ SELECT plan_id AS plan, hospital_id AS hospital, extract(year FROM period_start)
 FROM qualstream.ntsv_hospital WHERE grain = 'year'
 ORDER BY above_target DESC, rate DESC, plan, hospital, year"
 
+qs_log "alerts raised by the demo stream (qualstream.alerts; published to topic qualstream-alerts)"
+sql -c "
+SELECT a.kind, count(*) FILTER (WHERE a.state = 'RAISED') AS raised,
+       count(*) FILTER (WHERE a.state = 'RESOLVED') AS resolved,
+       (SELECT count(*) FROM qualstream.alert_open o WHERE o.kind = a.kind) AS open_now,
+       count(a.published_at) AS published_to_topic
+FROM qualstream.alerts a GROUP BY a.kind ORDER BY a.kind"
+
+qs_log "open alerts about plans (clock: the stream's event time; qualstream.alert_watermark)"
+sql -c "
+SELECT kind, plan_id AS plan, coalesce(source, hospital_id) AS source_or_hospital, period_start, due_date, details
+FROM qualstream.alert_open
+WHERE kind NOT IN ('LATE_SUBMISSION', 'DUE_SOON', 'OVERDUE')
+ORDER BY kind, plan_id, alert_id"
+
+qs_log "open encounter alerts still owed: the 10 most urgent (qualstream.alert_open)"
+sql -c "
+SELECT kind, plan_id AS plan, source, encounter_id, member_id, due_date, details
+FROM qualstream.alert_open WHERE kind IN ('DUE_SOON', 'OVERDUE')
+ORDER BY due_date, encounter_id LIMIT 10"
+
 qs_log "dead letters"
 sql -c "SELECT count(*) AS dead_letters, count(published_at) AS published_to_topic FROM qualstream.dead_letter"
 sql -c "SELECT topic, partition, \"offset\", reason FROM qualstream.dead_letter ORDER BY topic, partition, \"offset\""

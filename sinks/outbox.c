@@ -1,21 +1,27 @@
 /*
- * outbox.c: dead-letter publisher (see outbox.h).
+ * outbox.c: publisher of outbox rows (dead letters and alerts), see outbox.h.
+ * Each stream is one row of descs[] below: its table, the query of its
+ * unpublished rows, its topic, id header and Avro mapping. Everything else
+ * (producer, lock, batches, marking, recovery) is shared, and the streams are
+ * published one after the other, never interleaved.
  *
- * Exactly once on the topic rests on four rules. (1) One publisher per group
- * at a time: the worker holding a PostgreSQL advisory lock on its connection.
- * (2) Every message carries its dead_letter.id and group in headers. (3) The
- * rows a batch delivered are marked published in the same transaction that
- * records where the batch ended in each partition (outbox_position), and the
- * position only moves when the whole batch was acknowledged. (4) A publisher
- * that has just taken the lock (after a crash, a reconnect or a failed batch)
- * first reads the topic from the recorded positions to its end and marks the
- * ids it finds, so what a predecessor delivered but did not mark is never
- * sent again.
+ * Exactly once on each topic rests on four rules. (1) One publisher per group
+ * at a time: the worker holding a PostgreSQL advisory lock on its connection;
+ * one lock covers every stream. (2) Every message carries its row id (in its
+ * stream's id header) and group in headers. (3) The rows a batch delivered
+ * are marked published in the same transaction that records where the batch
+ * ended in each partition of its topic (outbox_position), and the position
+ * only moves when the whole batch was acknowledged. (4) A publisher that has
+ * just taken the lock (after a crash or a reconnect), or whose batch of a
+ * stream failed, first reads that stream's topic from the recorded positions
+ * to its end and marks the ids it finds, so what a predecessor delivered but
+ * did not mark is never sent again.
  */
 #include "outbox.h"
 
 #include <avro.h>
 #include <endian.h>
+#include <errno.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
@@ -27,9 +33,10 @@
 #include "embedded.h"
 #include "xalloc.h"
 
-#define BATCH 1000
+#define BATCH 1000 /* rows per batch: the LIMIT of every stream's query */
+#define STR(x) #x
+#define XSTR(x) STR(x)
 #define LOCK_CLASS 0x7155 /* first key of the publisher's advisory lock; the second is the group's hash */
-#define ID_HEADER "qualstream.dead_letter_id"
 #define GROUP_HEADER "qualstream.group"
 
 /* Delivery of one message of the current batch. */
@@ -39,25 +46,183 @@ struct delivery {
 	int64_t offset;
 };
 
-struct outbox {
-	const struct config *cfg; /* borrowed: kafka.* for the recovery consumer */
-	rd_kafka_t *rk;
-	char *topic;
+static uint32_t be32(const void *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return be32toh(v);
+}
+
+static int64_t be64(const void *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return (int64_t)be64toh(v);
+}
+
+/*
+ * Sets f, a field that is not a union, from column col of a binary result:
+ * string from text, bytes from bytea, int from int4 (a date: days since
+ * 1970-01-01), long from int8, enum from the text of one of its symbols.
+ * 0, or an errno with avro_strerror() set.
+ */
+static int set_value(avro_value_t *f, const PGresult *res, int row, int col)
+{
+	char *v = PQgetvalue(res, row, col);
+	int len = PQgetlength(res, row, col);
+	switch (avro_value_get_type(f)) {
+	case AVRO_STRING:
+		return avro_value_set_string_len(f, v, (size_t)len + 1); /* libpq ends every value with a NUL */
+	case AVRO_BYTES:
+		return avro_value_set_bytes(f, v, (size_t)len);
+	case AVRO_INT32:
+		if (len == 4)
+			return avro_value_set_int(f, (int32_t)be32(v));
+		break;
+	case AVRO_INT64:
+		if (len == 8)
+			return avro_value_set_long(f, be64(v));
+		break;
+	case AVRO_ENUM: {
+		avro_schema_t schema = avro_value_get_schema(f);
+		int symbol = avro_schema_enum_get_by_name(schema, v);
+		if (symbol >= 0)
+			return avro_value_set_enum(f, symbol);
+		avro_set_error("\"%s\" is not a symbol of %s", v, avro_schema_name(schema));
+		return EINVAL;
+	}
+	default:
+		break;
+	}
+	avro_set_error("column %s (%d bytes) does not fit the field's type", PQfname(res, col), len);
+	return EINVAL;
+}
+
+/*
+ * Sets the field `name` of rec from column col (see set_value). A union
+ * field is ["null", T]: branch 0 when the column is NULL, else T.
+ * 0, or an errno with avro_strerror() naming the field.
+ */
+static int set_field(avro_value_t *rec, const char *name, const PGresult *res, int row, int col)
+{
+	avro_value_t f, branch;
+	bool null = PQgetisnull(res, row, col);
+	int rc = avro_value_get_by_name(rec, name, &f, NULL);
+	if (rc)
+		goto done;
+	if (avro_value_get_type(&f) == AVRO_UNION) {
+		rc = avro_value_set_branch(&f, null ? 0 : 1, &branch);
+		if (!rc)
+			rc = null ? avro_value_set_null(&branch) : set_value(&branch, res, row, col);
+	} else if (null) {
+		avro_set_error("column %s is NULL", PQfname(res, col));
+		rc = EINVAL;
+	} else {
+		rc = set_value(&f, res, row, col);
+	}
+done:
+	if (rc)
+		avro_prefix_error("field %s: ", name);
+	return rc;
+}
+
+/* dead_letter.avsc from a row of the dead-letter stream's select. */
+static int fill_dead_letter(avro_value_t *rec, const PGresult *res, int row)
+{
+	return set_field(rec, "topic", res, row, 1) || set_field(rec, "partition", res, row, 2) ||
+	       set_field(rec, "offset", res, row, 3) || set_field(rec, "key", res, row, 4) ||
+	       set_field(rec, "value", res, row, 5) || set_field(rec, "reason", res, row, 6) ||
+	       set_field(rec, "detected_at", res, row, 7);
+}
+
+/* alert.avsc from a row of the alert stream's select. */
+static int fill_alert(avro_value_t *rec, const PGresult *res, int row)
+{
+	return set_field(rec, "alert_id", res, row, 1) || set_field(rec, "kind", res, row, 2) ||
+	       set_field(rec, "state", res, row, 3) || set_field(rec, "plan_id", res, row, 4) ||
+	       set_field(rec, "source", res, row, 5) || set_field(rec, "member_id", res, row, 6) ||
+	       set_field(rec, "encounter_id", res, row, 7) || set_field(rec, "hospital_id", res, row, 8) ||
+	       set_field(rec, "period_start", res, row, 9) || set_field(rec, "due_date", res, row, 10) ||
+	       set_field(rec, "detected_at", res, row, 11) || set_field(rec, "details", res, row, 12);
+}
+
+/*
+ * One outbox stream. `select` reads, in binary format, at most BATCH
+ * unpublished rows of group $1 in id order, the int8 row id first; `fill`
+ * sets the Avro record from one of its rows (0, or nonzero with
+ * avro_strerror() set).
+ */
+struct stream_desc {
+	const char *name;        /* what errors call its rows */
+	const char *table;       /* whose published_at the publisher sets */
+	const char *select;
+	const char *id_header;   /* carries the row id, 8 bytes big-endian */
+	const char *schema_file; /* embedded schema of the message value */
+	size_t topic_field;      /* offsetof(struct config, <the topic>) */
+	int key_col;             /* column of the message key (NULL: no key) */
+	const char *reader;      /* group.id suffix of the recovery consumer */
+	int (*fill)(avro_value_t *rec, const PGresult *res, int row);
+};
+
+/* The streams, in publishing order. */
+static const struct stream_desc descs[] = {
+	{
+		.name = "dead letters",
+		.table = "qualstream.dead_letter",
+		.select = "SELECT id, topic, partition, \"offset\", key, value, reason,"
+			  " (extract(epoch FROM detected_at) * 1000)::bigint"
+			  " FROM qualstream.dead_letter WHERE consumer_group = $1 AND published_at IS NULL"
+			  " ORDER BY id LIMIT " XSTR(BATCH),
+		.id_header = "qualstream.dead_letter_id",
+		.schema_file = "dead_letter.avsc",
+		.topic_field = offsetof(struct config, topic_dead_letters),
+		.key_col = 4, /* the original message's key */
+		.reader = "dead-letter-reader",
+		.fill = fill_dead_letter,
+	},
+	{
+		.name = "alerts",
+		.table = "qualstream.alerts",
+		.select = "SELECT id, alert_id, kind, state, plan_id, source, member_id, encounter_id, hospital_id,"
+			  " period_start - date '1970-01-01', due_date - date '1970-01-01',"
+			  " (extract(epoch FROM detected_at) * 1000)::bigint, details"
+			  " FROM qualstream.alerts WHERE consumer_group = $1 AND published_at IS NULL"
+			  " ORDER BY id LIMIT " XSTR(BATCH),
+		.id_header = "qualstream.alert_row",
+		.schema_file = "alert.avsc",
+		.topic_field = offsetof(struct config, topic_alerts),
+		.key_col = 1, /* alert_id: every transition of an alert in one partition, in order */
+		.reader = "alert-reader",
+		.fill = fill_alert,
+	},
+};
+#define NSTREAMS (sizeof(descs) / sizeof(descs[0]))
+
+/* What the publisher holds for one stream. */
+struct stream {
+	const struct stream_desc *desc;
+	const char *topic; /* borrowed from the config */
 	int32_t schema_id;
 	avro_schema_t schema;
 	avro_value_iface_t *iface;
 	avro_value_t value;
-	uint32_t batch; /* generation: a late report of an earlier batch is ignored */
-	struct delivery delivered[BATCH];
-	bool must_recover; /* a batch failed: read the topic back before sending more */
-	char *buf;
+	bool must_recover; /* lock just taken or a batch failed: read the topic back before sending more */
+};
+
+struct outbox {
+	const struct config *cfg; /* borrowed: topics, and kafka.* for the recovery consumers */
+	rd_kafka_t *rk;
+	struct stream streams[NSTREAMS];
+	uint32_t batch; /* generation, over all streams: a late report of an earlier batch is ignored */
+	struct delivery delivered[BATCH]; /* of the current batch, of one stream */
+	char *buf; /* the message being encoded */
 	size_t cap;
 };
 
-/* A message's opaque: its batch generation and its index in the batch. */
-static void *tag(uint32_t batch, size_t i)
+/* A message's opaque: its batch generation, its stream and its index in the batch. */
+static void *tag(uint32_t batch, size_t stream, size_t i)
 {
-	return (void *)(uintptr_t)((uint64_t)batch << 32 | (uint32_t)i);
+	return (void *)(uintptr_t)((uint64_t)batch << 32 | (uint64_t)stream << 16 | (uint16_t)i);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
@@ -65,9 +230,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 	(void)rk;
 	struct outbox *ob = opaque;
 	uint64_t t = (uint64_t)(uintptr_t)rkm->_private;
-	size_t i = (uint32_t)t;
+	size_t stream = (uint16_t)(t >> 16), i = (uint16_t)t;
 	if ((uint32_t)(t >> 32) != ob->batch || i >= BATCH) {
-		ob->must_recover = true; /* a report from a batch given up on: the topic decides */
+		ob->streams[stream].must_recover = true; /* a report from a batch given up on: the topic decides */
 		return;
 	}
 	ob->delivered[i] = (struct delivery){rkm->err ? -1 : 1, rkm->partition, rkm->offset};
@@ -81,6 +246,47 @@ static const char *embedded_schema(const char *name)
 	return NULL;
 }
 
+/* Resolves a stream's topic, schema id and Avro value. 0, or -1 with errstr (stream_free cleans up). */
+static int stream_init(struct stream *s, const struct stream_desc *desc, const struct config *cfg,
+		       struct registry *reg, char *errstr, size_t errstr_size)
+{
+	s->desc = desc;
+	s->topic = *(char *const *)((const char *)cfg + desc->topic_field);
+	s->must_recover = true;
+	const char *text = embedded_schema(desc->schema_file);
+	if (!text) {
+		snprintf(errstr, errstr_size, "%s is not embedded in the binary", desc->schema_file);
+		return -1;
+	}
+	char subject[512], why[512];
+	snprintf(subject, sizeof(subject), "%s-value", s->topic);
+	if (registry_id_for(reg, subject, text, &s->schema_id, why, sizeof(why)) != REGISTRY_OK) {
+		snprintf(errstr, errstr_size, "schema id of %s (subject %s): %s", desc->schema_file, subject, why);
+		return -1;
+	}
+	if (avro_schema_from_json_length(text, strlen(text), &s->schema)) {
+		snprintf(errstr, errstr_size, "%s: %s", desc->schema_file, avro_strerror());
+		return -1;
+	}
+	s->iface = avro_generic_class_from_schema(s->schema);
+	if (!s->iface || avro_generic_value_new(s->iface, &s->value)) {
+		snprintf(errstr, errstr_size, "%s: %s", desc->schema_file, avro_strerror());
+		return -1;
+	}
+	return 0;
+}
+
+/* Frees what stream_init made, also when it failed half-way. */
+static void stream_free(struct stream *s)
+{
+	if (s->value.iface)
+		avro_value_decref(&s->value);
+	if (s->iface)
+		avro_value_iface_decref(s->iface);
+	if (s->schema)
+		avro_schema_decref(s->schema);
+}
+
 struct outbox *outbox_new(const struct config *cfg, struct registry *reg, char *errstr, size_t errstr_size)
 {
 	struct outbox *ob = calloc(1, sizeof(*ob));
@@ -90,25 +296,9 @@ struct outbox *outbox_new(const struct config *cfg, struct registry *reg, char *
 		return NULL;
 	}
 	ob->cfg = cfg;
-	ob->must_recover = true;
-	ob->topic = strdup(cfg->topic_dead_letters);
-	const char *text = embedded_schema("dead_letter.avsc");
-	char subject[512], why[512];
-	snprintf(subject, sizeof(subject), "%s-value", cfg->topic_dead_letters);
-	int rc = registry_id_for(reg, subject, text, &ob->schema_id, why, sizeof(why));
-	if (rc != REGISTRY_OK) {
-		snprintf(errstr, errstr_size, "dead-letter schema id: %s", why);
-		goto fail;
-	}
-	if (avro_schema_from_json_length(text, strlen(text), &ob->schema)) {
-		snprintf(errstr, errstr_size, "dead_letter.avsc: %s", avro_strerror());
-		goto fail;
-	}
-	ob->iface = avro_generic_class_from_schema(ob->schema);
-	if (!ob->iface || avro_generic_value_new(ob->iface, &ob->value)) {
-		snprintf(errstr, errstr_size, "dead_letter.avsc: %s", avro_strerror());
-		goto fail;
-	}
+	for (size_t k = 0; k < NSTREAMS; k++)
+		if (stream_init(&ob->streams[k], &descs[k], cfg, reg, errstr, errstr_size))
+			goto fail;
 	conf = rd_kafka_conf_new();
 	if (config_kafka_apply(cfg, conf, true, errstr, errstr_size) ||
 	    rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, errstr_size))
@@ -134,73 +324,28 @@ void outbox_free(struct outbox *ob)
 		rd_kafka_flush(ob->rk, 10000);
 		rd_kafka_destroy(ob->rk);
 	}
-	if (ob->iface) {
-		avro_value_decref(&ob->value);
-		avro_value_iface_decref(ob->iface);
-	}
-	if (ob->schema)
-		avro_schema_decref(ob->schema);
-	free(ob->topic);
+	for (size_t k = 0; k < NSTREAMS; k++)
+		stream_free(&ob->streams[k]);
 	free(ob->buf);
 	free(ob);
 }
 
-static int64_t be64(const void *p)
+/* Encodes row `row` of a batch of stream s into ob->buf; returns its length, 0 on failure (avro_strerror()). */
+static size_t encode(struct outbox *ob, struct stream *s, const PGresult *res, int row)
 {
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return (int64_t)be64toh(v);
-}
-
-static void set_optional_bytes(avro_value_t *rec, const char *name, PGresult *res, int row, int col)
-{
-	avro_value_t field, branch;
-	avro_value_get_by_name(rec, name, &field, NULL);
-	if (PQgetisnull(res, row, col)) {
-		avro_value_set_branch(&field, 0, &branch);
-		avro_value_set_null(&branch);
-	} else {
-		avro_value_set_branch(&field, 1, &branch);
-		avro_value_set_bytes(&branch, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
-	}
-}
-
-/* Encodes row `row` of the claimed dead letters into ob->buf; returns its length, 0 on failure. */
-static size_t encode(struct outbox *ob, PGresult *res, int row)
-{
-	avro_value_t *rec = &ob->value, f;
-	char topic[512];
-	uint32_t part;
-	snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, row, 1), PQgetvalue(res, row, 1));
-	memcpy(&part, PQgetvalue(res, row, 2), 4);
-	avro_value_get_by_name(rec, "topic", &f, NULL);
-	avro_value_set_string(&f, topic);
-	avro_value_get_by_name(rec, "partition", &f, NULL);
-	avro_value_set_int(&f, (int32_t)be32toh(part));
-	avro_value_get_by_name(rec, "offset", &f, NULL);
-	avro_value_set_long(&f, be64(PQgetvalue(res, row, 3)));
-	set_optional_bytes(rec, "key", res, row, 4);
-	set_optional_bytes(rec, "value", res, row, 5);
-	avro_value_get_by_name(rec, "reason", &f, NULL);
-	avro_value_set_string_len(&f, PQgetvalue(res, row, 6), (size_t)PQgetlength(res, row, 6) + 1);
-	avro_value_get_by_name(rec, "detected_at", &f, NULL);
-	avro_value_set_long(&f, be64(PQgetvalue(res, row, 7)));
-
 	size_t size;
-	if (avro_value_sizeof(rec, &size))
+	if (s->desc->fill(&s->value, res, row) || avro_value_sizeof(&s->value, &size))
 		return 0;
 	if (size + 5 > ob->cap) {
 		free(ob->buf);
 		ob->cap = size + 5 + 4096;
-		ob->buf = malloc(ob->cap);
-		if (!ob->buf)
-			return 0;
+		ob->buf = xmalloc(ob->cap, "an outbox message");
 	}
-	uint32_t id = htobe32((uint32_t)ob->schema_id);
+	uint32_t id = htobe32((uint32_t)s->schema_id);
 	ob->buf[0] = 0; /* Confluent magic byte, then the schema id */
 	memcpy(ob->buf + 1, &id, 4);
 	avro_writer_t writer = avro_writer_memory(ob->buf + 5, (int64_t)size);
-	int rc = avro_value_write(writer, rec);
+	int rc = avro_value_write(writer, &s->value);
 	avro_writer_free(writer);
 	return rc ? 0 : size + 5;
 }
@@ -227,7 +372,7 @@ static void idlist_add(struct idlist *l, long long id)
 {
 	if (l->len + 24 >= l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 4096;
-		l->text = xrealloc(l->text, cap, "a dead-letter id list");
+		l->text = xrealloc(l->text, cap, "an outbox id list");
 		l->cap = cap;
 	}
 	l->len += (size_t)snprintf(l->text + l->len, l->cap - l->len, "%s%lld", l->n++ ? "," : "{", id);
@@ -242,24 +387,26 @@ static const char *idlist_done(struct idlist *l)
 }
 
 /*
- * Marks `ids` published and moves the recorded positions (partition -> next
- * offset, n of them; positions only grow), in one transaction.
+ * Marks the rows `ids` of stream s published and moves the recorded
+ * positions of its topic (partition -> next offset, n of them; positions
+ * only grow), in one transaction.
  */
-static int mark(struct outbox *ob, PGconn *conn, const char *group, struct idlist *ids, const int32_t *partitions,
+static int mark(struct stream *s, PGconn *conn, const char *group, struct idlist *ids, const int32_t *partitions,
 		const int64_t *next, int n, char *errstr, size_t errstr_size)
 {
+	char update[256];
+	snprintf(update, sizeof(update),
+		 "UPDATE %s SET published_at = now()"
+		 " WHERE consumer_group = $1 AND id = ANY($2::bigint[]) AND published_at IS NULL",
+		 s->desc->table);
 	const char *p1[2] = {group, idlist_done(ids)};
-	if (run(conn, "BEGIN", 0, NULL, errstr, errstr_size) ||
-	    run(conn,
-		"UPDATE qualstream.dead_letter SET published_at = now()"
-		" WHERE consumer_group = $1 AND id = ANY($2::bigint[]) AND published_at IS NULL",
-		2, p1, errstr, errstr_size))
+	if (run(conn, "BEGIN", 0, NULL, errstr, errstr_size) || run(conn, update, 2, p1, errstr, errstr_size))
 		goto fail;
 	for (int i = 0; i < n; i++) {
 		char part[16], off[24];
 		snprintf(part, sizeof(part), "%d", partitions[i]);
 		snprintf(off, sizeof(off), "%lld", (long long)next[i]);
-		const char *p2[4] = {group, ob->topic, part, off};
+		const char *p2[4] = {group, s->topic, part, off};
 		if (run(conn,
 			"INSERT INTO qualstream.outbox_position AS o VALUES ($1, $2, $3, $4)"
 			" ON CONFLICT (consumer_group, topic, partition) DO UPDATE"
@@ -290,7 +437,7 @@ static int take_lock(PGconn *conn, const char *group, bool *just_taken, char *er
 	for (int step = 0; step < 2; step++) {
 		PGresult *res = PQexecParams(conn, steps[step], 2, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			snprintf(errstr, errstr_size, "dead-letter publisher lock: %s", PQresultErrorMessage(res));
+			snprintf(errstr, errstr_size, "outbox publisher lock: %s", PQresultErrorMessage(res));
 			PQclear(res);
 			return -1;
 		}
@@ -305,14 +452,15 @@ static int take_lock(PGconn *conn, const char *group, bool *just_taken, char *er
 }
 
 /*
- * The recovery consumer: only assign(), never subscribe() or commit, so it
- * joins no group; librdkafka 2.0 still wants a group.id for assign().
+ * The recovery consumer of stream s: only assign(), never subscribe() or
+ * commit, so it joins no group; librdkafka 2.0 still wants a group.id for
+ * assign().
  */
-static rd_kafka_t *recovery_consumer(const struct outbox *ob, const char *group, char *errstr,
-				     size_t errstr_size)
+static rd_kafka_t *recovery_consumer(const struct outbox *ob, const struct stream *s, const char *group,
+				     char *errstr, size_t errstr_size)
 {
 	char reader_group[512];
-	snprintf(reader_group, sizeof(reader_group), "%s.dead-letter-reader", group);
+	snprintf(reader_group, sizeof(reader_group), "%s.%s", group, s->desc->reader);
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (config_kafka_apply(ob->cfg, conf, true, errstr, errstr_size) ||
 	    rd_kafka_conf_set(conf, "group.id", reader_group, errstr, errstr_size) ||
@@ -329,11 +477,13 @@ fail:
 }
 
 /*
- * Rule (4): reads the topic from the recorded positions to its end and marks
- * every id of this group found there. Waits first for this producer's own
- * messages in flight, so none lands after the read.
+ * Rule (4) for stream s: reads its topic from the recorded positions to its
+ * end and marks every id of this group found there under the stream's id
+ * header. Waits first for every message of this producer in flight (of
+ * either stream), so none lands after the read.
  */
-static int recover(struct outbox *ob, PGconn *conn, const char *group, char *errstr, size_t errstr_size)
+static int recover(struct outbox *ob, struct stream *s, PGconn *conn, const char *group, char *errstr,
+		   size_t errstr_size)
 {
 	int rc = -1;
 	rd_kafka_t *reader = NULL;
@@ -348,18 +498,18 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 	for (int i = 0; i < 60 && rd_kafka_outq_len(ob->rk) > 0; i++)
 		rd_kafka_flush(ob->rk, 1000);
 	if (rd_kafka_outq_len(ob->rk) > 0) {
-		snprintf(errstr, errstr_size, "%d dead letters still in flight", rd_kafka_outq_len(ob->rk));
+		snprintf(errstr, errstr_size, "%d outbox messages still in flight", rd_kafka_outq_len(ob->rk));
 		return -1;
 	}
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(ob->rk, ob->topic, NULL);
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(ob->rk, s->topic, NULL);
 	rd_kafka_resp_err_t err = rd_kafka_metadata(ob->rk, 0, rkt, &md, 10000);
 	rd_kafka_topic_destroy(rkt);
 	if (err || md->topic_cnt != 1) {
-		snprintf(errstr, errstr_size, "metadata of %s: %s", ob->topic, rd_kafka_err2str(err));
+		snprintf(errstr, errstr_size, "metadata of %s: %s", s->topic, rd_kafka_err2str(err));
 		goto done;
 	}
 	int n = md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? 0 : md->topics[0].partition_cnt;
-	const char *params[2] = {group, ob->topic};
+	const char *params[2] = {group, s->topic};
 	res = PQexecParams(conn,
 			   "SELECT partition, next_offset FROM qualstream.outbox_position"
 			   " WHERE consumer_group = $1 AND topic = $2",
@@ -368,9 +518,9 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 		snprintf(errstr, errstr_size, "reading qualstream.outbox_position: %s", PQresultErrorMessage(res));
 		goto done;
 	}
-	parts = xcalloc((size_t)n + 1, sizeof(*parts), "dead-letter partitions");
-	ends = xcalloc((size_t)n + 1, sizeof(*ends), "dead-letter partitions");
-	pending = xcalloc((size_t)n + 1, sizeof(*pending), "dead-letter partitions");
+	parts = xcalloc((size_t)n + 1, sizeof(*parts), "outbox partitions");
+	ends = xcalloc((size_t)n + 1, sizeof(*ends), "outbox partitions");
+	pending = xcalloc((size_t)n + 1, sizeof(*pending), "outbox partitions");
 	list = rd_kafka_topic_partition_list_new(n + 1);
 	int reading = 0;
 	for (int i = 0; i < n; i++) {
@@ -379,9 +529,9 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 		for (int r = 0; r < PQntuples(res); r++)
 			if (atoi(PQgetvalue(res, r, 0)) == p)
 				from = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-		err = rd_kafka_query_watermark_offsets(ob->rk, ob->topic, p, &low, &high, 10000);
+		err = rd_kafka_query_watermark_offsets(ob->rk, s->topic, p, &low, &high, 10000);
 		if (err) {
-			snprintf(errstr, errstr_size, "watermarks of %s[%d]: %s", ob->topic, p, rd_kafka_err2str(err));
+			snprintf(errstr, errstr_size, "watermarks of %s[%d]: %s", s->topic, p, rd_kafka_err2str(err));
 			goto done;
 		}
 		parts[i] = p;
@@ -389,25 +539,25 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 		if (from < low)
 			from = low;
 		if (from < high) {
-			rd_kafka_topic_partition_list_add(list, ob->topic, p)->offset = from;
+			rd_kafka_topic_partition_list_add(list, s->topic, p)->offset = from;
 			pending[i] = true;
 			reading++;
 		}
 	}
 	if (reading) {
-		reader = recovery_consumer(ob, group, errstr, errstr_size);
+		reader = recovery_consumer(ob, s, group, errstr, errstr_size);
 		if (!reader)
 			goto done;
 		err = rd_kafka_assign(reader, list);
 		if (err) {
-			snprintf(errstr, errstr_size, "reading %s back: assign: %s", ob->topic, rd_kafka_err2str(err));
+			snprintf(errstr, errstr_size, "reading %s back: assign: %s", s->topic, rd_kafka_err2str(err));
 			goto done;
 		}
 		for (int waited = 0; reading > 0;) {
 			rd_kafka_message_t *rkm = rd_kafka_consumer_poll(reader, 1000);
 			if (!rkm) {
 				if (++waited > 60) {
-					snprintf(errstr, errstr_size, "reading %s back timed out", ob->topic);
+					snprintf(errstr, errstr_size, "reading %s back timed out", s->topic);
 					goto done;
 				}
 				continue;
@@ -415,7 +565,7 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 			int32_t p = rkm->partition;
 			int64_t next = rkm->offset + 1;
 			if (rkm->err && rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-				snprintf(errstr, errstr_size, "reading %s back: %s", ob->topic, rd_kafka_message_errstr(rkm));
+				snprintf(errstr, errstr_size, "reading %s back: %s", s->topic, rd_kafka_message_errstr(rkm));
 				rd_kafka_message_destroy(rkm);
 				goto done;
 			}
@@ -423,7 +573,7 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 			const void *id = NULL, *grp = NULL;
 			size_t id_len = 0, grp_len = 0;
 			if (!rkm->err && !rd_kafka_message_headers(rkm, &hdrs) &&
-			    !rd_kafka_header_get_last(hdrs, ID_HEADER, &id, &id_len) &&
+			    !rd_kafka_header_get_last(hdrs, s->desc->id_header, &id, &id_len) &&
 			    !rd_kafka_header_get_last(hdrs, GROUP_HEADER, &grp, &grp_len) && id_len == 8 &&
 			    grp_len == strlen(group) && !memcmp(grp, group, grp_len))
 				idlist_add(&ids, be64(id));
@@ -437,7 +587,7 @@ static int recover(struct outbox *ob, PGconn *conn, const char *group, char *err
 				}
 		}
 	}
-	if (mark(ob, conn, group, &ids, parts, ends, n, errstr, errstr_size))
+	if (mark(s, conn, group, &ids, parts, ends, n, errstr, errstr_size))
 		goto done;
 	rc = 0;
 done:
@@ -457,20 +607,16 @@ done:
 	return rc;
 }
 
-/* Publishes one batch; returns rows published, or -1. */
-static int publish_batch(struct outbox *ob, PGconn *conn, const char *group, char *errstr, size_t errstr_size)
+/* Publishes one batch of stream s; returns rows published, or -1. */
+static int publish_batch(struct outbox *ob, struct stream *s, PGconn *conn, const char *group, char *errstr,
+			 size_t errstr_size)
 {
 	const char *params[1] = {group};
-	PGresult *res = PQexecParams(conn,
-				     "SELECT id, topic, partition, \"offset\", key, value, reason,"
-				     " (extract(epoch FROM detected_at) * 1000)::bigint"
-				     " FROM qualstream.dead_letter WHERE consumer_group = $1 AND published_at IS NULL"
-				     " ORDER BY id LIMIT 1000",
-				     1, NULL, params, NULL, NULL, 1);
+	PGresult *res = PQexecParams(conn, s->desc->select, 1, NULL, params, NULL, NULL, 1);
 	int n = -1, rows = 0;
 	struct idlist ids = {0};
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		snprintf(errstr, errstr_size, "reading qualstream.dead_letter: %s", PQresultErrorMessage(res));
+		snprintf(errstr, errstr_size, "reading %s: %s", s->desc->table, PQresultErrorMessage(res));
 		goto done;
 	}
 	rows = PQntuples(res);
@@ -479,25 +625,28 @@ static int publish_batch(struct outbox *ob, PGconn *conn, const char *group, cha
 		goto done;
 	}
 	ob->batch++;
+	size_t stream = (size_t)(s - ob->streams);
+	int key = s->desc->key_col, produced = rows;
 	for (int i = 0; i < rows; i++) {
 		ob->delivered[i] = (struct delivery){0, -1, -1};
-		size_t len = encode(ob, res, i);
+		size_t len = encode(ob, s, res, i);
 		if (!len) {
-			snprintf(errstr, errstr_size, "encoding a dead letter: %s", avro_strerror());
-			rows = i;
+			snprintf(errstr, errstr_size, "encoding row %lld of %s: %s", (long long)be64(PQgetvalue(res, i, 0)),
+				 s->desc->table, avro_strerror());
+			produced = i;
 			break;
 		}
 		rd_kafka_resp_err_t err = rd_kafka_producev(
-			ob->rk, RD_KAFKA_V_TOPIC(ob->topic),
-			RD_KAFKA_V_KEY(PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4),
-				       (size_t)PQgetlength(res, i, 4)),
+			ob->rk, RD_KAFKA_V_TOPIC(s->topic),
+			RD_KAFKA_V_KEY(PQgetisnull(res, i, key) ? NULL : PQgetvalue(res, i, key),
+				       (size_t)PQgetlength(res, i, key)),
 			RD_KAFKA_V_VALUE(ob->buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_HEADER(ID_HEADER, PQgetvalue(res, i, 0), 8),
+			RD_KAFKA_V_HEADER(s->desc->id_header, PQgetvalue(res, i, 0), 8),
 			RD_KAFKA_V_HEADER(GROUP_HEADER, group, (ssize_t)strlen(group)),
-			RD_KAFKA_V_OPAQUE(tag(ob->batch, (size_t)i)), RD_KAFKA_V_END);
+			RD_KAFKA_V_OPAQUE(tag(ob->batch, stream, (size_t)i)), RD_KAFKA_V_END);
 		if (err) {
-			snprintf(errstr, errstr_size, "producing to %s: %s", ob->topic, rd_kafka_err2str(err));
-			rows = i;
+			snprintf(errstr, errstr_size, "producing to %s: %s", s->topic, rd_kafka_err2str(err));
+			produced = i;
 			break;
 		}
 	}
@@ -506,7 +655,7 @@ static int publish_batch(struct outbox *ob, PGconn *conn, const char *group, cha
 	int32_t parts[BATCH];
 	int64_t next[BATCH];
 	int n_parts = 0, acked = 0;
-	for (int i = 0; i < rows; i++) {
+	for (int i = 0; i < produced; i++) {
 		if (ob->delivered[i].state != 1)
 			continue;
 		acked++;
@@ -521,13 +670,14 @@ static int publish_batch(struct outbox *ob, PGconn *conn, const char *group, cha
 		if (ob->delivered[i].offset + 1 > next[j])
 			next[j] = ob->delivered[i].offset + 1;
 	}
-	bool whole = acked == PQntuples(res);
-	if (mark(ob, conn, group, &ids, parts, next, whole ? n_parts : 0, errstr, errstr_size))
+	bool whole = acked == rows;
+	if (mark(s, conn, group, &ids, parts, next, whole ? n_parts : 0, errstr, errstr_size))
 		goto done;
 	if (!whole) {
-		ob->must_recover = true;
-		snprintf(errstr, errstr_size, "%d of %d dead letters not acknowledged by the broker",
-			 PQntuples(res) - acked, PQntuples(res));
+		s->must_recover = true;
+		if (produced == rows) /* else errstr already says why producing stopped */
+			snprintf(errstr, errstr_size, "%d of %d messages not acknowledged by the broker", rows - acked,
+				 rows);
 		goto done;
 	}
 	n = acked;
@@ -537,17 +687,44 @@ done:
 	return n;
 }
 
+/* Publishes every unpublished row of stream s, reading its topic back first if need be. 0, or -1 with errstr. */
+static int publish_stream(struct outbox *ob, struct stream *s, PGconn *conn, const char *group, char *errstr,
+			  size_t errstr_size)
+{
+	if (s->must_recover) {
+		if (recover(ob, s, conn, group, errstr, errstr_size))
+			return -1;
+		s->must_recover = false;
+	}
+	int n;
+	while ((n = publish_batch(ob, s, conn, group, errstr, errstr_size)) == BATCH)
+		;
+	return n < 0 ? -1 : 0;
+}
+
 int outbox_publish(struct outbox *ob, struct pg_conn *conn, const char *group, char *errstr, size_t errstr_size)
 {
 	bool just_taken = false;
 	int held = take_lock(conn, group, &just_taken, errstr, errstr_size);
 	if (held <= 0)
 		return held; /* 0: another worker of the group publishes */
-	if ((just_taken || ob->must_recover) && recover(ob, conn, group, errstr, errstr_size))
-		return -1;
-	ob->must_recover = false;
-	int n;
-	while ((n = publish_batch(ob, conn, group, errstr, errstr_size)) == BATCH)
-		;
-	return n < 0 ? -1 : 0;
+	/* Every stream is tried even when one fails: one stream's topic or rows never hold back the other. */
+	int rc = 0;
+	size_t len = 0;
+	for (size_t k = 0; k < NSTREAMS; k++) {
+		struct stream *s = &ob->streams[k];
+		char why[1024];
+		if (just_taken)
+			s->must_recover = true; /* a predecessor may have delivered rows it did not mark */
+		if (!publish_stream(ob, s, conn, group, why, sizeof(why)))
+			continue;
+		size_t end = strlen(why);
+		if (end && why[end - 1] == '\n')
+			why[end - 1] = '\0'; /* libpq ends its messages so: keep the streams' errors on one line */
+		if (len < errstr_size)
+			len += (size_t)snprintf(errstr + len, errstr_size - len, "%s%s: %s", rc ? "; " : "",
+						s->desc->name, why);
+		rc = -1;
+	}
+	return rc;
 }

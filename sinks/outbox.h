@@ -1,9 +1,12 @@
 /*
- * outbox.h: publishes rows that a flush committed to PostgreSQL (dead
- * letters) to their Kafka topic, Avro in Confluent framing, with an
- * idempotent producer. A row is marked published only after the broker
- * acknowledged it, so a crash publishes it again after restart rather than
- * never (see README "Delivery guarantees").
+ * outbox.h: publishes outbox rows (dead letters and alerts) that a flush
+ * committed to PostgreSQL, each table to its own Kafka topic
+ * (qualstream.dead_letter to topics.dead_letters, qualstream.alerts to
+ * topics.alerts), Avro in Confluent framing, with one idempotent producer. A
+ * row is marked published only after the broker acknowledged it, so a crash
+ * publishes it again after restart rather than never, and a new publisher
+ * first reads each topic back so it is not published twice (see README
+ * "Delivery guarantees").
  */
 #ifndef QS_OUTBOX_H
 #define QS_OUTBOX_H
@@ -16,10 +19,20 @@
 struct outbox;
 struct pg_conn;
 
-/* Creates the producer and resolves the output schema ids. reg is borrowed. NULL with errstr on failure. */
+/*
+ * Creates the producer and resolves the schema id of each output topic
+ * (subject "<topic>-value"). cfg is borrowed until outbox_free, reg for the
+ * call. NULL with errstr on failure (e.g. a schema the registry lacks).
+ */
 __attribute__((warn_unused_result)) struct outbox *outbox_new(const struct config *cfg, struct registry *reg,
 							      char *errstr, size_t errstr_size);
-/* Publishes every unpublished dead letter of the group. 0, or -1 with errstr (the rows stay unpublished). */
+/*
+ * Publishes every unpublished outbox row of the group: dead letters, then
+ * alerts, each in id order; a failure of one stream does not stop the other.
+ * 0 (also when another worker of the group holds the publisher lock), or -1
+ * with errstr naming the stream(s) that failed ("alerts: ..."); their rows
+ * stay unpublished until a later call.
+ */
 __attribute__((warn_unused_result)) int outbox_publish(struct outbox *ob, struct pg_conn *conn, const char *group,
 						       char *errstr, size_t errstr_size);
 /* Flushes the producer (bounded wait) and frees it. NULL is a no-op. */

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,22 +158,34 @@ done:
 
 int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, size_t errstr_size)
 {
-	PGresult *res = PQexec(ps->conn, "SELECT value::int FROM qualstream.rule WHERE name = 'cw13_timely_days'");
-	int rc = -1;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		pgsink_error(errstr, errstr_size, "reading qualstream.rule", ps->conn, res);
-	else if (PQntuples(res) != 1)
-		snprintf(errstr, errstr_size, "qualstream.rule has no row 'cw13_timely_days'");
-	else {
-		rules->cw13_timely_days = atoi(PQgetvalue(res, 0, 0));
-		rc = 0;
+	static const struct {
+		const char *name;
+		size_t offset;
+	} wanted[] = {
+		{"cw13_timely_days", offsetof(struct qs_rules, cw13_timely_days)},
+		{"alert_due_soon_days", offsetof(struct qs_rules, alert_due_soon_days)},
+	};
+	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
+		const char *params[1] = {wanted[i].name};
+		PGresult *res = PQexecParams(ps->conn, "SELECT value::int FROM qualstream.rule WHERE name = $1", 1,
+					     NULL, params, NULL, NULL, 0);
+		bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			pgsink_error(errstr, errstr_size, "reading qualstream.rule", ps->conn, res);
+		else if (!ok)
+			snprintf(errstr, errstr_size, "qualstream.rule has no row '%s' (run `qualstream migrate`)",
+				 wanted[i].name);
+		else
+			*(int32_t *)((char *)rules + wanted[i].offset) = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (!ok)
+			return -1;
 	}
-	PQclear(res);
-	return rc;
+	return 0;
 }
 
-int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *next_offset, char *errstr,
-		 size_t errstr_size)
+int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *next_offset,
+		 int64_t *clock_ms, char *errstr, size_t errstr_size)
 {
 	char part[16];
 	snprintf(part, sizeof(part), "%d", partition);
@@ -180,8 +193,8 @@ int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int6
 	PGresult *res = PQexecParams(ps->conn,
 				     "WITH ins AS (INSERT INTO qualstream.consumer_offsets VALUES ($1, $2, $3, 0)"
 				     " ON CONFLICT DO NOTHING RETURNING next_offset)"
-				     " SELECT next_offset FROM ins UNION ALL"
-				     " SELECT next_offset FROM qualstream.consumer_offsets"
+				     " SELECT next_offset, NULL::bigint FROM ins UNION ALL"
+				     " SELECT next_offset, event_clock FROM qualstream.consumer_offsets"
 				     " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
 				     3, NULL, params, NULL, NULL, 0);
 	int rc = -1;
@@ -189,6 +202,7 @@ int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int6
 		pgsink_error(errstr, errstr_size, "claiming a partition in qualstream.consumer_offsets", ps->conn, res);
 	else {
 		*next_offset = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		*clock_ms = PQgetisnull(res, 0, 1) ? QS_NO_TS : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 		rc = 0;
 	}
 	PQclear(res);
@@ -316,24 +330,25 @@ static int copy(struct pgsink *ps, const char *target, char *errstr, size_t errs
 	return rc;
 }
 
-/* The fence: advance each progressed partition only from the offset this worker expects. */
+/* The fence: advance each progressed partition (offset and clock) only from the offset this worker expects. */
 static int advance_offsets(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
 {
 	for (size_t i = 0; i < state_progress_count(st); i++) {
 		enum qs_topic topic;
 		int32_t partition;
-		int64_t expected, next;
-		state_progress(st, i, &topic, &partition, &expected, &next);
-		char part[16], exp[24], nxt[24];
+		int64_t expected, next, clock;
+		state_progress(st, i, &topic, &partition, &expected, &next, &clock);
+		char part[16], exp[24], nxt[24], clk[24];
 		snprintf(part, sizeof(part), "%d", partition);
 		snprintf(exp, sizeof(exp), "%lld", (long long)expected);
 		snprintf(nxt, sizeof(nxt), "%lld", (long long)next);
-		const char *params[5] = {ps->group, ps->topics[topic], part, exp, nxt};
+		snprintf(clk, sizeof(clk), "%lld", (long long)clock);
+		const char *params[6] = {ps->group, ps->topics[topic], part, exp, nxt, clock == QS_NO_TS ? NULL : clk};
 		PGresult *res = PQexecParams(ps->conn,
-					     "UPDATE qualstream.consumer_offsets SET next_offset = $5"
+					     "UPDATE qualstream.consumer_offsets SET next_offset = $5, event_clock = $6"
 					     " WHERE consumer_group = $1 AND topic = $2 AND partition = $3"
 					     " AND next_offset = $4",
-					     5, NULL, params, NULL, NULL, 0);
+					     6, NULL, params, NULL, NULL, 0);
 		int rc = 0;
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			pgsink_error(errstr, errstr_size, "advancing qualstream.consumer_offsets", ps->conn, res);
@@ -433,6 +448,65 @@ static int write_dead_letters(struct pgsink *ps, const struct state *st, char *e
 		    errstr, errstr_size);
 }
 
+/* An instant (ms since the epoch) as timestamptz text: "YYYY-MM-DD HH:MM:SS.mmm+00". */
+static void put_instant(struct pgsink *ps, int64_t ms, char sep)
+{
+	int64_t day = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+	int64_t in_day = ms - day * 86400000;
+	char date[11];
+	putf(ps, "%s %02d:%02d:%02d.%03d+00%c", dates_format((int32_t)day, date), (int)(in_day / 3600000),
+	     (int)(in_day / 60000 % 60), (int)(in_day / 1000 % 60), (int)(in_day % 1000), sep);
+}
+
+/* The encounter alerts the families found, in the order found (qualstream.alerts ids keep it). */
+static int write_alerts(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
+{
+	const struct state_alert *a;
+	size_t n = state_alerts(st, &a);
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *kind = measures_alert_name(a[i].kind), *plan = state_str(st, a[i].plan);
+		char day[11];
+		put_text(ps, ps->group, '\t');
+		putf(ps, "%s:", kind);
+		put_text(ps, plan, ':');
+		put_text(ps, a[i].encounter_id, '\t');
+		putf(ps, "%s\t%s\t", kind, a[i].raised ? "RAISED" : "RESOLVED");
+		put_text(ps, plan, '\t');
+		put_text(ps, state_str(st, a[i].source), '\t');
+		put_text(ps, a[i].member_id, '\t');
+		put_text(ps, a[i].encounter_id, '\t');
+		put_text(ps, dates_format(a[i].due_date, day), '\t');
+		put_instant(ps, a[i].detected_at, '\t');
+		put_text(ps, a[i].details, '\n');
+	}
+	return copy(ps,
+		    "qualstream.alerts (consumer_group, alert_id, kind, state, plan_id, source, member_id,"
+		    " encounter_id, due_date, detected_at, details)",
+		    errstr, errstr_size);
+}
+
+/*
+ * The alerts about plans, which span partitions and workers: evaluated in
+ * SQL over what this transaction now sees (README "The clock").
+ */
+static int evaluate_plan_alerts(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
+{
+	char wall[24];
+	int64_t wall_ms = state_wall_clock_ms(st);
+	snprintf(wall, sizeof(wall), "%lld", (long long)wall_ms);
+	const char *params[4] = {ps->group, ps->topics[QS_TOPIC_ENCOUNTERS], ps->topics[QS_TOPIC_DELIVERIES],
+				 wall_ms == QS_NO_TS ? NULL : wall};
+	PGresult *res = PQexecParams(ps->conn, "SELECT qualstream.alert_evaluate($1, $2, $3, $4)", 4, NULL, params,
+				     NULL, NULL, 0);
+	int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
+	if (rc)
+		pgsink_error(errstr, errstr_size, "evaluating the plan alerts", ps->conn, res);
+	PQclear(res);
+	return rc;
+}
+
 int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
 {
 	if (!state_progress_count(st))
@@ -451,7 +525,8 @@ int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t
 	if (rc)
 		goto rollback;
 	if (write_deltas(ps, st, errstr, errstr_size) || write_records(ps, st, errstr, errstr_size) ||
-	    write_dead_letters(ps, st, errstr, errstr_size) || exec(ps->conn, "COMMIT", errstr, errstr_size))
+	    write_dead_letters(ps, st, errstr, errstr_size) || write_alerts(ps, st, errstr, errstr_size) ||
+	    evaluate_plan_alerts(ps, st, errstr, errstr_size) || exec(ps->conn, "COMMIT", errstr, errstr_size))
 		goto fail;
 	return PGSINK_OK;
 fail:

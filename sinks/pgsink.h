@@ -3,7 +3,8 @@
  * Migrations, rule parameters, partition claims and restore, and the flush:
  * one transaction that checks each partition's expected offset (the fence),
  * merges the aggregate deltas, upserts the records' latest versions, inserts
- * dead letters and advances consumer_offsets. Any error leaves the database
+ * dead letters and alerts, evaluates the plan alerts and advances
+ * consumer_offsets. Any error leaves the database
  * as it was; the caller reconnects and rebuilds its state from it.
  */
 #ifndef QS_PGSINK_H
@@ -45,9 +46,12 @@ struct pg_conn *pgsink_conn(struct pgsink *ps);
 QS_WUR int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size);
 /* Reads the counting rules from qualstream.rule. */
 QS_WUR int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, size_t errstr_size);
-/* Ensures an offsets row for the partition (first claim starts at 0) and returns its next_offset. */
+/*
+ * Ensures an offsets row for the partition (first claim starts at 0) and
+ * returns its next_offset and clock (QS_NO_TS when it has none yet).
+ */
 QS_WUR int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *next_offset,
-			char *errstr, size_t errstr_size);
+			int64_t *clock_ms, char *errstr, size_t errstr_size);
 
 /* Called for each persisted record of a partition in offset order; nonzero stops the load with that value. */
 typedef int (*pgsink_record_cb)(void *ctx, int64_t offset, const void *value, size_t len);

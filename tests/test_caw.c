@@ -14,7 +14,7 @@
 #include "state.h"
 #include "suites.h"
 
-static const struct qs_rules rules = {.cw13_timely_days = 180};
+static const struct qs_rules rules = {.cw13_timely_days = 180, .alert_due_soon_days = 150};
 
 struct nd {
 	long long n, d;
@@ -179,9 +179,9 @@ struct fixture {
 static struct fixture setup(void)
 {
 	struct fixture f = {0};
-	f.st = state_new(&rules);
-	f.mem = state_part_add(f.st, QS_TOPIC_MEMBER_EVENTS, 0, 0);
-	f.enc = state_part_add(f.st, QS_TOPIC_ENCOUNTERS, 0, 0);
+	f.st = state_new(&rules, false);
+	f.mem = state_part_add(f.st, QS_TOPIC_MEMBER_EVENTS, 0, 0, QS_NO_TS);
+	f.enc = state_part_add(f.st, QS_TOPIC_ENCOUNTERS, 0, 0, QS_NO_TS);
 	return f;
 }
 
@@ -500,9 +500,9 @@ START_TEST(caw7_restore_then_void)
 {
 	/* A new owner restores a qualifying member-year and its visit (no deltas), then a void of one
 	 * month arrives: the only deltas are the retraction of everything, 2019 -1/-5. */
-	struct state *st = state_new(&rules);
-	struct part *mem = state_part_add(st, QS_TOPIC_MEMBER_EVENTS, 4, 10);
-	struct part *enc = state_part_add(st, QS_TOPIC_ENCOUNTERS, 4, 20);
+	struct state *st = state_new(&rules, false);
+	struct part *mem = state_part_add(st, QS_TOPIC_MEMBER_EVENTS, 4, 10, QS_NO_TS);
+	struct part *enc = state_part_add(st, QS_TOPIC_ENCOUNTERS, 4, 20, QS_NO_TS);
 	for (int m = 1; m <= 5; m++) {
 		char id[8];
 		snprintf(id, sizeof(id), "r%d", m);

@@ -13,7 +13,7 @@
 #include "state.h"
 #include "suites.h"
 
-static const struct qs_rules rules = {.cw13_timely_days = 180};
+static const struct qs_rules rules = {.cw13_timely_days = 180, .alert_due_soon_days = 150};
 
 /* Numerator and denominator of one cell; {0, 0} when absent. */
 struct nd {
@@ -107,9 +107,9 @@ struct fixture {
 static struct fixture setup(void)
 {
 	struct fixture f;
-	f.st = state_new(&rules);
-	f.enc = state_part_add(f.st, QS_TOPIC_ENCOUNTERS, 0, 0);
-	f.del = state_part_add(f.st, QS_TOPIC_DELIVERIES, 0, 0);
+	f.st = state_new(&rules, false);
+	f.enc = state_part_add(f.st, QS_TOPIC_ENCOUNTERS, 0, 0, QS_NO_TS);
+	f.del = state_part_add(f.st, QS_TOPIC_DELIVERIES, 0, 0, QS_NO_TS);
 	f.offset = 0;
 	return f;
 }
@@ -324,8 +324,8 @@ END_TEST
 START_TEST(restore_replays_without_deltas)
 {
 	/* A new owner restores O and R, then a void arrives: only the retraction is a delta. */
-	struct state *st = state_new(&rules);
-	struct part *p = state_part_add(st, QS_TOPIC_ENCOUNTERS, 3, 2);
+	struct state *st = state_new(&rules, false);
+	struct part *p = state_part_add(st, QS_TOPIC_ENCOUNTERS, 3, 2, QS_NO_TS);
 	struct qs_event o = encounter("O", "", QS_FREQ_ORIGINAL, dates_from_civil(2018, 1, 1), ms_of(2018, 3, 1));
 	struct qs_event r = encounter("R", "O", QS_FREQ_REPLACEMENT, dates_from_civil(2018, 1, 2), ms_of(2018, 3, 9));
 	state_restore(st, p, &o, 0);

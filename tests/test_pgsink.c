@@ -16,7 +16,7 @@
 #include "state.h"
 #include "suites.h"
 
-static const struct qs_rules rules = {.cw13_timely_days = 180};
+static const struct qs_rules rules = {.cw13_timely_days = 180, .alert_due_soon_days = 150};
 static const char *const topics[QS_TOPIC_COUNT] = {"enc", "del", "mem"};
 static char dbname[64];
 static char dsn[512];
@@ -109,15 +109,15 @@ START_TEST(flush_merges_and_fences)
 	ck_assert_msg(pgsink_load_rules(a, &loaded, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_int_eq(loaded.cw13_timely_days, 180);
 
-	int64_t next_a, next_b;
-	ck_assert(pgsink_claim(a, QS_TOPIC_DELIVERIES, 2, &next_a, err, sizeof(err)) == 0);
-	ck_assert(pgsink_claim(b, QS_TOPIC_DELIVERIES, 2, &next_b, err, sizeof(err)) == 0);
+	int64_t next_a, next_b, clock;
+	ck_assert(pgsink_claim(a, QS_TOPIC_DELIVERIES, 2, &next_a, &clock, err, sizeof(err)) == 0);
+	ck_assert(pgsink_claim(b, QS_TOPIC_DELIVERIES, 2, &next_b, &clock, err, sizeof(err)) == 0);
 	ck_assert_int_eq(next_a, 0);
 	ck_assert_int_eq(next_b, 0);
 
 	/* Worker A applies two deliveries at offsets 0 and 1, plus a dead letter at 2, and commits. */
-	struct state *sa = state_new(&rules);
-	struct part *pa = state_part_add(sa, QS_TOPIC_DELIVERIES, 2, next_a);
+	struct state *sa = state_new(&rules, false);
+	struct part *pa = state_part_add(sa, QS_TOPIC_DELIVERIES, 2, next_a, QS_NO_TS);
 	struct qs_event d1 = delivery("D1", dates_from_civil(2020, 1, 5));
 	struct qs_event d2 = delivery("D2", dates_from_civil(2020, 2, 5));
 	state_apply(sa, pa, &d1, 0, "v1", 2);
@@ -127,8 +127,8 @@ START_TEST(flush_merges_and_fences)
 	state_flushed(sa);
 
 	/* Worker B still believes the partition is at 0: its flush is fenced and writes nothing. */
-	struct state *sb = state_new(&rules);
-	struct part *pb = state_part_add(sb, QS_TOPIC_DELIVERIES, 2, next_b);
+	struct state *sb = state_new(&rules, false);
+	struct part *pb = state_part_add(sb, QS_TOPIC_DELIVERIES, 2, next_b, QS_NO_TS);
 	state_apply(sb, pb, &d1, 0, "v1", 2);
 	ck_assert_int_eq(pgsink_flush(b, sb, err, sizeof(err)), PGSINK_FENCED);
 	ck_assert_msg(strstr(err, "fenced") != NULL, "%s", err);
@@ -179,10 +179,10 @@ START_TEST(records_load_in_offset_order)
 {
 	char err[512];
 	struct pgsink *ps = connect_sink();
-	int64_t next;
-	ck_assert(pgsink_claim(ps, QS_TOPIC_DELIVERIES, 0, &next, err, sizeof(err)) == 0);
-	struct state *st = state_new(&rules);
-	struct part *p = state_part_add(st, QS_TOPIC_DELIVERIES, 0, next);
+	int64_t next, clock;
+	ck_assert(pgsink_claim(ps, QS_TOPIC_DELIVERIES, 0, &next, &clock, err, sizeof(err)) == 0);
+	struct state *st = state_new(&rules, false);
+	struct part *p = state_part_add(st, QS_TOPIC_DELIVERIES, 0, next, QS_NO_TS);
 	/* Ten records, D9 first: loading must come back by offset 0..9. */
 	for (int i = 0; i < 10; i++) {
 		char id[8];

@@ -33,6 +33,7 @@ static const struct row rows[] = {
 	{"flush.interval.ms", T_INT, F(flush_interval_ms), "1000", 1, 3600000, "longest time between flushes"},
 	{"flush.max.events", T_INT, F(flush_max_events), "50000", 1, 10000000, "most events per flush"},
 	{"run.exit.at.end", T_BOOL, F(exit_at_end), "false", 0, 0, "stop once every partition is caught up"},
+	{"alerts.clock", T_STR, F(alerts_clock), "event", 0, 0, "event (stream time) or wall (machine time)"},
 	{"log.level", T_STR, F(log_level), "info", 0, 0, "error, warn, info or debug"},
 };
 
@@ -187,6 +188,10 @@ int config_validate(const struct config *cfg, bool run, char *errstr, size_t err
 		level_ok |= !strcmp(cfg->log_level, levels[i]);
 	if (!level_ok) {
 		snprintf(errstr, errstr_size, "log.level: \"%s\" is not error, warn, info or debug", cfg->log_level);
+		return -1;
+	}
+	if (strcmp(cfg->alerts_clock, "event") != 0 && strcmp(cfg->alerts_clock, "wall") != 0) {
+		snprintf(errstr, errstr_size, "alerts.clock: \"%s\" is not event or wall", cfg->alerts_clock);
 		return -1;
 	}
 	if (!cfg->pg_conninfo) {

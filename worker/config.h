@@ -25,6 +25,7 @@ struct config {
 	int flush_interval_ms;
 	int flush_max_events;
 	bool exit_at_end;
+	char *alerts_clock; /* "event" or "wall" */
 	char *log_level;
 	/* kafka.* pass-through, in file order: names without the prefix */
 	char **kafka_keys, **kafka_values;

@@ -45,7 +45,7 @@ struct worker {
 	size_t n_assigned;
 	int64_t last_flush_ms;
 	/* counters for the log and the end-of-run summary */
-	uint64_t applied, dead_letters, flushes, resets;
+	uint64_t applied, dead_letters, alerts, flushes, resets;
 	int64_t started_ms, first_message_ms;
 };
 
@@ -53,6 +53,14 @@ static int64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The machine's UTC time, for alerts.clock=wall. */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -137,10 +145,10 @@ static int reconnect(struct worker *w)
 }
 
 /* Claims a partition in PostgreSQL, reconnecting until it answers or stop. */
-static int claim(struct worker *w, enum qs_topic topic, int32_t partition, int64_t *next)
+static int claim(struct worker *w, enum qs_topic topic, int32_t partition, int64_t *next, int64_t *clock)
 {
 	char err[512];
-	while (pgsink_claim(w->ps, topic, partition, next, err, sizeof(err))) {
+	while (pgsink_claim(w->ps, topic, partition, next, clock, err, sizeof(err))) {
 		log_error("%s", err);
 		if (*w->stop)
 			return -1;
@@ -198,12 +206,13 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 	char err[512];
 	int rc = -1;
 	int64_t *next = calloc((size_t)list->cnt + 1, sizeof(*next));
+	int64_t *clock = calloc((size_t)list->cnt + 1, sizeof(*clock));
 	int32_t *stale = calloc((size_t)list->cnt + 1, sizeof(*stale));
 	size_t n_stale = 0;
 	free(w->assigned);
 	w->assigned = calloc((size_t)list->cnt + 1, sizeof(*w->assigned));
 	w->n_assigned = 0;
-	if (!next || !stale || !w->assigned) {
+	if (!next || !clock || !stale || !w->assigned) {
 		log_error("out of memory loading an assignment");
 		goto done;
 	}
@@ -212,7 +221,7 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 		int topic = topic_of(w, tp->topic);
 		if (topic < 0)
 			continue;
-		if (claim(w, (enum qs_topic)topic, tp->partition, &next[i]))
+		if (claim(w, (enum qs_topic)topic, tp->partition, &next[i], &clock[i]))
 			goto done;
 		struct part *p = state_part(w->st, (enum qs_topic)topic, tp->partition);
 		if (!p || state_part_next_offset(p) != next[i])
@@ -228,7 +237,7 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 		if (topic < 0 || state_part(w->st, (enum qs_topic)topic, tp->partition))
 			continue;
 		int64_t t0 = now_ms();
-		struct part *p = state_part_add(w->st, (enum qs_topic)topic, tp->partition, next[i]);
+		struct part *p = state_part_add(w->st, (enum qs_topic)topic, tp->partition, next[i], clock[i]);
 		struct restore_ctx rctx = {w, p, (enum qs_topic)topic};
 		if (pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rctx, err,
 					sizeof(err))) {
@@ -243,6 +252,7 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 	rc = 0;
 done:
 	free(next);
+	free(clock);
 	free(stale);
 	return rc;
 }
@@ -291,14 +301,16 @@ static int flush(struct worker *w)
 	if (rc == PGSINK_OK) {
 		if (pending) {
 			const struct state_dead_letter *dl;
+			const struct state_alert *al;
 			w->dead_letters += state_dead_letters(w->st, &dl);
+			w->alerts += state_alerts(w->st, &al);
 			state_flushed(w->st);
 			w->flushes++;
 			log_debug("flushed %zu events in %lld ms", pending, (long long)(w->last_flush_ms - t0));
 		}
 		/* Also when nothing is new: rows a crash left unpublished go out without new input. */
 		if (outbox_publish(w->outbox, pgsink_conn(w->ps), w->cfg->group_id, err, sizeof(err)))
-			log_warn("dead letters not published yet (retried at the next flush): %s", err);
+			log_warn("outbox not published yet (retried at the next flush): %s", err);
 		return 0;
 	}
 	if (rc == PGSINK_FENCED) {
@@ -447,7 +459,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 	w.outbox = outbox_new(cfg, w.reg, err, sizeof(err));
 	if (!w.outbox)
 		goto fail;
-	w.st = state_new(&w.rules);
+	w.st = state_new(&w.rules, !strcmp(cfg->alerts_clock, "wall"));
 	w.rk = make_consumer(&w, err, sizeof(err));
 	if (!w.rk)
 		goto fail;
@@ -465,6 +477,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 
 	w.started_ms = w.last_flush_ms = now_ms();
 	while (!*stop) {
+		state_wall_clock(w.st, wall_ms()); /* wall-clock mode: timers fire as days pass */
 		rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w.rk, 100);
 		if (rkm) {
 			if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -506,10 +519,11 @@ fail:
 		double busy = w.first_message_ms ? (double)(end - w.first_message_ms) / 1000.0 : 0.0;
 		struct rusage ru;
 		getrusage(RUSAGE_SELF, &ru);
-		log_info("applied %llu events, %llu dead letters, %llu flushes, %llu resets in %.1f s"
+		log_info("applied %llu events, %llu dead letters, %llu encounter alert transitions, %llu flushes,"
+			 " %llu resets in %.1f s"
 			 " (%.0f events/s since the first message); %zu entities held; peak RSS %ld MiB",
 			 (unsigned long long)w.applied, (unsigned long long)w.dead_letters,
-			 (unsigned long long)w.flushes, (unsigned long long)w.resets, secs,
+			 (unsigned long long)w.alerts, (unsigned long long)w.flushes, (unsigned long long)w.resets, secs,
 			 busy > 0 ? (double)(w.applied + w.dead_letters) / busy : 0.0, w.st ? state_entities(w.st) : 0,
 			 ru.ru_maxrss / 1024);
 	}

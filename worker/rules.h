@@ -13,6 +13,8 @@
 struct qs_rules {
 	/* CW13 timeliness: an original is on time when submitted at most this many days after service_to. */
 	int32_t cw13_timely_days;
+	/* Alerts: an owed original raises DUE_SOON at this many days after service_to (OVERDUE after cw13_timely_days). */
+	int32_t alert_due_soon_days;
 };
 
 #endif

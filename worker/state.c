@@ -29,6 +29,7 @@ struct part {
 	int32_t partition;
 	int64_t expected; /* next_offset last committed (the fence) */
 	int64_t next;     /* next offset to read */
+	int64_t clock_ms; /* the partition's clock, QS_NO_TS before its first event time */
 	bool progressed;  /* listed in st->progressed */
 	struct shard *shards[QS_MAX_FAMILIES]; /* per family in measures_families order; NULL if not this topic's */
 };
@@ -41,6 +42,8 @@ struct part {
 
 struct state {
 	const struct qs_rules *rules;
+	bool wall;       /* clocks follow state_wall_clock, not event time */
+	int64_t wall_ms; /* the last wall clock set */
 	struct intern intern;
 	VEC(struct part *) parts[QS_TOPIC_COUNT];    /* indexed by partition number */
 	VEC(struct shard *) shards[QS_MAX_FAMILIES]; /* indexed by partition number */
@@ -51,7 +54,8 @@ struct state {
 	size_t index_cap;
 	VEC(struct state_record) records;
 	VEC(struct state_dead_letter) dead_letters;
-	struct arena pending; /* bytes of pending records and dead letters */
+	VEC(struct state_alert) alerts;
+	struct arena pending; /* bytes of pending records, dead letters and alerts */
 	size_t events;        /* applied since the last flush */
 };
 
@@ -62,10 +66,12 @@ struct state {
 	 &(v).items[(v).len++])
 
 
-struct state *state_new(const struct qs_rules *rules)
+struct state *state_new(const struct qs_rules *rules, bool wall_clock)
 {
 	struct state *st = xcalloc(1, sizeof(*st), "the state");
 	st->rules = rules;
+	st->wall = wall_clock;
+	st->wall_ms = QS_NO_TS;
 	return st;
 }
 
@@ -90,6 +96,7 @@ static void pending_clear(struct state *st)
 		memset(st->index, 0, st->index_cap * sizeof(*st->index));
 	st->records.len = 0;
 	st->dead_letters.len = 0;
+	st->alerts.len = 0;
 	st->events = 0;
 	arena_clear(&st->pending); /* keeps its chunks: no allocation per flush cycle */
 }
@@ -121,6 +128,7 @@ void state_free(struct state *st)
 	free(st->index);
 	free(st->records.items);
 	free(st->dead_letters.items);
+	free(st->alerts.items);
 	intern_free(&st->intern);
 	free(st);
 }
@@ -132,7 +140,8 @@ struct part *state_part(struct state *st, enum qs_topic topic, int32_t partition
 	return st->parts[topic].items[partition];
 }
 
-struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t partition, int64_t next_offset)
+struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t partition, int64_t next_offset,
+			    int64_t clock_ms)
 {
 	struct part *p = state_part(st, topic, partition);
 	if (p)
@@ -143,6 +152,7 @@ struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t parti
 	p->topic = topic;
 	p->partition = partition;
 	p->expected = p->next = next_offset;
+	p->clock_ms = clock_ms;
 	for (size_t f = 0; f < measures_family_count; f++) {
 		if (!(measures_families[f]->topics & QS_TOPIC_BIT(topic)))
 			continue;
@@ -185,13 +195,18 @@ int64_t state_part_next_offset(const struct part *p)
 	return p->next;
 }
 
-static void advance(struct state *st, struct part *p, int64_t offset)
+static void mark_progressed(struct state *st, struct part *p)
 {
-	p->next = offset + 1;
 	if (!p->progressed) {
 		p->progressed = true;
 		*VEC_PUSH(st->progressed) = p;
 	}
+}
+
+static void advance(struct state *st, struct part *p, int64_t offset)
+{
+	p->next = offset + 1;
+	mark_progressed(st, p);
 }
 
 /*
@@ -257,6 +272,28 @@ static void discard(void *ctx, const struct qs_contrib *c)
 	(void)c;
 }
 
+static void record_alert(void *ctx, const struct qs_alert *a)
+{
+	struct state *st = ctx;
+	*VEC_PUSH(st->alerts) = (struct state_alert){
+		.kind = a->kind,
+		.raised = a->raised,
+		.plan = a->plan,
+		.source = a->source,
+		.member_id = arena_strdup(&st->pending, a->member_id),
+		.encounter_id = arena_strdup(&st->pending, a->encounter_id),
+		.details = arena_strdup(&st->pending, a->details),
+		.due_date = a->due_date,
+		.detected_at = a->detected_at,
+	};
+}
+
+static void discard_alert(void *ctx, const struct qs_alert *a)
+{
+	(void)ctx;
+	(void)a;
+}
+
 static const char *record_id(const struct qs_event *ev)
 {
 	switch (ev->topic) {
@@ -269,15 +306,56 @@ static const char *record_id(const struct qs_event *ev)
 	}
 }
 
-static void fold(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset,
-		 struct contrib_sink sink)
+/* What a family may use on p: live output goes to the pending deltas and alerts, a restore's nowhere. */
+static struct family_ctx family_ctx(struct state *st, struct part *p, struct shard *sh, bool live)
+{
+	return (struct family_ctx){
+		.intern = &st->intern,
+		.arena = &sh->arena,
+		.rules = st->rules,
+		.sink = live ? (struct contrib_sink){accumulate, st} : (struct contrib_sink){discard, NULL},
+		.alerts = live ? (struct alert_sink){record_alert, st} : (struct alert_sink){discard_alert, NULL},
+		.clock_ms = p->clock_ms,
+	};
+}
+
+static void fold(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, bool live)
 {
 	for (size_t f = 0; f < measures_family_count; f++) {
 		struct shard *sh = p->shards[f];
 		if (!sh)
 			continue;
-		struct family_ctx ctx = {&st->intern, &sh->arena, st->rules, sink};
+		struct family_ctx ctx = family_ctx(st, p, sh, live);
 		measures_families[f]->apply(sh->state, &ctx, ev, offset);
+	}
+}
+
+/* Moves p's clock to clock_ms and lets the families' timers fire. */
+static void set_clock(struct state *st, struct part *p, int64_t clock_ms)
+{
+	int64_t old = p->clock_ms;
+	p->clock_ms = clock_ms;
+	for (size_t f = 0; f < measures_family_count; f++) {
+		struct shard *sh = p->shards[f];
+		if (!sh || !measures_families[f]->tick)
+			continue;
+		struct family_ctx ctx = family_ctx(st, p, sh, true);
+		measures_families[f]->tick(sh->state, &ctx, old);
+	}
+}
+
+/* When the event happened, by the stream's account (README "The clock"); QS_NO_TS if it does not say. */
+static int64_t event_time(const struct qs_event *ev)
+{
+	switch (ev->topic) {
+	case QS_TOPIC_ENCOUNTERS: {
+		const struct qs_encounter *e = &ev->u.encounter;
+		return e->submitted_at > e->adjudicated_at ? e->submitted_at : e->adjudicated_at;
+	}
+	case QS_TOPIC_DELIVERIES:
+		return (int64_t)ev->u.delivery.delivery_date * 86400000;
+	default:
+		return QS_NO_TS;
 	}
 }
 
@@ -289,7 +367,10 @@ static void *copy_pending(struct state *st, const void *bytes, size_t len)
 void state_apply(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, const void *value,
 		 size_t value_len)
 {
-	fold(st, p, ev, offset, (struct contrib_sink){accumulate, st});
+	int64_t t = st->wall ? QS_NO_TS : event_time(ev);
+	if (t != QS_NO_TS && (p->clock_ms == QS_NO_TS || t > p->clock_ms))
+		set_clock(st, p, t); /* first: the event is then judged at its own time */
+	fold(st, p, ev, offset, true);
 	*VEC_PUSH(st->records) = (struct state_record){
 		.topic = p->topic,
 		.partition = p->partition,
@@ -304,7 +385,7 @@ void state_apply(struct state *st, struct part *p, const struct qs_event *ev, in
 
 void state_restore(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset)
 {
-	fold(st, p, ev, offset, (struct contrib_sink){discard, NULL});
+	fold(st, p, ev, offset, false);
 }
 
 void state_dead_letter(struct state *st, struct part *p, int64_t offset, const void *key, size_t key_len,
@@ -322,6 +403,27 @@ void state_dead_letter(struct state *st, struct part *p, int64_t offset, const v
 	};
 	st->events++;
 	advance(st, p, offset);
+}
+
+void state_wall_clock(struct state *st, int64_t now_ms)
+{
+	if (!st->wall)
+		return;
+	st->wall_ms = now_ms;
+	int32_t today = dates_day_of_ms(now_ms);
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		for (size_t i = 0; i < st->parts[t].len; i++) {
+			struct part *p = st->parts[t].items[i];
+			if (!p || (p->clock_ms != QS_NO_TS && dates_day_of_ms(p->clock_ms) == today))
+				continue; /* alerts change by the day: same day, nothing to do */
+			set_clock(st, p, now_ms);
+			mark_progressed(st, p);
+		}
+}
+
+int64_t state_wall_clock_ms(const struct state *st)
+{
+	return st->wall ? st->wall_ms : QS_NO_TS;
 }
 
 size_t state_pending(const struct state *st)
@@ -347,19 +449,26 @@ size_t state_dead_letters(const struct state *st, const struct state_dead_letter
 	return st->dead_letters.len;
 }
 
+size_t state_alerts(const struct state *st, const struct state_alert **items)
+{
+	*items = st->alerts.items;
+	return st->alerts.len;
+}
+
 size_t state_progress_count(const struct state *st)
 {
 	return st->progressed.len;
 }
 
 void state_progress(const struct state *st, size_t i, enum qs_topic *topic, int32_t *partition, int64_t *expected,
-		    int64_t *next)
+		    int64_t *next, int64_t *clock_ms)
 {
 	const struct part *p = st->progressed.items[i];
 	*topic = p->topic;
 	*partition = p->partition;
 	*expected = p->expected;
 	*next = p->next;
+	*clock_ms = p->clock_ms;
 }
 
 const char *state_str(const struct state *st, uint32_t id)

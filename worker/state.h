@@ -3,8 +3,13 @@
  * partition: the measure families' entities (needed to retract what a
  * superseded record contributed) and the next offset to read. Across
  * partitions: the aggregate deltas per cell (plan, measure, stratum, grain,
- * period), the latest raw message of every record changed, and the dead
- * letters, all waiting for the sink to write them in one transaction.
+ * period), the latest raw message of every record changed, the dead letters
+ * and the alert transitions, all waiting for the sink to write them in one
+ * transaction.
+ *
+ * Each partition also keeps a clock (README "Alerts"): the latest event time
+ * it has read, or in wall-clock mode the machine's time. It is persisted with
+ * the offset; when it moves, the families' timers fire.
  *
  * Entities are persisted as the raw message of each record's latest version
  * (qualstream.record_latest); restoring a partition replays those messages
@@ -54,12 +59,29 @@ struct state_dead_letter {
 	const char *reason;
 };
 
-/* rules: borrowed for the state's lifetime. Aborts on OOM. */
-struct state *state_new(const struct qs_rules *rules);
+/* An alert transition found since the last flush. Pointers borrowed until state_flushed. */
+struct state_alert {
+	enum qs_alert_kind kind;
+	bool raised;
+	uint32_t plan, source; /* interned; see state_str */
+	const char *member_id, *encounter_id, *details;
+	int32_t due_date;
+	int64_t detected_at; /* ms */
+};
+
+/*
+ * rules: borrowed for the state's lifetime. wall_clock: partitions' clocks
+ * follow state_wall_clock instead of event time. Aborts on OOM.
+ */
+struct state *state_new(const struct qs_rules *rules, bool wall_clock);
 void state_free(struct state *st);
 
-/* Adds an assigned partition that resumes at next_offset; returns the existing one if held. */
-struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t partition, int64_t next_offset);
+/*
+ * Adds an assigned partition that resumes at next_offset with its stored clock
+ * (QS_NO_TS: none yet); returns the existing one if held.
+ */
+struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t partition, int64_t next_offset,
+			    int64_t clock_ms);
 /* The held partition, or NULL. */
 struct part *state_part(struct state *st, enum qs_topic topic, int32_t partition);
 /* Forgets a partition and frees its entities. Pending output already recorded stays. */
@@ -73,15 +95,25 @@ int64_t state_part_next_offset(const struct part *p);
 /*
  * Folds a decoded event read at `offset` of p into the families, adds the
  * contribution changes to the pending deltas, and records the raw value as the
- * record's latest version. Advances p's next offset.
+ * record's latest version. Advances p's next offset and, in event-time mode,
+ * first moves p's clock to the event's time if that is later (firing timers).
  */
 void state_apply(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, const void *value,
 		 size_t value_len);
-/* Replays a persisted latest version into p's entities without producing deltas or output. */
+/* Replays a persisted latest version into p's entities at p's clock, without producing deltas or output. */
 void state_restore(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset);
 /* Records a dead letter for the message at `offset` of p (bytes copied) and advances p's next offset. */
 void state_dead_letter(struct state *st, struct part *p, int64_t offset, const void *key, size_t key_len,
 		       const void *value, size_t value_len, const char *reason);
+
+/*
+ * Wall-clock mode: moves every partition's clock to now_ms when its date
+ * changes (firing timers; the partition then counts as progressed, so the
+ * next flush stores the clock). No-op in event-time mode.
+ */
+void state_wall_clock(struct state *st, int64_t now_ms);
+/* The wall clock last set (ms), or QS_NO_TS in event-time mode. */
+int64_t state_wall_clock_ms(const struct state *st);
 
 /* Events and dead letters recorded since the last flush. */
 size_t state_pending(const struct state *st);
@@ -90,11 +122,12 @@ size_t state_pending(const struct state *st);
 size_t state_deltas(const struct state *st, const struct state_delta **items);
 size_t state_records(const struct state *st, const struct state_record **items);
 size_t state_dead_letters(const struct state *st, const struct state_dead_letter **items);
+size_t state_alerts(const struct state *st, const struct state_alert **items);
 
-/* Partitions whose offset moved since the last flush: the i-th, for i < n. */
+/* Partitions whose offset or clock moved since the last flush: the i-th, for i < n. */
 size_t state_progress_count(const struct state *st);
 void state_progress(const struct state *st, size_t i, enum qs_topic *topic, int32_t *partition, int64_t *expected,
-		    int64_t *next);
+		    int64_t *next, int64_t *clock_ms);
 
 /* An interned string (plan id, stratum). */
 const char *state_str(const struct state *st, uint32_t id);

@@ -317,7 +317,7 @@ static void pass_apply(struct bench *b, struct state *st)
 		const struct msg *m = &s->msgs[i];
 		struct part *p = state_part(st, m->topic, m->partition);
 		if (!p)
-			p = state_part_add(st, m->topic, m->partition, b->next_offset[m->topic][m->partition]);
+			p = state_part_add(st, m->topic, m->partition, b->next_offset[m->topic][m->partition], QS_NO_TS);
 		int64_t offset = b->next_offset[m->topic][m->partition]++;
 		const void *value = m->has_value ? s->bytes + m->off : NULL;
 		if (decode_message(b->dec, m->topic, value, m->len, &ev, why, sizeof(why)) == QS_DECODE_OK)
@@ -333,7 +333,7 @@ static void pass_apply(struct bench *b, struct state *st)
 static struct state *fresh_state(struct bench *b)
 {
 	memset(b->next_offset, 0, sizeof(b->next_offset));
-	return state_new(&b->rules);
+	return state_new(&b->rules, false);
 }
 
 struct timing {
@@ -454,7 +454,8 @@ int main(int argc, char **argv)
 	b->s = &s;
 	b->partitions = partitions;
 	b->flush_every = flush_every;
-	b->rules.cw13_timely_days = 180; /* the seeded qualstream.rule value */
+	b->rules.cw13_timely_days = 180; /* the seeded qualstream.rule values */
+	b->rules.alert_due_soon_days = 150;
 
 	/* Warm-up: compiles every (schema id, topic) plan and faults the stream in. */
 	pass_touch(b);

@@ -101,6 +101,7 @@ class Env:
         self.dsn = f"{admin_dsn} dbname={self.db}"
         self.topics = {t: f"{name}.{t}" for t in ("encounters", "deliveries", "member-events")}
         self.dead_letter_topic = f"{name}.dead-letters"
+        self.alert_topic = f"{name}.alerts"
         self.create_topics()
         self.registry = tmp_path / "registry"
         qsgen.write_registry(str(self.registry))
@@ -114,6 +115,7 @@ class Env:
             f"topics.deliveries={self.topics['deliveries']}",
             f"topics.member_events={self.topics['member-events']}",
             f"topics.dead_letters={self.dead_letter_topic}",
+            f"topics.alerts={self.alert_topic}",
             f"pg.conninfo={self.dsn}",
             f"schema.registry.dir={self.registry}",
             "flush.interval.ms=200",
@@ -135,6 +137,7 @@ class Env:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         new = [NewTopic(t, partitions, 1) for t in self.topics.values()]
         new.append(NewTopic(self.dead_letter_topic, partitions, 1))
+        new.append(NewTopic(self.alert_topic, partitions, 1))
         for topic, future in admin.create_topics(new, operation_timeout=30).items():
             future.result()
 

@@ -35,7 +35,8 @@ TOPICS = ("encounters", "deliveries", "member-events")
 
 # The worker's reader schema for each topic, by registry id.
 READER_ID = {"encounters": 1, "deliveries": 2, "member-events": 3}
-BASE_FILES = {1: "encounter.avsc", 2: "delivery.avsc", 3: "member_event.avsc", 4: "dead_letter.avsc"}
+BASE_FILES = {1: "encounter.avsc", 2: "delivery.avsc", 3: "member_event.avsc", 4: "dead_letter.avsc",
+              5: "alert.avsc"}
 EVOLVED_ENCOUNTER_ID = 11
 EVOLVED_DELIVERY_ID = 12
 

@@ -328,7 +328,7 @@ class Generator(unittest.TestCase):
             qsgen.write_registry(tmp)
             qsgen.write_registry(tmp)    # idempotent
             self.assertEqual(sorted(os.listdir(tmp)),
-                             sorted(["s.jsonl"] + [f"{i}.avsc" for i in (1, 2, 3, 4, 11, 12)]))
+                             sorted(["s.jsonl"] + [f"{i}.avsc" for i in (1, 2, 3, 4, 5, 11, 12)]))
 
 
 # --------------------------------------------------------------------------- CAW6-CAW9 by hand

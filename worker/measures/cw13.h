@@ -6,7 +6,9 @@
  * the latest version of its encounter_id. Records that refer to one original
  * form a chain (chain.h, README "Identity, corrections and voids"); the chain's
  * timeliness is derived from its records each time, so a superseded record
- * leaves no trace.
+ * leaves no trace. So is its alert (README "Alerts"): a function of the chain
+ * and the clock date; an owed chain waits in the partition's timer heap for
+ * the next day on which that function changes.
  */
 #ifndef QS_CW13_H
 #define QS_CW13_H
@@ -24,6 +26,22 @@ struct cw13_record {
 	int32_t submitted_day; /* QS_NO_DATE while owed */
 	bool ed_visit;
 };
+
+struct cw13_chain {
+	struct chain base;     /* root and records */
+	const char *member_id; /* of its latest record: alerts name the member */
+	int32_t timer_day;     /* while scheduled: the next day its alert changes */
+	uint32_t heap_pos;     /* position in the timer heap + 1; 0 when not scheduled */
+};
+
+/*
+ * The alert a chain has on clock_day (QS_NO_DATE before the partition has a
+ * clock: no owed chain is late then). *service_to: the date it is judged by.
+ */
+enum qs_alert_kind cw13_chain_alert(const struct chain *c, int32_t clock_day, const struct qs_rules *rules,
+				    int32_t *service_to);
+/* The first day after clock_day on which that alert changes with time alone, or QS_NO_DATE. */
+int32_t cw13_chain_next_change(const struct chain *c, int32_t clock_day, const struct qs_rules *rules);
 
 /* CW13_SUBMISSIONS of one record; returns how many contributions (0 or 1). */
 size_t cw13_record_contribs(const struct cw13_record *r, struct qs_contrib *out);

@@ -22,6 +22,12 @@ const char *measures_name(enum qs_measure m)
 	return m < QS_M_COUNT ? names[m] : "?";
 }
 
+const char *measures_alert_name(enum qs_alert_kind kind)
+{
+	static const char *const names[] = {"NONE", "LATE_SUBMISSION", "DUE_SOON", "OVERDUE"};
+	return (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
+}
+
 void measures_emit_diff(struct family_ctx *ctx, const struct qs_contrib *before, size_t n_before,
 			const struct qs_contrib *after, size_t n_after)
 {

@@ -13,6 +13,7 @@
 #ifndef QS_MEASURES_H
 #define QS_MEASURES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,12 +69,41 @@ struct contrib_sink {
 	void *ctx;
 };
 
+/*
+ * Alerts a family raises from its own entities (README "Alerts"); the alerts
+ * about plans are evaluated in SQL. Like contributions, an entity's alert is a
+ * pure function of the entity and the clock date, and a family reports the
+ * difference: RESOLVED for the alert it had, RAISED for the one it has.
+ */
+enum qs_alert_kind { QS_ALERT_NONE, QS_ALERT_LATE_SUBMISSION, QS_ALERT_DUE_SOON, QS_ALERT_OVERDUE };
+
+/* "LATE_SUBMISSION", ...: the spelling stored in qualstream.alerts.kind. */
+const char *measures_alert_name(enum qs_alert_kind kind);
+
+struct qs_alert {
+	enum qs_alert_kind kind;
+	bool raised;              /* false: resolved */
+	uint32_t plan, source;    /* interned */
+	const char *member_id;    /* borrowed until the sink returns */
+	const char *encounter_id; /* borrowed until the sink returns */
+	int32_t due_date;         /* day number, or QS_NO_DATE */
+	int64_t detected_at;      /* the clock reading, ms */
+	const char *details;      /* borrowed until the sink returns */
+};
+
+struct alert_sink {
+	void (*add)(void *ctx, const struct qs_alert *a);
+	void *ctx;
+};
+
 /* What a family's apply() may use besides its own entities. */
 struct family_ctx {
 	struct intern *intern;       /* shared by all families; borrowed */
 	struct arena *arena;         /* the family's arena for this partition: entities live here */
 	const struct qs_rules *rules; /* rule parameters; borrowed */
 	struct contrib_sink sink;
+	struct alert_sink alerts;
+	int64_t clock_ms; /* the partition's clock (ms), QS_NO_TS before its first event time */
 };
 
 /* Per entity: the most any contribs() writes (a member-year: 12 months + 4 quarters + 1 year). */
@@ -95,6 +125,11 @@ struct family {
 	void (*state_free)(void *state);
 	/* Folds a decoded, validated event (read at `offset`) into the entities. */
 	void (*apply)(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset);
+	/*
+	 * The partition's clock moved from old_clock_ms to ctx->clock_ms: reports
+	 * the alerts that changed with the date. NULL for a family without timers.
+	 */
+	void (*tick)(void *state, struct family_ctx *ctx, int64_t old_clock_ms);
 	/* Number of entities held, for logs and the memory report. */
 	size_t (*count)(const void *state);
 };
