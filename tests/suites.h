@@ -5,6 +5,7 @@
 #include <check.h>
 
 #define QS_SUITES \
+	QS_SUITE(alerts) \
 	QS_SUITE(caw) \
 	QS_SUITE(dates) \
 	QS_SUITE(decode) \

@@ -414,8 +414,8 @@ void state_wall_clock(struct state *st, int64_t now_ms)
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		for (size_t i = 0; i < st->parts[t].len; i++) {
 			struct part *p = st->parts[t].items[i];
-			if (!p || (p->clock_ms != QS_NO_TS && dates_day_of_ms(p->clock_ms) == today))
-				continue; /* alerts change by the day: same day, nothing to do */
+			if (!p || (p->clock_ms != QS_NO_TS && dates_day_of_ms(p->clock_ms) >= today))
+				continue; /* alerts change by the day; a clock stepped back waits for it */
 			set_clock(st, p, now_ms);
 			mark_progressed(st, p);
 		}

@@ -89,7 +89,9 @@ static void apply_encounter(struct caw7_state *st, struct family_ctx *ctx, const
 	struct chain_record *r = chains_record(&st->chains, e->encounter_id);
 	struct chain *old_chain = r ? r->chain : NULL;
 	struct chain *chain = chains_chain_for(&st->chains, ctx->arena, e);
-	struct caw7_record *x = (struct caw7_record *)chains_put(&st->chains, ctx->arena, r, e, offset, chain);
+	struct chain *absorbed;
+	struct caw7_record *x =
+		(struct caw7_record *)chains_put(&st->chains, ctx->arena, r, e, offset, chain, &absorbed);
 	x->plan = intern_id(ctx->intern, e->plan_id);
 	if (!x->member || strcmp(x->member, e->member_id) != 0)
 		x->member = arena_strdup(ctx->arena, e->member_id);
@@ -99,6 +101,8 @@ static void apply_encounter(struct caw7_state *st, struct family_ctx *ctx, const
 	recount(st, ctx, (struct caw7_chain *)chain);
 	if (old_chain && old_chain != chain)
 		recount(st, ctx, (struct caw7_chain *)old_chain);
+	if (absorbed)
+		recount(st, ctx, (struct caw7_chain *)absorbed); /* now empty: its visit, if any, moved */
 }
 
 static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset)

@@ -1,7 +1,8 @@
 /*
  * chain.c: encounter chain bookkeeping shared by the encounter families (see
  * chain.h). Records are found by encounter_id and chains by their original's
- * id; a record that changes what it names moves to the new chain.
+ * id; a record that changes what it names moves to the new chain, and a
+ * record's arrival gathers the records that named it before it came.
  */
 #include "chain.h"
 
@@ -36,10 +37,31 @@ static void unlink_record(struct chain *c, struct chain_record *r)
 	r->next = NULL;
 }
 
-struct chain_record *chains_put(struct chains *cs, struct arena *arena, struct chain_record *r,
-				const struct qs_encounter *e, int64_t offset, struct chain *c)
+/* Moves every record of `from` into `to`; `from`'s root then finds `to`. */
+static void merge(struct chains *cs, struct chain *from, struct chain *to)
 {
+	while (from->records) {
+		struct chain_record *r = from->records;
+		from->records = r->next;
+		r->chain = to;
+		r->next = to->records;
+		to->records = r;
+	}
+	hashmap_put(&cs->chains, from->root, to);
+}
+
+struct chain_record *chains_put(struct chains *cs, struct arena *arena, struct chain_record *r,
+				const struct qs_encounter *e, int64_t offset, struct chain *c,
+				struct chain **absorbed)
+{
+	*absorbed = NULL;
 	if (!r) {
+		/* A chain rooted at a new record's id holds the records that named it before it came. */
+		struct chain *waiting = hashmap_get(&cs->chains, e->encounter_id);
+		if (waiting && waiting != c) {
+			merge(cs, waiting, c);
+			*absorbed = waiting;
+		}
 		r = arena_alloc(arena, cs->record_size);
 		hashmap_put(&cs->records, arena_strdup(arena, e->encounter_id), r);
 	}

@@ -53,10 +53,16 @@ struct chain *chains_chain_for(struct chains *cs, struct arena *arena, const str
 /*
  * Makes r the latest version of e, read at offset, in chain c: moves it out
  * of its previous chain, sets offset and frequency. r NULL: creates e's record
- * in arena first. Returns the record; the family fills its own fields.
+ * in arena first, and if records that name e arrived before it (a void of a
+ * replacement read before the replacement, or restored in offset order after
+ * a redelivery), moves them from the chain they started into c, so a chain
+ * does not depend on the order its records were read in. *absorbed is that
+ * emptied chain (the family recounts it), else NULL. Returns the record; the
+ * family fills its own fields.
  */
 struct chain_record *chains_put(struct chains *cs, struct arena *arena, struct chain_record *r,
-				const struct qs_encounter *e, int64_t offset, struct chain *c);
+				const struct qs_encounter *e, int64_t offset, struct chain *c,
+				struct chain **absorbed);
 
 /*
  * Reads a chain. Returns false when it holds a VOID record: it counts nowhere,

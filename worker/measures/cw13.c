@@ -293,8 +293,14 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	struct judgement old_was = old_chain ? judge(&old_chain->base, day, ctx->rules) : (struct judgement){0};
 	struct judgement was = judge(&chain->base, day, ctx->rules);
 
+	/*
+	 * A chain absorbed into this one started with a record naming a
+	 * replacement or void: it never holds an original, so it had no
+	 * timeliness, alert or timer to take back.
+	 */
+	struct chain *absorbed;
 	r = (struct cw13_record *)chains_put(&st->chains, ctx->arena, (struct chain_record *)r, e, offset,
-					     &chain->base);
+					     &chain->base, &absorbed);
 	r->plan = intern_id(ctx->intern, e->plan_id);
 	r->source = intern_id(ctx->intern, e->source == QS_SOURCE_MEDICARE ? "MEDICARE" : "MEDICAID");
 	r->service_from = e->service_from;
