@@ -478,7 +478,9 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 	w.started_ms = w.last_flush_ms = now_ms();
 	while (!*stop) {
 		state_wall_clock(w.st, wall_ms()); /* wall-clock mode: timers fire as days pass */
-		rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w.rk, 100);
+		/* Wait at most until the flush is due, so a short flush.interval.ms is kept. */
+		int64_t due = w.last_flush_ms + cfg->flush_interval_ms - now_ms();
+		rd_kafka_message_t *rkm = rd_kafka_consumer_poll(w.rk, due <= 0 ? 0 : due < 100 ? (int)due : 100);
 		if (rkm) {
 			if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				mark_eof(&w, rkm);

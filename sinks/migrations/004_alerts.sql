@@ -211,8 +211,11 @@ $$;
 -- mode. Called by the worker inside its flush transaction; the advisory lock
 -- makes concurrent flushes of several workers take turns, and each then sees
 -- what the previous one committed. Returns the number of transitions.
+-- jit = off: the planner overestimates the calendar's generate_series rows,
+-- and compiling these small queries took ~200 ms each, against ~2 ms to run
+-- them (tests/bench/alert_latency.sh); this runs on every flush.
 CREATE FUNCTION qualstream.alert_evaluate(grp text, encounters_topic text, deliveries_topic text, wall_ms bigint)
-RETURNS int LANGUAGE plpgsql AS $$
+RETURNS int LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     enc_ms bigint := wall_ms;
     del_ms bigint := wall_ms;

@@ -31,6 +31,8 @@ root=$(cd "$here/../.." && pwd)
 . "$root/deploy/lib.sh"
 # shellcheck source=../kafka/lib.sh source-path=SCRIPTDIR
 . "$root/tests/kafka/lib.sh"
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$here/lib.sh"
 
 py=${QS_PYTHON:-/usr/bin/python3}
 real=false scale=10 replicas=23 partitions=16 keep=false hotpath=true
@@ -56,7 +58,6 @@ while (($#)); do
 	shift
 done
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc -l; }
 
@@ -66,33 +67,12 @@ pg_dir=$work/pg
 clusters_started=()
 
 # shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-	local rc=$? c
-	set +e
-	for c in "${clusters_started[@]}"; do
-		[[ -n $c ]] || continue
-		if [[ $c == mock ]]; then qs_mock_stop "$work/mock"; else qs_broker_stop "$work/broker" >/dev/null 2>&1; fi
-	done
-	qs_pg_stop "$pg_dir"
-	if $keep || ((rc != 0)); then
-		echo "work directory kept: $work" >&2
-	else
-		rm -rf "$work"
-	fi
-	exit "$rc"
-}
+cleanup() { bench_finish $?; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- build -------------------------------------------------------------------
-say "building into $build"
-{
-	cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
-		cmake --build "$build" -j"$(nproc)" --target qualstream qs-mockcluster qs-bench-hotpath
-} >"$work/build.log" 2>&1 || {
-	tail -n 40 "$work/build.log" >&2
-	exit 1
-}
+bench_build qualstream qs-mockcluster qs-bench-hotpath
 export QS_MOCKCLUSTER=$build/qs-mockcluster
 
 # ---- streams -----------------------------------------------------------------

@@ -1,0 +1,39 @@
+# shellcheck shell=bash disable=SC2154 # the variables below are the caller's
+# tests/bench/lib.sh: what the benchmark scripts share. They set root, build,
+# keep, work (their work directory), pg_dir and clusters_started (mock and/or
+# real, as they start them) before calling these.
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Builds the given CMake targets into $build (RelWithDebInfo); on failure
+# prints the end of $work/build.log and exits 1.
+bench_build() {
+	say "building into $build"
+	{
+		cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+			cmake --build "$build" -j"$(nproc)" --target "$@"
+	} >"$work/build.log" 2>&1 || {
+		tail -n 40 "$work/build.log" >&2
+		exit 1
+	}
+}
+
+# The end of an EXIT trap: stops every cluster started and PostgreSQL, keeps
+# the work directory with --keep or after a failure (else deletes it), and
+# exits with rc.
+# shellcheck disable=SC2317 # called from EXIT traps
+bench_finish() {
+	local rc=$1 c
+	set +e
+	for c in "${clusters_started[@]}"; do
+		[[ -n $c ]] || continue
+		if [[ $c == mock ]]; then qs_mock_stop "$work/mock"; else qs_broker_stop "$work/broker" >/dev/null 2>&1; fi
+	done
+	qs_pg_stop "$pg_dir"
+	if $keep || ((rc != 0)); then
+		echo "work directory kept: $work" >&2
+	else
+		rm -rf "$work"
+	fi
+	exit "$rc"
+}
