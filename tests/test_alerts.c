@@ -345,6 +345,25 @@ START_TEST(late_submission_of_overdue)
 }
 END_TEST
 
+START_TEST(own_submission_past_181_skips_overdue)
+{
+	struct fixture f = setup();
+	/* service_to 2023-03-01: Jul 29 = +150, Aug 28 = +180 (due), Aug 29 = +181, Sep 2 = +185. */
+	struct qs_event o = owed("O", day(2023, 3, 1), ms_of(2023, 3, 5));
+	put(&f, o);
+	tick(&f, ms_of(2023, 8, 20)); /* +172 */
+	EXPECT(&f, DUE_SOON, RAISED, "O", ms_of(2023, 8, 20), day(2023, 8, 28));
+	/* O's own submission on 2023-09-02 moves the clock past +181. O was submitted at that
+	 * reading, so it never was OVERDUE there: DUE_SOON resolved, LATE_SUBMISSION raised, and
+	 * no OVERDUE raised and resolved at the same instant. */
+	put(&f, submitted(o, ms_of(2023, 9, 2)));
+	EXPECT(&f, DUE_SOON, RESOLVED, "O", ms_of(2023, 9, 2), day(2023, 8, 28));
+	EXPECT(&f, LATE_SUBMISSION, RAISED, "O", ms_of(2023, 9, 2), day(2023, 8, 28));
+	EXPECT_NONE(&f);
+	state_free(f.st);
+}
+END_TEST
+
 START_TEST(timely_submission_of_due_soon)
 {
 	struct fixture f = setup();
@@ -713,8 +732,9 @@ START_TEST(restore_equivalence)
 
 	/* Phase 2, the same events to both (clock in brackets):
 	 * 11 E7 owed, service_to 2023-01-01 [08-03]: its chain holds V7, voided: nothing.
-	 * 12 E1 submitted 2023-08-20 [08-20]: first the clock: E2's timer (08-07) -> E2 DUE_SOON raised
-	 *    (+163, due 09-06); then E1, Aug 20 = +172 <= 180: DUE_SOON resolved (due 08-28), on time.
+	 * 12 E1 submitted 2023-08-20 [08-20]: first E1 itself, Aug 20 = +172 <= 180: DUE_SOON resolved
+	 *    (due 08-28), on time; then the other timers: E2's (08-07) -> E2 DUE_SOON raised (+163,
+	 *    due 09-06).
 	 * 13 R8 replacement naming R4 (so in E4's chain), service_to 2023-03-20 [08-21]: E4 was judged
 	 *    by R4's 04-01 (Aug 21 = +142, nothing); now by 03-20: Mar 31 = +11, Apr 30 = +41,
 	 *    May 31 = +72, Jun 30 = +102, Jul 31 = +133, Aug 21 = +154: DUE_SOON raised, due 03-20 +
@@ -735,8 +755,8 @@ START_TEST(restore_equivalence)
 	PUT_BOTH(&pr, encounter("T4", "", QS_FREQ_ORIGINAL, day(2023, 10, 1), ms_of(2023, 10, 1)));
 	for (int side = 0; side < 2; side++) {
 		struct fixture *x = side ? b : a;
-		EXPECT(x, DUE_SOON, RAISED, "E2", ms_of(2023, 8, 20), day(2023, 9, 6));
 		EXPECT(x, DUE_SOON, RESOLVED, "E1", ms_of(2023, 8, 20), day(2023, 8, 28));
+		EXPECT(x, DUE_SOON, RAISED, "E2", ms_of(2023, 8, 20), day(2023, 9, 6));
 		EXPECT(x, DUE_SOON, RAISED, "E4", ms_of(2023, 8, 21), day(2023, 9, 16));
 		EXPECT(x, OVERDUE, RESOLVED, "E3", ms_of(2023, 8, 22), day(2023, 7, 31));
 		EXPECT(x, DUE_SOON, RESOLVED, "E2", ms_of(2023, 9, 10), day(2023, 9, 6));
@@ -1181,6 +1201,7 @@ Suite *alerts_suite(void)
 	tcase_add_test(tc, late_submission_180_vs_181_and_utc_day);
 	tcase_add_test(tc, leap_year_window);
 	tcase_add_test(tc, late_submission_of_overdue);
+	tcase_add_test(tc, own_submission_past_181_skips_overdue);
 	tcase_add_test(tc, timely_submission_of_due_soon);
 	tcase_add_test(tc, void_resolves_overdue_and_late);
 	tcase_add_test(tc, replacement_rejudges_late_submission);

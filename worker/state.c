@@ -306,8 +306,12 @@ static const char *record_id(const struct qs_event *ev)
 	}
 }
 
-/* What a family may use on p: live output goes to the pending deltas and alerts, a restore's nowhere. */
-static struct family_ctx family_ctx(struct state *st, struct part *p, struct shard *sh, bool live)
+/*
+ * What a family may use on p: live output goes to the pending deltas and
+ * alerts, a restore's nowhere. judged_ms: the clock p's alerts were reported at.
+ */
+static struct family_ctx family_ctx(struct state *st, struct part *p, struct shard *sh, bool live,
+				    int64_t judged_ms)
 {
 	return (struct family_ctx){
 		.intern = &st->intern,
@@ -316,31 +320,31 @@ static struct family_ctx family_ctx(struct state *st, struct part *p, struct sha
 		.sink = live ? (struct contrib_sink){accumulate, st} : (struct contrib_sink){discard, NULL},
 		.alerts = live ? (struct alert_sink){record_alert, st} : (struct alert_sink){discard_alert, NULL},
 		.clock_ms = p->clock_ms,
+		.judged_ms = judged_ms,
 	};
 }
 
-static void fold(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, bool live)
+static void fold(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, bool live,
+		 int64_t judged_ms)
 {
 	for (size_t f = 0; f < measures_family_count; f++) {
 		struct shard *sh = p->shards[f];
 		if (!sh)
 			continue;
-		struct family_ctx ctx = family_ctx(st, p, sh, live);
+		struct family_ctx ctx = family_ctx(st, p, sh, live, judged_ms);
 		measures_families[f]->apply(sh->state, &ctx, ev, offset);
 	}
 }
 
-/* Moves p's clock to clock_ms and lets the families' timers fire. */
-static void set_clock(struct state *st, struct part *p, int64_t clock_ms)
+/* p's clock moved on from judged_ms: lets the families' timers fire. */
+static void fire_timers(struct state *st, struct part *p, int64_t judged_ms)
 {
-	int64_t old = p->clock_ms;
-	p->clock_ms = clock_ms;
 	for (size_t f = 0; f < measures_family_count; f++) {
 		struct shard *sh = p->shards[f];
 		if (!sh || !measures_families[f]->tick)
 			continue;
-		struct family_ctx ctx = family_ctx(st, p, sh, true);
-		measures_families[f]->tick(sh->state, &ctx, old);
+		struct family_ctx ctx = family_ctx(st, p, sh, true, judged_ms);
+		measures_families[f]->tick(sh->state, &ctx);
 	}
 }
 
@@ -367,10 +371,18 @@ static void *copy_pending(struct state *st, const void *bytes, size_t len)
 void state_apply(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, const void *value,
 		 size_t value_len)
 {
-	int64_t t = st->wall ? QS_NO_TS : event_time(ev);
+	/*
+	 * The event is judged at its own time, against what its entities had
+	 * reported; then the other entities' timers catch up with the new clock.
+	 * (Timers first would report, for an owed encounter whose own submission
+	 * moves the clock past a boundary, an alert raised and resolved at once.)
+	 */
+	int64_t judged = p->clock_ms, t = st->wall ? QS_NO_TS : event_time(ev);
 	if (t != QS_NO_TS && (p->clock_ms == QS_NO_TS || t > p->clock_ms))
-		set_clock(st, p, t); /* first: the event is then judged at its own time */
-	fold(st, p, ev, offset, true);
+		p->clock_ms = t;
+	fold(st, p, ev, offset, true, judged);
+	if (p->clock_ms != judged)
+		fire_timers(st, p, judged);
 	*VEC_PUSH(st->records) = (struct state_record){
 		.topic = p->topic,
 		.partition = p->partition,
@@ -385,7 +397,7 @@ void state_apply(struct state *st, struct part *p, const struct qs_event *ev, in
 
 void state_restore(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset)
 {
-	fold(st, p, ev, offset, false);
+	fold(st, p, ev, offset, false, p->clock_ms);
 }
 
 void state_dead_letter(struct state *st, struct part *p, int64_t offset, const void *key, size_t key_len,
@@ -416,7 +428,9 @@ void state_wall_clock(struct state *st, int64_t now_ms)
 			struct part *p = st->parts[t].items[i];
 			if (!p || (p->clock_ms != QS_NO_TS && dates_day_of_ms(p->clock_ms) >= today))
 				continue; /* alerts change by the day; a clock stepped back waits for it */
-			set_clock(st, p, now_ms);
+			int64_t judged = p->clock_ms;
+			p->clock_ms = now_ms;
+			fire_timers(st, p, judged);
 			mark_progressed(st, p);
 		}
 }

@@ -86,9 +86,12 @@ class Worker:
 
 
 class Env:
-    """A private database, topic set and schema registry directory for one test."""
+    """A private database, topic set and schema registry directory for one test.
 
-    def __init__(self, tmp_path, name):
+    inputs_of: another Env whose input topics this one reads (a replay in a fresh
+    database and group, see twin()); its output topics stay its own."""
+
+    def __init__(self, tmp_path, name, inputs_of=None):
         self.kind = need("QS_TEST_KAFKA")
         self.bootstrap = need("QS_BOOTSTRAP")
         self.binary = pathlib.Path(need("QS_BUILD")) / "qualstream"
@@ -100,9 +103,11 @@ class Env:
         self.admin_dsn = admin_dsn
         self.dsn = f"{admin_dsn} dbname={self.db}"
         self.topics = {t: f"{name}.{t}" for t in ("encounters", "deliveries", "member-events")}
+        if inputs_of:
+            self.topics = dict(inputs_of.topics)
         self.dead_letter_topic = f"{name}.dead-letters"
         self.alert_topic = f"{name}.alerts"
-        self.create_topics()
+        self.create_topics(outputs_only=inputs_of is not None)
         self.registry = tmp_path / "registry"
         qsgen.write_registry(str(self.registry))
         self.group = f"{name}-group"
@@ -126,16 +131,17 @@ class Env:
         subprocess.run([str(self.binary), "migrate", "-c", str(self.config)], check=True,
                        capture_output=True)
         self.workers = []
-        self.produced = 0
+        self.twins = []
+        self.produced = inputs_of.produced if inputs_of else 0
 
-    def create_topics(self, partitions=4):
+    def create_topics(self, partitions=4, outputs_only=False):
         """Topics with 4 partitions. librdkafka's mock cluster has no CreateTopics API; its
         producers auto-create unknown topics with 4 partitions, which is the same layout."""
         if self.kind == "mock":
             return
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        new = [NewTopic(t, partitions, 1) for t in self.topics.values()]
+        new = [] if outputs_only else [NewTopic(t, partitions, 1) for t in self.topics.values()]
         new.append(NewTopic(self.dead_letter_topic, partitions, 1))
         new.append(NewTopic(self.alert_topic, partitions, 1))
         for topic, future in admin.create_topics(new, operation_timeout=30).items():
@@ -161,10 +167,37 @@ class Env:
         assert rc == 0, f"worker exited {rc}; log:\n{w.tail()}"
         return w
 
+    def twin(self):
+        """A second Env over this one's input topics: its own database, group and output
+        topics, closed with this one. For replays of the same history."""
+        path = self.tmp / f"twin{len(self.twins)}"
+        path.mkdir()
+        t = Env(path, f"{self.name}x{len(self.twins)}", inputs_of=self)
+        self.twins.append(t)
+        return t
+
     def query(self, sql, *params):
         with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall()
+
+    def execute(self, sql, *params):
+        """A statement without a result (UPDATE of a rule after migrate, a test trigger)."""
+        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+
+    ALERT_COLUMNS = ("id", "alert_id", "kind", "state", "plan_id", "source", "member_id", "encounter_id",
+                     "hospital_id", "period_start", "due_date", "detected_at", "details", "published")
+
+    def alerts(self):
+        """This group's qualstream.alerts rows in id order, as dicts (ALERT_COLUMNS): dates
+        as datetime.date, detected_at in ms since the epoch, published = published_at is set."""
+        rows = self.query(
+            "SELECT id, alert_id, kind, state, plan_id, source, member_id, encounter_id, hospital_id,"
+            " period_start, due_date, round(extract(epoch FROM detected_at) * 1000)::bigint, details,"
+            " published_at IS NOT NULL FROM qualstream.alerts WHERE consumer_group = %s ORDER BY id",
+            self.group)
+        return [dict(zip(self.ALERT_COLUMNS, r)) for r in rows]
 
     def measure_rows(self):
         return self.query("SELECT plan_id, measure, stratum, grain, period_start, numerator, denominator"
@@ -232,6 +265,8 @@ class Env:
         return out
 
     def close(self):
+        for t in self.twins:
+            t.close()
         for w in self.workers:
             if w.proc.poll() is None:
                 w.proc.kill()
@@ -252,7 +287,7 @@ def env(tmp_path, request):
     e = Env(tmp_path, name)
     yield e
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-        for w in e.workers:
+        for w in e.workers + [w for t in e.twins for w in t.workers]:
             print(f"--- {w.log}\n{w.tail()}")
     e.close()
 

@@ -9,8 +9,13 @@ final state and counts from scratch. Agreement between the two is evidence that
 the worker's retractions are right. Measures: CW13_SUBMISSIONS, CW13_TIMELY,
 NTSV_CSECTION, NTSV_MISSING and the member-event measures CAW6-CAW9 (stratum '').
 
+It also recomputes the alert feed (README "Alerts"): alerts(messages) ->
+AlertResult holds the conditions that hold at the final clocks, each
+partition's event-time clock (partitions derived from the keys) and, on
+request, every encounter alert transition.
+
 Library entry points: compute(messages) -> Result, compare(expected, actual),
-scale_rows(rows, k). CLI: expected, deadletters, compare (`oracle.py --help`).
+scale_rows(rows, k), alerts(messages) -> AlertResult. CLI: expected, deadletters, compare (`oracle.py --help`).
 The semantics follow README.md's "What is counted" and "What is rejected"
 literally; RULES holds the rule parameters.
 """
@@ -22,7 +27,9 @@ import io
 import json
 import subprocess
 import sys
+import zlib
 from collections import defaultdict
+from fractions import Fraction
 from pathlib import Path
 
 import avro.errors
@@ -579,6 +586,377 @@ def compute(messages, decoder=None):
 def scale_rows(rows, k):
     """Expected rows of k disjoint copies of a stream (qsgen.replicate)."""
     return [r[:5] + (r[5] * k, r[6] * k) for r in rows]
+
+
+# --------------------------------------------------------------------------- alerts (README "Alerts")
+#
+# The alert feed, recomputed from the raw messages and README's "Alerts" alone.
+# Encounter alerts are a pure function of an original's chain and its
+# partition's clock date; the plan alerts a pure function of the measure rows
+# (compute() above) and each topic's watermark. Partitions are derived from the
+# message keys with the producer's partitioner, so a partition's clock is
+# computed here, not read from the worker.
+
+ALERT_RULES = {
+    "timely_days": RULES["timely_days"],      # cw13_timely_days: LATE past it, OVERDUE from it + 1
+    "due_soon_days": 150,                     # alert_due_soon_days
+    "month_warning_days": 7,                  # alert_month_warning_days
+    "ntsv_min_denominator": 30,               # alert_ntsv_min_denominator
+    "timeliness_min_denominator": 20,         # alert_timeliness_min_denominator
+    "ntsv_target": Fraction("0.239"),         # ntsv_target: above means rate > target
+    "cw13_benchmark": Fraction("0.80"),       # README: CW13 timeliness benchmark (assumption 0.80)
+}
+# The CW13 phase-in (spec section 1): (first year, last year or None, source,
+# first month, last month, timeliness evaluated).
+CW13_PHASE = (
+    (2016, 2016, "MEDICARE", 9, 12, False),
+    (2017, 2017, "MEDICARE", 1, 12, True),
+    (2017, 2017, "MEDICAID", 6, 12, False),
+    (2018, None, "MEDICARE", 1, 12, True),
+    (2018, None, "MEDICAID", 1, 12, True),
+)
+ENCOUNTER_KINDS = ("LATE_SUBMISSION", "DUE_SOON", "OVERDUE")
+PLAN_KINDS = ("MONTH_WITHOUT_SUBMISSION", "MONTH_WITHOUT_SUBMISSION_WARNING", "NTSV_ABOVE_TARGET",
+              "TIMELINESS_AT_RISK")
+ALERT_FIELDS = ("alert_id", "kind", "plan_id", "source", "member_id", "encounter_id", "hospital_id",
+                "period_start", "due_date")
+PARTITIONS = 4          # the tests' topics (conftest.Env.create_topics, the mock's default)
+IDENT = {"encounters": "encounter_id", "deliveries": "delivery_id", "member-events": "event_id"}
+
+
+def murmur2(data):
+    """Kafka's Java client murmur2 (org.apache.kafka.common.utils.Utils.murmur2),
+    as an unsigned 32-bit value."""
+    m, r = 0x5BD1E995, 24
+    n = len(data)
+    h = (0x9747B28C ^ n) & 0xFFFFFFFF
+    for i in range(0, n - n % 4, 4):
+        k = data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = n - n % 4
+    if n % 4 == 3:
+        h ^= data[tail + 2] << 16
+    if n % 4 >= 2:
+        h ^= data[tail + 1] << 8
+    if n % 4 >= 1:
+        h ^= data[tail]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def partition_of(key, partitions=PARTITIONS, partitioner="consistent_random"):
+    """The partition a producer's default partitioner gives a keyed message.
+
+    consistent_random is librdkafka's default (CRC-32 of the key, modulo the
+    partition count): the one qsgen's producer (confluent-kafka) and the worker's
+    tests use. murmur2 is the Java client's default (positive murmur2 modulo the
+    count), for a topic written by Java producers. Keys here are never empty."""
+    if partitioner == "consistent_random":
+        return zlib.crc32(key) % partitions
+    if partitioner == "murmur2":
+        return (murmur2(key) & 0x7FFFFFFF) % partitions
+    raise ValueError(partitioner)
+
+
+def event_time(topic, rec):
+    """README "The clock": an encounter's event time is the later of adjudicated_at
+    and submitted_at (ms; None when both are null), a delivery's its delivery_date
+    (midnight UTC). Member events have none."""
+    if topic == "encounters":
+        times = [t for t in (rec["adjudicated_at"], rec["submitted_at"]) if t is not None]
+        return max(times) if times else None
+    if topic == "deliveries":
+        return rec["delivery_date"] * DAY_MS
+    return None
+
+
+def day_of_ms(ms):
+    """The UTC date (days since the epoch) of an instant in ms, None for None."""
+    return None if ms is None else ms // DAY_MS
+
+
+def _month_add(first, k):
+    y, m = divmod(first.month - 1 + k, 12)
+    return datetime.date(first.year + y, m + 1, 1)
+
+
+def last_day(first):
+    """The last day of the month starting on date first."""
+    return _month_add(first, 1) - datetime.timedelta(days=1)
+
+
+def _alert(kind, plan, ident, source=None, member=None, encounter=None, hospital=None,
+           period_start=None, due=None):
+    return dict(alert_id=f"{kind}:{plan}:{ident}", kind=kind, plan_id=plan, source=source,
+                member_id=member, encounter_id=encounter, hospital_id=hospital,
+                period_start=period_start, due_date=due)
+
+
+def encounter_alert(orig, chain, clock_day, rules=ALERT_RULES):
+    """The one alert an original's chain holds (README "One open alert per
+    encounter"), or None. orig is the chain's ORIGINAL, chain its [(seq, record)],
+    clock_day the partition's clock date in days (None: no clock yet).
+
+    Voided: nothing. Submitted: LATE_SUBMISSION when the original's submission
+    date is more than timely_days after the chain's service_to (its latest
+    replacement's, else the original's). Owed (submitted_at null): age = clock
+    date - service_to; DUE_SOON for due_soon_days..timely_days, OVERDUE above.
+    due_date = service_to + timely_days."""
+    if any(rec["frequency"] == "VOID" for _, rec in chain):
+        return None
+    st = chain_content(chain, orig)["service_to"]
+    limit = rules["timely_days"]
+    if orig["submitted_at"] is not None:
+        if orig["submitted_at"] // DAY_MS - st <= limit:
+            return None
+        kind = "LATE_SUBMISSION"
+    else:
+        if clock_day is None or clock_day - st < rules["due_soon_days"]:
+            return None
+        kind = "OVERDUE" if clock_day - st > limit else "DUE_SOON"
+    return _alert(kind, orig["plan_id"], orig["encounter_id"], source=orig["source"],
+                  member=orig["member_id"], encounter=orig["encounter_id"], due=date_of(st + limit))
+
+
+def encounter_alerts(encounters, clock_day, rules=ALERT_RULES):
+    """{alert_id: alert} that hold for one encounters partition: its final records
+    ({id: (seq, record)}) judged at its clock date. Chains whose original has not
+    arrived hold none."""
+    out = {}
+    for rid, chain in encounter_chains(encounters).items():
+        if rid in encounters and encounters[rid][1]["frequency"] == "ORIGINAL":
+            a = encounter_alert(encounters[rid][1], chain, clock_day, rules)
+            if a:
+                out[a["alert_id"]] = a
+    return out
+
+
+def walk_partition(topic, messages, decoder, rules=ALERT_RULES, history=False):
+    """Reads one partition's messages [(topic, key, value), ...] in order, as the
+    worker does. Returns (records, clock, transitions):
+      records      the final accepted version of each record, {id: (seq, record)};
+      clock        the latest event time read (ms), None if none: only messages
+                   that are used (not dead-lettered) move it, and it never goes back;
+      transitions  (encounters, history=True) every encounter alert transition:
+                   after each message is applied and the clock moved, the alerts
+                   that hold are compared with the ones open before it; each
+                   difference is a RESOLVED then a RAISED row (alert fields as at
+                   raising, state, detected_at = the clock then), in alert_id order.
+    History rebuilds the chains after every message: small streams only."""
+    records, clock, open_, out = {}, None, {}, []
+    for seq, m in enumerate(messages):
+        try:
+            rec = decoder.decode(topic, m[2])
+        except Rejected:
+            continue
+        records[rec[IDENT[topic]]] = (seq, rec)
+        t = event_time(topic, rec)
+        if t is not None and (clock is None or t > clock):
+            clock = t
+        if history and topic == "encounters":
+            now = encounter_alerts(records, day_of_ms(clock), rules)
+            for aid in sorted(set(open_) - set(now)):
+                out.append(dict(open_.pop(aid), state="RESOLVED", detected_at=clock))
+            for aid in sorted(set(now) - set(open_)):
+                open_[aid] = now[aid]
+                out.append(dict(now[aid], state="RAISED", detected_at=clock))
+    return records, clock, out
+
+
+def cw13_calendar(rows, upto, phase=CW13_PHASE, cw13_from=None):
+    """[(plan, source, month)] that CW13 evaluates up to the month of date upto:
+    from the plan's first month with a submission (any source; or cw13_from[plan],
+    a date) through the phase-in."""
+    first = {}
+    for (plan, measure, _stratum, grain, start), v in rows.items():
+        if measure == "CW13_SUBMISSIONS" and grain == "month" and v[0] > 0:
+            first[plan] = min(first.get(plan, start), start)
+    for plan, d in (cw13_from or {}).items():
+        first[plan] = d.replace(day=1)
+    out = []
+    for plan, m in sorted(first.items()):
+        while m <= upto.replace(day=1):
+            out += [(plan, source, m) for fy, ly, source, fm, lm, _ in phase
+                    if fy <= m.year <= (ly or 9999) and fm <= m.month <= lm]
+            m = _month_add(m, 1)
+    return out
+
+
+def month_alerts(rows, enc_day, rules=ALERT_RULES, phase=CW13_PHASE, cw13_from=None):
+    """MONTH_WITHOUT_SUBMISSION[_WARNING] that hold at the encounters watermark
+    date enc_day (a date; None: nothing): an evaluated month without a submission
+    is closed when its last day is before enc_day, warned when enc_day is in
+    last day - month_warning_days .. last day."""
+    out = {}
+    if enc_day is None:
+        return out
+    for plan, source, month in cw13_calendar(rows, enc_day, phase, cw13_from):
+        if rows.get((plan, "CW13_SUBMISSIONS", source, "month", month), (0, 0))[0] > 0:
+            continue
+        last = last_day(month)
+        if last < enc_day:
+            kind = "MONTH_WITHOUT_SUBMISSION"
+        elif enc_day >= last - datetime.timedelta(days=rules["month_warning_days"]):
+            kind = "MONTH_WITHOUT_SUBMISSION_WARNING"
+        else:
+            continue
+        a = _alert(kind, plan, f"{source}:{month:%Y-%m}", source=source, period_start=month, due=last)
+        out[a["alert_id"]] = a
+    return out
+
+
+def timeliness_alerts(rows, enc_day, rules=ALERT_RULES, phase=CW13_PHASE):
+    """TIMELINESS_AT_RISK at the encounters watermark date enc_day: per plan,
+    source and year up to enc_day's year whose timeliness the phase-in evaluates,
+    CW13_TIMELY of the year (to date) below the benchmark with at least
+    timeliness_min_denominator originals."""
+    out = {}
+    if enc_day is None:
+        return out
+    for (plan, measure, source, grain, start), (num, den) in rows.items():
+        if measure != "CW13_TIMELY" or grain != "year" or start.year > enc_day.year:
+            continue
+        if not any(t and s == source and fy <= start.year <= (ly or 9999) for fy, ly, s, _, _, t in phase):
+            continue
+        if den >= rules["timeliness_min_denominator"] and Fraction(num, den) < rules["cw13_benchmark"]:
+            a = _alert("TIMELINESS_AT_RISK", plan, f"{source}:{start.year}", source=source,
+                       period_start=start, due=datetime.date(start.year, 12, 31))
+            out[a["alert_id"]] = a
+    return out
+
+
+def ntsv_alerts(rows, del_day, rules=ALERT_RULES):
+    """NTSV_ABOVE_TARGET at the deliveries watermark date del_day: per plan and
+    hospital, NTSV_CSECTION over the 12 months ending with del_day's month above
+    the target with at least ntsv_min_denominator NTSV deliveries. period_start
+    is the window's first month; no due date."""
+    out = {}
+    if del_day is None:
+        return out
+    first = _month_add(del_day.replace(day=1), -11)
+    sums = defaultdict(lambda: [0, 0])
+    for (plan, measure, stratum, grain, start), (num, den) in rows.items():
+        if measure == "NTSV_CSECTION" and grain == "month" and stratum.startswith("hospital:") \
+                and first <= start <= del_day:
+            cell = sums[(plan, stratum[len("hospital:"):])]
+            cell[0] += num
+            cell[1] += den
+    for (plan, hospital), (num, den) in sorted(sums.items()):
+        if den >= rules["ntsv_min_denominator"] and Fraction(num, den) > rules["ntsv_target"]:
+            a = _alert("NTSV_ABOVE_TARGET", plan, hospital, hospital=hospital, period_start=first)
+            out[a["alert_id"]] = a
+    return out
+
+
+class AlertResult:
+    """clocks: {(topic, partition): ms} of every encounters and deliveries
+    partition with a clock; watermarks: {topic: ms or None} (unless given: the
+    lowest clock of the topic's partitions, None until every partition has one);
+    open: {alert_id: alert}
+    that hold at those clocks (encounter alerts with their current due_date);
+    history: the encounter alert transitions (alerts(history=True)), each with
+    its partition, in stream order per partition; rows: the measure rows."""
+
+    def __init__(self):
+        self.clocks = {}
+        self.watermarks = {}
+        self.open = {}
+        self.history = []
+        self.rows = {}
+
+    def open_of(self, kinds):
+        return {k: v for k, v in self.open.items() if v["kind"] in kinds}
+
+
+def _triples(messages):
+    return [(m.topic, m.key, m.value) if isinstance(m, qsgen.Message) else tuple(m[:3]) for m in messages]
+
+
+def split_partitions(messages, partitions=PARTITIONS, partitioner="consistent_random"):
+    """{(topic, partition): [(topic, key, value), ...]} in stream order."""
+    out = defaultdict(list)
+    for m in _triples(messages):
+        out[(m[0], partition_of(m[1], partitions, partitioner))].append(m)
+    return out
+
+
+def alerts(messages, partitions=PARTITIONS, partitioner="consistent_random", rules=None,
+           watermarks=None, history=False, cw13_from=None, decoder=None):
+    """The alert conditions that hold once every message has been read.
+
+    messages as for compute(), in production order (each partition's order is
+    its subsequence). rules overrides ALERT_RULES entries; watermarks ({topic:
+    ms}) overrides the watermarks derived from the final clocks; cw13_from is
+    {plan: date} (qualstream.plan.cw13_from). Every partition of a topic is
+    taken to be claimed by the group (one worker, or several sharing them)."""
+    rules = dict(ALERT_RULES, **(rules or {}))
+    dec = decoder or Decoder()
+    msgs = _triples(messages)
+    res = AlertResult()
+    res.rows = compute(msgs, dec).rows
+    for (topic, p), part in sorted(split_partitions(msgs, partitions, partitioner).items()):
+        if topic not in ("encounters", "deliveries"):
+            continue
+        records, clock, transitions = walk_partition(topic, part, dec, rules, history)
+        if clock is not None:
+            res.clocks[(topic, p)] = clock
+        if topic == "encounters":
+            res.open.update(encounter_alerts(records, day_of_ms(clock), rules))
+            res.history += [dict(t, partition=p) for t in transitions]
+    for topic in ("encounters", "deliveries"):
+        # README "The clock": a partition that has never had an event holds the
+        # watermark back; plan alerts start once every partition has read one.
+        mine = [c for (t, _), c in res.clocks.items() if t == topic]
+        res.watermarks[topic] = min(mine) if len(mine) == partitions else None
+    res.watermarks.update(watermarks or {})
+    enc, dlv = (res.watermarks[t] for t in ("encounters", "deliveries"))
+    enc_day = None if enc is None else date_of(day_of_ms(enc))
+    del_day = None if dlv is None else date_of(day_of_ms(dlv))
+    res.open.update(month_alerts(res.rows, enc_day, rules, CW13_PHASE, cw13_from))
+    res.open.update(timeliness_alerts(res.rows, enc_day, rules))
+    res.open.update(ntsv_alerts(res.rows, del_day, rules))
+    return res
+
+
+def open_after(transitions):
+    """{alert_id: row} of the alerts a sequence of transition rows (dicts with
+    alert_id and state, in order) leaves open: each one's last row, if RAISED."""
+    last = {}
+    for t in transitions:
+        last[t["alert_id"]] = t
+    return {k: v for k, v in last.items() if v["state"] == "RAISED"}
+
+
+def months_filled_late(messages, partitions=PARTITIONS, partitioner="consistent_random", decoder=None):
+    """{(plan, source, month)} that a submission reached late: it arrived in its
+    partition after that partition's clock had left the month (clock date after
+    the month's last day). Only such a submission can resolve a closed month: a
+    MONTH_WITHOUT_SUBMISSION raised for any other month that has a submission in
+    the end was raised before every partition had read past the month."""
+    dec = decoder or Decoder()
+    out = set()
+    for (topic, _), part in split_partitions(messages, partitions, partitioner).items():
+        if topic != "encounters":
+            continue
+        clock = None
+        for m in part:
+            try:
+                rec = dec.decode(topic, m[2])
+            except Rejected:
+                continue
+            if rec["submitted_at"] is not None and clock is not None:
+                month = date_of(rec["submitted_at"] // DAY_MS).replace(day=1)
+                if last_day(month) < date_of(day_of_ms(clock)):
+                    out.add((rec["plan_id"], rec["source"], month))
+            t = event_time(topic, rec)
+            if t is not None and (clock is None or t > clock):
+                clock = t
+    return out
 
 
 # --------------------------------------------------------------------------- comparing

@@ -703,5 +703,312 @@ class CawHandStreams(unittest.TestCase):
         self.assertEqual(oracle.compare(exp, exp + [(P, "CAW6", "", "month", "2017-11-01", 0, 0)]), [])
 
 
+# --------------------------------------------------------------------------- alerts by hand
+
+A = "PLAN-AL"
+
+
+def utc(iso):
+    """Epoch ms of an ISO instant in UTC (a date alone means 00:00)."""
+    return ts(iso if "T" in iso else iso + "T00:00:00")
+
+
+def key_on(partition, tag):
+    """The first key tag-0, tag-1, ... that librdkafka's default partitioner puts in
+    `partition` of a 4-partition topic."""
+    i = 0
+    while oracle.partition_of(f"{tag}-{i}".encode()) != partition:
+        i += 1
+    return f"{tag}-{i}"
+
+
+class _AlertStream:
+    """Encounters and deliveries of one plan, each keyed by its member."""
+
+    def __init__(self, plan=A):
+        self.c = qsgen.Codec()
+        self.plan = plan
+        self.out = []
+
+    def enc(self, eid, member, service_to, submitted=None, adjudicated=None, freq="ORIGINAL", orig=None,
+            source="MEDICARE", value=None):
+        rec = dict(encounter_id=eid, original_encounter_id=orig, plan_id=self.plan, member_id=member,
+                   source=source, frequency=freq, service_from=day(service_to), service_to=day(service_to),
+                   adjudicated_at=None if adjudicated is None else utc(adjudicated),
+                   submitted_at=None if submitted is None else utc(submitted), ed_visit=False)
+        self.out.append(Message("encounters", member.encode(), value or self.c.frame(1, rec), rec, 1))
+        return rec
+
+    def dlv(self, did, member, hospital, date, method="CESAREAN", parity=0):
+        rec = dict(delivery_id=did, plan_id=self.plan, hospital_id=hospital, member_id=member,
+                   delivery_date=day(date), parity=parity, gestational_age_weeks=39, plurality=1,
+                   presentation="VERTEX", method=method, live_birth=True, status="ACTIVE")
+        self.out.append(Message("deliveries", member.encode(), self.c.frame(2, rec), rec, 2))
+        return rec
+
+
+def encounter_history_stream():
+    """One member, so one partition and one clock. Ages are clock date - service_to;
+    due dates service_to + 180.
+
+      1-4 owed originals, adjudicated ten days after service_to (clock 2019-01-12 09:00):
+          E149 to 2019-01-02, E150 to 2019-01-01, E180 to 2018-12-02, E181 to 2018-12-01.
+          Jan 1 -> May 31 2019 = 30+28+31+30+31 = 150 days; Dec 1 -> Jan 1 = 31.
+      5   T1 submitted 2019-05-30 12:00: ages 147/148/179/180: DUE_SOON E180 and E181.
+      6   T2 submitted 2019-05-31 12:00: ages 148.. no: 149/150/180/181: E150 DUE_SOON;
+          E180 still DUE_SOON (180); E181 DUE_SOON resolved, OVERDUE raised; E149 nothing.
+      7   E181 again, now submitted 2019-05-31 13:00: 181 days late: OVERDUE resolved,
+          LATE_SUBMISSION raised (due 2018-12-01 + 180 = 2019-05-30).
+      8   V180 voids E180 (13:00 -> 14:00): DUE_SOON E180 resolved.
+      9   R150 replaces E150 with service_to 2019-01-10 (15:00): age 141, DUE_SOON resolved.
+      10  a rejected record (submitted before service_to) with times in 2030: the clock
+          does not move.
+      11  E9 owed, to 2019-01-05 (age 146 at May 31): nothing.
+      12  E9 submitted 2019-07-10 00:00 (186 days: late), which moves the clock 40 days
+          at once: LATE_SUBMISSION E9 (due 2019-07-04) only, no OVERDUE first; E149 (189
+          days) OVERDUE directly, due 2019-07-01; E150 through R150 (Jan 10 -> Jul 10 =
+          181 days) OVERDUE, due 2019-07-09."""
+    s = _AlertStream()
+    m = "M-HIST"
+    s.enc("E149", m, "2019-01-02", adjudicated="2019-01-12T09:00:00")
+    s.enc("E150", m, "2019-01-01", adjudicated="2019-01-11T09:00:00")
+    s.enc("E180", m, "2018-12-02", adjudicated="2018-12-12T09:00:00")
+    s.enc("E181", m, "2018-12-01", adjudicated="2018-12-11T09:00:00")
+    s.enc("T1", m, "2019-05-29", submitted="2019-05-30T12:00:00")
+    s.enc("T2", m, "2019-05-30", submitted="2019-05-31T12:00:00")
+    s.enc("E181", m, "2018-12-01", adjudicated="2018-12-11T09:00:00", submitted="2019-05-31T13:00:00")
+    s.enc("V180", m, "2018-12-02", submitted="2019-05-31T14:00:00", freq="VOID", orig="E180")
+    s.enc("R150", m, "2019-01-10", submitted="2019-05-31T15:00:00", freq="REPLACEMENT", orig="E150")
+    bad = dict(s.out[-1].record, encounter_id="BAD", frequency="ORIGINAL", original_encounter_id=None,
+               service_from=day("2030-01-10"), service_to=day("2030-01-10"),
+               adjudicated_at=utc("2029-12-31"), submitted_at=utc("2030-01-01"))
+    s.out.append(Message("encounters", m.encode(), s.c.frame(1, bad), bad, 1, "submitted_before_service_to"))
+    s.enc("E9", m, "2019-01-05", adjudicated="2019-01-06T09:00:00")
+    s.enc("E9", m, "2019-01-05", adjudicated="2019-01-06T09:00:00", submitted="2019-07-10T00:00:00")
+    return s.out
+
+
+# (state, alert_id, detected_at, due_date), in the order the rows are written.
+ENCOUNTER_HISTORY = [
+    ("RAISED", "DUE_SOON:PLAN-AL:E180", "2019-05-30T12:00:00", "2019-05-31"),
+    ("RAISED", "DUE_SOON:PLAN-AL:E181", "2019-05-30T12:00:00", "2019-05-30"),
+    ("RESOLVED", "DUE_SOON:PLAN-AL:E181", "2019-05-31T12:00:00", "2019-05-30"),
+    ("RAISED", "DUE_SOON:PLAN-AL:E150", "2019-05-31T12:00:00", "2019-06-30"),
+    ("RAISED", "OVERDUE:PLAN-AL:E181", "2019-05-31T12:00:00", "2019-05-30"),
+    ("RESOLVED", "OVERDUE:PLAN-AL:E181", "2019-05-31T13:00:00", "2019-05-30"),
+    ("RAISED", "LATE_SUBMISSION:PLAN-AL:E181", "2019-05-31T13:00:00", "2019-05-30"),
+    ("RESOLVED", "DUE_SOON:PLAN-AL:E180", "2019-05-31T14:00:00", "2019-05-31"),
+    ("RESOLVED", "DUE_SOON:PLAN-AL:E150", "2019-05-31T15:00:00", "2019-06-30"),
+    ("RAISED", "LATE_SUBMISSION:PLAN-AL:E9", "2019-07-10T00:00:00", "2019-07-04"),
+    ("RAISED", "OVERDUE:PLAN-AL:E149", "2019-07-10T00:00:00", "2019-07-01"),
+    ("RAISED", "OVERDUE:PLAN-AL:E150", "2019-07-10T00:00:00", "2019-07-09"),
+]
+
+
+def _rows(*cells):
+    """Measure rows {(plan, measure, stratum, grain, period_start): (num, den)} from
+    (plan, measure, stratum, grain, ISO period_start, num, den)."""
+    return {(p, m, s, g, datetime.date.fromisoformat(st)): (n, d) for p, m, s, g, st, n, d in cells}
+
+
+def _ids(alerts):
+    return sorted(alerts)
+
+
+class AlertOracle(unittest.TestCase):
+    def test_partitioners(self):
+        # Kafka's UtilsTest vectors for the Java client's murmur2 (signed 32-bit there).
+        for text, signed in (("21", -973932308), ("foobar", -790332482), ("abc", 479470107),
+                             ("a-little-bit-long-string", -985981536),
+                             ("a-little-bit-longer-string", -1486304829),
+                             ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971)):
+            self.assertEqual(oracle.murmur2(text.encode()), signed & 0xFFFFFFFF, text)
+        # librdkafka's consistent_random is CRC-32: "123456789" has the check value 0xCBF43926.
+        self.assertEqual(oracle.partition_of(b"123456789", 4), 0xCBF43926 % 4)
+        self.assertEqual(oracle.partition_of(b"123456789", 7), 0xCBF43926 % 7)
+        self.assertEqual(oracle.partition_of(b"abc", 4, "murmur2"), 479470107 % 4)
+
+    def test_encounter_history_by_hand(self):
+        res = oracle.alerts(encounter_history_stream(), history=True)
+        got = [(t["state"], t["alert_id"], t["detected_at"], t["due_date"]) for t in res.history]
+        self.assertEqual(got, [(s, a, utc(at), datetime.date.fromisoformat(due))
+                               for s, a, at, due in ENCOUNTER_HISTORY])
+        first = res.history[0]
+        self.assertEqual({k: first[k] for k in ("kind", "plan_id", "source", "member_id", "encounter_id",
+                                                "hospital_id", "period_start")},
+                         dict(kind="DUE_SOON", plan_id=A, source="MEDICARE", member_id="M-HIST",
+                              encounter_id="E180", hospital_id=None, period_start=None))
+        # The final state: the open rows of the history are what holds at the last clock.
+        want = ["LATE_SUBMISSION:PLAN-AL:E181", "LATE_SUBMISSION:PLAN-AL:E9", "OVERDUE:PLAN-AL:E149",
+                "OVERDUE:PLAN-AL:E150"]
+        self.assertEqual(_ids(oracle.open_after(res.history)), want)
+        self.assertEqual(_ids(res.open_of(oracle.ENCOUNTER_KINDS)), want)
+        (clock,) = [c for (t, _), c in res.clocks.items() if t == "encounters"]
+        self.assertEqual(clock, utc("2019-07-10"))
+
+    def test_encounter_boundaries_and_leap_year(self):
+        def judge(service_to, clock, submitted=None):
+            orig = dict(encounter_id="E", plan_id=A, member_id="M", source="MEDICAID", frequency="ORIGINAL",
+                        service_to=day(service_to), submitted_at=None if submitted is None else utc(submitted))
+            a = oracle.encounter_alert(orig, [(0, orig)], day(clock))
+            return a and (a["kind"], a["due_date"].isoformat())
+
+        # 2019-09-02 + 180 days crosses 2020-02-29: Sep 2 -> Jan 2 = 122, -> Feb 29 = 180.
+        self.assertIsNone(judge("2019-09-02", "2020-01-29"))                        # 149
+        self.assertEqual(judge("2019-09-02", "2020-01-30"), ("DUE_SOON", "2020-02-29"))   # 150
+        self.assertEqual(judge("2019-09-02", "2020-02-29"), ("DUE_SOON", "2020-02-29"))   # 180
+        self.assertEqual(judge("2019-09-02", "2020-03-01"), ("OVERDUE", "2020-02-29"))    # 181
+        self.assertIsNone(judge("2019-09-02", "2020-03-05", submitted="2020-02-29T23:59:59.999"))
+        self.assertEqual(judge("2019-09-02", "2020-03-05", submitted="2020-03-01T00:00:00"),
+                         ("LATE_SUBMISSION", "2020-02-29"))
+        # From Feb 29 itself: Feb 29 -> Aug 29 = 29+31+30+31+30+31 = 182, so +180 = Aug 27.
+        self.assertIsNone(judge("2020-02-29", "2020-09-01", submitted="2020-08-27T23:59:59.999"))
+        self.assertEqual(judge("2020-02-29", "2020-09-01", submitted="2020-08-28T00:00:00"),
+                         ("LATE_SUBMISSION", "2020-08-27"))
+        self.assertEqual(judge("2020-02-29", "2020-08-27"), ("DUE_SOON", "2020-08-27"))
+        self.assertEqual(judge("2020-02-29", "2020-08-28"), ("OVERDUE", "2020-08-27"))
+        # Not submitted and no clock yet: nothing to judge.
+        self.assertIsNone(oracle.encounter_alert(
+            dict(encounter_id="E", plan_id=A, member_id="M", source="MEDICARE", frequency="ORIGINAL",
+                 service_to=day("2019-01-01"), submitted_at=None), [], None))
+
+    def test_month_alerts_by_hand(self):
+        rows = _rows((A, "CW13_SUBMISSIONS", "MEDICARE", "month", "2017-03-01", 2, 0),
+                     (A, "CW13_SUBMISSIONS", "MEDICARE", "month", "2017-05-01", 1, 0),
+                     (A, "CW13_SUBMISSIONS", "MEDICAID", "month", "2017-07-01", 1, 0),
+                     (A, "CW13_SUBMISSIONS", "MEDICARE", "year", "2017-01-01", 3, 0),
+                     (A, "CW13_TIMELY", "MEDICARE", "month", "2017-04-01", 0, 1),
+                     ("PLAN-Q", "CW13_SUBMISSIONS", "MEDICARE", "month", "2016-07-01", 1, 0),
+                     ("PLAN-Z", "CW13_SUBMISSIONS", "MEDICAID", "month", "2020-01-01", 4, 0))
+
+        def at(d, **kw):
+            return _ids(oracle.month_alerts(rows, datetime.date.fromisoformat(d), **kw))
+
+        # PLAN-AL from March 2017 (its first submission): MEDICARE every month, MEDICAID from
+        # June 2017 (DY3 phase-in). July's warning from July 31 - 7 = July 24.
+        base = ["MONTH_WITHOUT_SUBMISSION:PLAN-AL:MEDICAID:2017-06",
+                "MONTH_WITHOUT_SUBMISSION:PLAN-AL:MEDICARE:2017-04",
+                "MONTH_WITHOUT_SUBMISSION:PLAN-AL:MEDICARE:2017-06"]
+        self.assertEqual([a for a in at("2017-07-23") if "PLAN-AL" in a], base)
+        self.assertEqual([a for a in at("2017-07-24") if "PLAN-AL" in a],
+                         sorted(base + ["MONTH_WITHOUT_SUBMISSION_WARNING:PLAN-AL:MEDICARE:2017-07"]))
+        self.assertEqual([a for a in at("2017-08-01") if "PLAN-AL" in a],
+                         sorted(base + ["MONTH_WITHOUT_SUBMISSION:PLAN-AL:MEDICARE:2017-07"]))
+        # PLAN-Q from July 2016, but DY2 evaluates Medicare from September only.
+        self.assertEqual([a for a in at("2016-10-05") if "PLAN-Q" in a],
+                         ["MONTH_WITHOUT_SUBMISSION:PLAN-Q:MEDICARE:2016-09"])
+        # PLAN-Z: February 2020 has 29 days, so its warning starts on the 22nd, not the 21st.
+        self.assertEqual([a for a in at("2020-02-21") if "PLAN-Z" in a],
+                         ["MONTH_WITHOUT_SUBMISSION:PLAN-Z:MEDICARE:2020-01"])
+        feb = oracle.month_alerts(rows, datetime.date(2020, 2, 22))
+        w = feb["MONTH_WITHOUT_SUBMISSION_WARNING:PLAN-Z:MEDICAID:2020-02"]
+        self.assertEqual((w["kind"], w["plan_id"], w["source"], w["period_start"], w["due_date"]),
+                         ("MONTH_WITHOUT_SUBMISSION_WARNING", "PLAN-Z", "MEDICAID", datetime.date(2020, 2, 1),
+                          datetime.date(2020, 2, 29)))
+        self.assertIn("MONTH_WITHOUT_SUBMISSION_WARNING:PLAN-Z:MEDICARE:2020-02", feb)
+        # A plan with cw13_from and no submission at all.
+        self.assertEqual([a for a in at("2018-03-24", cw13_from={"PLAN-R": datetime.date(2018, 2, 15)})
+                          if "PLAN-R" in a],
+                         ["MONTH_WITHOUT_SUBMISSION:PLAN-R:MEDICAID:2018-02",
+                          "MONTH_WITHOUT_SUBMISSION:PLAN-R:MEDICARE:2018-02",
+                          "MONTH_WITHOUT_SUBMISSION_WARNING:PLAN-R:MEDICAID:2018-03",
+                          "MONTH_WITHOUT_SUBMISSION_WARNING:PLAN-R:MEDICARE:2018-03"])
+        self.assertEqual(oracle.month_alerts(rows, None), {})
+
+    def test_timeliness_alerts_by_hand(self):
+        rows = _rows((A, "CW13_TIMELY", "MEDICARE", "year", "2019-01-01", 12, 15),   # 0.80: meets it
+                     (A, "CW13_TIMELY", "MEDICAID", "year", "2019-01-01", 11, 19),   # 19 originals: too few
+                     ("PLAN-Q", "CW13_TIMELY", "MEDICARE", "year", "2019-01-01", 19, 24),  # 0.79
+                     ("PLAN-Q", "CW13_TIMELY", "MEDICARE", "month", "2019-03-01", 0, 25),  # not a year
+                     ("PLAN-Q", "CW13_TIMELY", "MEDICARE", "year", "2017-01-01", 10, 30),  # DY3 Medicare
+                     ("PLAN-Q", "CW13_TIMELY", "MEDICAID", "year", "2017-01-01", 0, 30),   # not evaluated
+                     ("PLAN-Q", "CW13_TIMELY", "MEDICARE", "year", "2016-01-01", 0, 30),   # not evaluated
+                     ("PLAN-Q", "CW13_TIMELY", "MEDICARE", "year", "2020-01-01", 0, 30))   # after the clock
+        got = oracle.timeliness_alerts(rows, datetime.date(2019, 12, 31))
+        self.assertEqual(_ids(got), ["TIMELINESS_AT_RISK:PLAN-Q:MEDICARE:2017",
+                                     "TIMELINESS_AT_RISK:PLAN-Q:MEDICARE:2019"])
+        a = got["TIMELINESS_AT_RISK:PLAN-Q:MEDICARE:2019"]
+        self.assertEqual((a["source"], a["period_start"], a["due_date"]),
+                         ("MEDICARE", datetime.date(2019, 1, 1), datetime.date(2019, 12, 31)))
+        self.assertIn("TIMELINESS_AT_RISK:PLAN-Q:MEDICARE:2020",
+                      oracle.timeliness_alerts(rows, datetime.date(2020, 1, 1)))
+        lower = dict(oracle.ALERT_RULES, timeliness_min_denominator=19)
+        self.assertIn("TIMELINESS_AT_RISK:PLAN-AL:MEDICAID:2019",
+                      oracle.timeliness_alerts(rows, datetime.date(2019, 12, 31), lower))
+
+    def test_ntsv_alerts_by_hand(self):
+        h = "NTSV_CSECTION"
+        rows = _rows((A, h, "hospital:H1", "month", "2018-04-01", 1, 2),
+                     (A, h, "hospital:H1", "month", "2019-03-01", 7, 27),     # 8/29: too few
+                     (A, h, "", "month", "2019-03-01", 50, 100),              # the plan, not a hospital
+                     (A, h, "hospital:H2", "month", "2019-03-01", 11, 46),    # 0.23913 > 0.239
+                     (A, h, "hospital:H2", "quarter", "2019-01-01", 0, 500),  # not a month
+                     (A, h, "hospital:H3", "month", "2019-02-01", 11, 47),    # 0.2340
+                     (A, h, "hospital:H4", "month", "2018-03-01", 30, 30),    # leaves the window in March
+                     (A, h, "hospital:H4", "month", "2019-03-01", 0, 1))
+        got = oracle.ntsv_alerts(rows, datetime.date(2019, 3, 15))
+        self.assertEqual(_ids(got), ["NTSV_ABOVE_TARGET:PLAN-AL:H2"])
+        fields = ("hospital_id", "source", "period_start", "due_date")
+        self.assertEqual({k: got["NTSV_ABOVE_TARGET:PLAN-AL:H2"][k] for k in fields},
+                         dict(hospital_id="H2", source=None, period_start=datetime.date(2018, 4, 1), due_date=None))
+        # On 2019-02-28 the window is 2018-03..2019-02: H4's 30/30 is in, H2's March is not.
+        self.assertEqual(_ids(oracle.ntsv_alerts(rows, datetime.date(2019, 2, 28))), ["NTSV_ABOVE_TARGET:PLAN-AL:H4"])
+        lower = dict(oracle.ALERT_RULES, ntsv_min_denominator=29)
+        self.assertEqual(_ids(oracle.ntsv_alerts(rows, datetime.date(2019, 3, 15), lower)),
+                         ["NTSV_ABOVE_TARGET:PLAN-AL:H1", "NTSV_ABOVE_TARGET:PLAN-AL:H2"])
+
+    def test_clocks_watermarks_and_late_months(self):
+        ka, kb, kc, kd = (key_on(p, "K") for p in range(4))
+        s = _AlertStream()
+        s.enc("A1", ka, "2019-03-01", submitted="2019-03-05T10:00:00")
+        s.enc("A2", ka, "2019-02-10", submitted="2019-02-20T08:00:00")   # late in its partition: fills Feb
+        s.enc("A3", ka, "2019-03-01", submitted="2019-03-02T00:00:00")   # March is still open
+        s.enc("B1", kb, "2019-01-05", adjudicated="2019-01-09T06:00:00")
+        s.enc("C1", kc, "2019-01-05")                                    # no event time
+        s.enc("D1", kd, "2019-04-01", adjudicated="2019-04-02T00:00:00")
+        s.dlv("L1", kb, "H1", "2019-04-30")
+        s.dlv("L2", kb, "H1", "2019-04-01")
+        res = oracle.alerts(s.out)
+        self.assertEqual(res.clocks, {("encounters", 0): utc("2019-03-05T10:00:00"),
+                                      ("encounters", 1): utc("2019-01-09T06:00:00"),
+                                      ("encounters", 3): utc("2019-04-02"),
+                                      ("deliveries", 1): utc("2019-04-30")})
+        # Partition 2 of encounters and 0, 2, 3 of deliveries have never had an event time:
+        # they hold the watermarks back, so no plan alert yet.
+        self.assertEqual(res.watermarks, {"encounters": None, "deliveries": None})
+        self.assertEqual(res.open_of(oracle.PLAN_KINDS), {})
+        self.assertEqual(oracle.months_filled_late(s.out), {(A, "MEDICARE", datetime.date(2019, 2, 1))})
+        # Once partition 2 has a clock, the watermark is partition 1's: 2019-01-09, before
+        # the first month (February, the first submission): still no month alert.
+        s.enc("C2", kc, "2019-04-01", adjudicated="2019-04-05T00:00:00")
+        res = oracle.alerts(s.out)
+        self.assertEqual(res.watermarks["encounters"], utc("2019-01-09T06:00:00"))
+        self.assertEqual(res.open_of(oracle.PLAN_KINDS), {})
+        # Once partition 1 reads past the end of February, MEDICAID's February closes.
+        s.enc("B3", kb, "2019-03-01", adjudicated="2019-03-03T00:00:00")
+        res = oracle.alerts(s.out)
+        self.assertEqual(res.watermarks["encounters"], utc("2019-03-03"))
+        self.assertEqual(_ids(res.open_of(oracle.PLAN_KINDS)), ["MONTH_WITHOUT_SUBMISSION:PLAN-AL:MEDICAID:2019-02"])
+        # Given watermarks replace the derived ones.
+        self.assertEqual(_ids(oracle.alerts(s.out, watermarks={"encounters": utc("2019-02-20")}).open_of(
+            oracle.PLAN_KINDS)), [])
+
+    def test_generated_stream_history_agrees_with_final_state(self):
+        msgs = qsgen.generate(seed=8, members=30, months=8, encounters_per_month=12, deliveries=60)
+        res = oracle.alerts(msgs, history=True)
+        kinds = set(t["kind"] for t in res.history)
+        self.assertEqual(kinds, set(oracle.ENCOUNTER_KINDS))
+        self.assertEqual(_ids(oracle.open_after(res.history)), _ids(res.open_of(oracle.ENCOUNTER_KINDS)))
+        states = {}
+        for t in res.history:       # RAISED, RESOLVED, RAISED ... per alert
+            self.assertNotEqual(states.get(t["alert_id"], "RESOLVED"), t["state"], t)
+            states[t["alert_id"]] = t["state"]
+        # Only a partition's own order matters.
+        parts = oracle.split_partitions(msgs)
+        again = oracle.alerts([m for k in sorted(parts, reverse=True) for m in parts[k]], history=True)
+        self.assertEqual(again.open, res.open)
+        self.assertEqual(sorted(map(str, again.history)), sorted(map(str, res.history)))
+
+
 if __name__ == "__main__":
     unittest.main()

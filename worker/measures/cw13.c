@@ -283,15 +283,16 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	struct cw13_state *st = state;
 	const struct qs_encounter *e = &ev->u.encounter;
 	struct qs_contrib before[QS_MAX_CONTRIBS], after[QS_MAX_CONTRIBS];
-	int32_t day = clock_day(ctx->clock_ms);
+	int32_t judged_day = clock_day(ctx->judged_ms), day = clock_day(ctx->clock_ms);
 
 	struct cw13_record *r = (struct cw13_record *)chains_record(&st->chains, e->encounter_id);
 	struct cw13_chain *old_chain = r ? (struct cw13_chain *)r->base.chain : NULL;
 	struct cw13_chain *chain = (struct cw13_chain *)chains_chain_for(&st->chains, ctx->arena, e);
 	const struct chain *old_base = old_chain ? &old_chain->base : NULL;
 	size_t n_before = contribs(r, old_base, &chain->base, ctx->rules, before);
-	struct judgement old_was = old_chain ? judge(&old_chain->base, day, ctx->rules) : (struct judgement){0};
-	struct judgement was = judge(&chain->base, day, ctx->rules);
+	struct judgement old_was =
+		old_chain ? judge(&old_chain->base, judged_day, ctx->rules) : (struct judgement){0};
+	struct judgement was = judge(&chain->base, judged_day, ctx->rules);
 
 	/*
 	 * A chain absorbed into this one started with a record naming a
@@ -317,10 +318,10 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 		settle(st, ctx, old_chain, &old_was, day);
 }
 
-static void tick(void *state, struct family_ctx *ctx, int64_t old_clock_ms)
+static void tick(void *state, struct family_ctx *ctx)
 {
 	struct cw13_state *st = state;
-	int32_t old_day = clock_day(old_clock_ms), day = clock_day(ctx->clock_ms);
+	int32_t old_day = clock_day(ctx->judged_ms), day = clock_day(ctx->clock_ms);
 	while (st->heap_len && st->heap[0]->timer_day <= day) {
 		struct cw13_chain *c = st->heap[0];
 		struct judgement was = judge(&c->base, old_day, ctx->rules);

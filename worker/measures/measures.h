@@ -103,7 +103,12 @@ struct family_ctx {
 	const struct qs_rules *rules; /* rule parameters; borrowed */
 	struct contrib_sink sink;
 	struct alert_sink alerts;
-	int64_t clock_ms; /* the partition's clock (ms), QS_NO_TS before its first event time */
+	/*
+	 * The partition's clock (ms, QS_NO_TS before its first event time), and
+	 * the reading its entities' alerts were last reported at: an event that
+	 * moves the clock is judged against what was reported, at the new date.
+	 */
+	int64_t clock_ms, judged_ms;
 };
 
 /* Per entity: the most any contribs() writes (a member-year: 12 months + 4 quarters + 1 year). */
@@ -126,10 +131,11 @@ struct family {
 	/* Folds a decoded, validated event (read at `offset`) into the entities. */
 	void (*apply)(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset);
 	/*
-	 * The partition's clock moved from old_clock_ms to ctx->clock_ms: reports
-	 * the alerts that changed with the date. NULL for a family without timers.
+	 * The partition's clock moved from ctx->judged_ms to ctx->clock_ms:
+	 * reports the alerts that changed with the date. NULL for a family
+	 * without timers.
 	 */
-	void (*tick)(void *state, struct family_ctx *ctx, int64_t old_clock_ms);
+	void (*tick)(void *state, struct family_ctx *ctx);
 	/* Number of entities held, for logs and the memory report. */
 	size_t (*count)(const void *state);
 };
