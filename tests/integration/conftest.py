@@ -320,6 +320,69 @@ def assert_no_offset_gap(env):
     assert not wrong, f"(stored next_offset, end offset) differ: {sorted(wrong.items())[:10]}"
 
 
+
+def wait_until(cond, timeout, what):
+    """Polls cond() until it is true; fails naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+OUTBOX_HOLD_KEY = 715500  # advisory lock key that stops a worker in the outbox window
+
+
+def kill_in_outbox_window(env, table, topic, start_worker):
+    """Kills a worker after the broker acknowledged a batch of `table`'s outbox rows (on
+    `topic`) but before the transaction marking them published (published_at) committed,
+    while earlier batches are already marked. A statement trigger, installed in the test's
+    own database, makes the marking UPDATE wait for an advisory lock the test holds once some
+    rows are marked, so the worker is stopped exactly in that window. start_worker() produces
+    and starts the worker (the lock is held by then). Returns (rows marked, messages on the
+    topic) at the kill."""
+    env.execute(f"""
+        CREATE FUNCTION public.qs_test_hold_marking() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM {table} WHERE published_at IS NOT NULL) THEN
+                PERFORM pg_advisory_xact_lock_shared({OUTBOX_HOLD_KEY});
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER qs_test_hold_marking BEFORE UPDATE OF published_at ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION public.qs_test_hold_marking();""")
+    hold = psycopg2.connect(env.dsn)
+    try:
+        hold.autocommit = True
+        hold.cursor().execute("SELECT pg_advisory_lock(%s)", (OUTBOX_HOLD_KEY,))
+        w = start_worker()
+
+        def waiting_backend():
+            rows = env.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                             " AND objid = %s", OUTBOX_HOLD_KEY)
+            return rows[0][0] if rows else None
+
+        wait_until(lambda: waiting_backend() is not None or w.proc.poll() is not None, 90,
+                   f"the worker's marking UPDATE of {table} to wait on the test's lock")
+        pid = waiting_backend()
+        assert pid is not None, f"worker exited {w.proc.returncode}:\n{w.tail()}"
+        on_topic = sum(env.end_offsets([topic]).values())
+        marked = env.query(f"SELECT count(*) FROM {table} WHERE published_at IS NOT NULL")[0][0]
+        assert 0 < marked < on_topic, (marked, on_topic)  # the window: acknowledged, not yet marked
+        w.signal(signal.SIGKILL)
+        w.wait(30)
+        # The killed worker's backend would finish the UPDATE once the lock is free and then
+        # roll back on the closed socket; end it now so no lock of it outlives the worker.
+        hold.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_until(lambda: not env.query("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid), 30,
+                   "the killed worker's backend to end")
+    finally:
+        hold.close()
+    env.execute(f"DROP TRIGGER qs_test_hold_marking ON {table}")
+    return marked, on_topic
+
+
 def assert_dead_letters_once(env, hostile_values):
     """qualstream.dead_letter holds exactly one row per hostile message: same count, same raw
     bytes as a multiset (a missing or double-counted message changes one or the other), and

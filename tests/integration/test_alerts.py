@@ -37,16 +37,14 @@ import time
 
 import avro.io
 import avro.schema
-import psycopg2
 
-from conftest import ROOT, oracle, qsgen
+from conftest import ROOT, kill_in_outbox_window, oracle, qsgen, wait_until
 
 E, D = "encounters", "deliveries"
 ENCOUNTER_KINDS = oracle.ENCOUNTER_KINDS
 MONTH_KINDS = ("MONTH_WITHOUT_SUBMISSION", "MONTH_WITHOUT_SUBMISSION_WARNING")
 ALL_KINDS = oracle.ENCOUNTER_KINDS + oracle.PLAN_KINDS
 IDENTITY = ("kind", "plan_id", "source", "member_id", "encounter_id", "hospital_id")
-HOLD_KEY = 715501  # advisory lock key the crash test holds to stop the worker in the outbox window
 CODEC = qsgen.Codec()
 
 
@@ -100,15 +98,6 @@ def hold_clocks(topic, partitions, day="2030-01-01"):
                 for p in partitions]
     return [dlv("PLAN-CLOCK", f"CLOCK-{p}", key_on(p, "CLOCK"), "H-CLOCK", day, "VAGINAL", parity=1)
             for p in partitions]
-
-
-def wait_until(cond, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Steps:
@@ -801,43 +790,12 @@ def test_alerts_published_once_despite_crash_after_ack(env):
     double transition, and the alerts equal the oracle's."""
     messages = qsgen.generate(**CRASH)
     cut = len(messages) * 4 // 5
-    env.execute(f"""
-        CREATE FUNCTION public.qs_test_hold_alert_marking() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF EXISTS (SELECT 1 FROM qualstream.alerts WHERE published_at IS NOT NULL) THEN
-                PERFORM pg_advisory_xact_lock_shared({HOLD_KEY});
-            END IF;
-            RETURN NULL;
-        END $$;
-        CREATE TRIGGER qs_test_hold_alert_marking BEFORE UPDATE OF published_at ON qualstream.alerts
-            FOR EACH STATEMENT EXECUTE FUNCTION public.qs_test_hold_alert_marking();""")
-    hold = psycopg2.connect(env.dsn)
-    try:
-        hold.autocommit = True
-        hold.cursor().execute("SELECT pg_advisory_lock(%s)", (HOLD_KEY,))
+
+    def start():
         env.produce(messages[:cut])
-        w = env.start("flush.max.events=100", "flush.interval.ms=60000")
+        return env.start("flush.max.events=100", "flush.interval.ms=60000")
 
-        def waiting_backend():
-            rows = env.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                             " AND objid = %s", HOLD_KEY)
-            return rows[0][0] if rows else None
-
-        wait_until(lambda: waiting_backend() is not None or w.proc.poll() is not None, 90,
-                   "the worker's alert marking UPDATE to wait on the test's lock")
-        pid = waiting_backend()
-        assert pid is not None, f"worker exited {w.proc.returncode}:\n{w.tail()}"
-        on_topic = sum(env.end_offsets([env.alert_topic]).values())
-        marked = env.query("SELECT count(*) FROM qualstream.alerts WHERE published_at IS NOT NULL")[0][0]
-        assert 0 < marked < on_topic, (marked, on_topic)  # the window: acknowledged, not yet marked
-        w.signal(signal.SIGKILL)
-        w.wait(30)
-        hold.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
-        wait_until(lambda: not env.query("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid), 30,
-                   "the killed worker's backend to end")
-    finally:
-        hold.close()
-    env.execute("DROP TRIGGER qs_test_hold_alert_marking ON qualstream.alerts")
+    kill_in_outbox_window(env, "qualstream.alerts", env.alert_topic, start)
 
     env.produce(messages[cut:])
     env.run_to_end()

@@ -22,27 +22,16 @@ import threading
 import time
 
 import avro.io
-import psycopg2
 import pytest
 
 from conftest import (ROOT, assert_dead_letters_once, assert_matches_oracle, assert_no_offset_gap,
-                      need, oracle, qsgen)
+                      kill_in_outbox_window, need, oracle, qsgen, wait_until)
 
 # Enough records that a stream takes a few seconds to flow and every partition gets data.
 MEDIUM = dict(seed=21, members=300, months=14, encounters_per_month=60, deliveries=600)
 
 
 # --------------------------------------------------------------------------- helpers
-
-def wait_until(cond, timeout, what):
-    """Polls cond() until it is true; fails naming `what` after `timeout` seconds."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
 
 def hostile_values(messages):
     return [m.value for m in messages if m.expect]
@@ -320,66 +309,22 @@ def test_zombie_worker_is_fenced(env):
 
 # --------------------------------------------------------------------------- 5. outbox crash
 
-HOLD_KEY = 715500  # advisory lock key the test holds to stop the worker in the outbox window
-
-
 @pytest.mark.real_only
 def test_dead_letters_published_once_despite_crash_after_ack(env):
     """Issue item 4: the worker is killed after the broker acknowledged a batch of dead
     letters but before the transaction marking them published (published_at) committed,
     while earlier batches are already marked. After a restart every dead letter must be on
-    the dead-letter topic exactly once, and all rows marked published.
-
-    The window is made deterministic with a statement trigger, installed in this test's own
-    database, that makes the marking UPDATE wait for an advisory lock the test holds once
-    some rows are already marked: the worker is then stopped exactly between the broker's
-    acknowledgement (rd_kafka_flush has returned) and its UPDATE ... published_at."""
+    the dead-letter topic exactly once, and all rows marked published. The window is made
+    deterministic by conftest.kill_in_outbox_window."""
     base_hostile = [m for m in qsgen.generate(hostile=True, **dict(MEDIUM, seed=25)) if m.expect]
     burst = base_hostile * 20  # many dead letters: many flushes and outbox batches
-    with psycopg2.connect(env.dsn) as conn, conn.cursor() as cur:
-        cur.execute(f"""
-            CREATE FUNCTION public.qs_test_hold_marking() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF EXISTS (SELECT 1 FROM qualstream.dead_letter WHERE published_at IS NOT NULL) THEN
-                    PERFORM pg_advisory_xact_lock_shared({HOLD_KEY});
-                END IF;
-                RETURN NULL;
-            END $$;
-            CREATE TRIGGER qs_test_hold_marking BEFORE UPDATE OF published_at ON qualstream.dead_letter
-                FOR EACH STATEMENT EXECUTE FUNCTION public.qs_test_hold_marking();""")
-    hold = psycopg2.connect(env.dsn)
-    try:
-        hold.autocommit = True
-        hold.cursor().execute("SELECT pg_advisory_lock(%s)", (HOLD_KEY,))
 
+    def start():
         env.produce(burst)
         # Flushes of exactly 100 events, so the held outbox batch is 100 dead letters.
-        w = env.start("flush.max.events=100", "flush.interval.ms=60000")
+        return env.start("flush.max.events=100", "flush.interval.ms=60000")
 
-        def waiting_backend():
-            rows = env.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                             " AND objid = %s", HOLD_KEY)
-            return rows[0][0] if rows else None
-
-        wait_until(lambda: waiting_backend() is not None or w.proc.poll() is not None, 90,
-                   "the worker's marking UPDATE to wait on the test's lock")
-        pid = waiting_backend()
-        assert pid is not None, f"worker exited {w.proc.returncode}:\n{w.tail()}"
-        on_topic = sum(env.end_offsets([env.dead_letter_topic]).values())
-        marked = env.query("SELECT count(*) FROM qualstream.dead_letter WHERE published_at IS NOT NULL")[0][0]
-        assert 0 < marked < on_topic, (marked, on_topic)  # the window: acknowledged, not yet marked
-
-        w.signal(signal.SIGKILL)  # in the window
-        w.wait(30)
-        # The killed worker's backend would finish the UPDATE once the lock is free and then
-        # roll back on the closed socket; end it now so no lock of it outlives the worker.
-        hold.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
-        wait_until(lambda: not env.query("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid), 30,
-                   "the killed worker's backend to end")
-    finally:
-        hold.close()
-    with psycopg2.connect(env.dsn) as conn, conn.cursor() as cur:
-        cur.execute("DROP TRIGGER qs_test_hold_marking ON qualstream.dead_letter")
+    marked, on_topic = kill_in_outbox_window(env, "qualstream.dead_letter", env.dead_letter_topic, start)
 
     # The stream goes on (so the restarted worker flushes, which is when it publishes).
     env.produce(base_hostile)
