@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "dates.h"
+#include "encounters.h"
 #include "state.h"
 #include "suites.h"
 
@@ -34,11 +35,6 @@ static int64_t midnight_of(int y, int m, int d)
 	return (int64_t)dates_from_civil(y, m, d) * DAY_MS;
 }
 
-static int64_t ms_of(int y, int m, int d)
-{
-	return midnight_of(y, m, d) + 12 * 3600000; /* noon UTC */
-}
-
 static int64_t last_ms_of(int y, int m, int d)
 {
 	return midnight_of(y, m, d) + DAY_MS - 1; /* 23:59:59.999 UTC */
@@ -47,23 +43,6 @@ static int64_t last_ms_of(int y, int m, int d)
 static int32_t day(int y, int m, int d)
 {
 	return dates_from_civil(y, m, d);
-}
-
-static struct qs_event encounter(const char *id, const char *original, enum qs_frequency freq, int32_t service_to,
-				 int64_t submitted_at)
-{
-	struct qs_event ev = {.topic = QS_TOPIC_ENCOUNTERS};
-	struct qs_encounter *e = &ev.u.encounter;
-	snprintf(e->encounter_id, sizeof(e->encounter_id), "%s", id);
-	snprintf(e->original_encounter_id, sizeof(e->original_encounter_id), "%s", original);
-	strcpy(e->plan_id, "P1");
-	strcpy(e->member_id, "M1");
-	e->source = QS_SOURCE_MEDICARE;
-	e->frequency = freq;
-	e->service_from = e->service_to = service_to;
-	e->adjudicated_at = QS_NO_TS;
-	e->submitted_at = submitted_at;
-	return ev;
 }
 
 /* An original adjudicated at adjudicated_at and not submitted: owed. */

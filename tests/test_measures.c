@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dates.h"
+#include "encounters.h"
 #include "measures/ntsv.h"
 #include "state.h"
 #include "suites.h"
@@ -55,28 +56,6 @@ static long long total_abs(const struct state *st)
 		t += (x[i].numerator < 0 ? -x[i].numerator : x[i].numerator) +
 		     (x[i].denominator < 0 ? -x[i].denominator : x[i].denominator);
 	return t;
-}
-
-static int64_t ms_of(int y, int m, int d)
-{
-	return (int64_t)dates_from_civil(y, m, d) * 86400000 + 12 * 3600000; /* noon UTC */
-}
-
-static struct qs_event encounter(const char *id, const char *original, enum qs_frequency freq, int32_t service_to,
-				 int64_t submitted_at)
-{
-	struct qs_event ev = {.topic = QS_TOPIC_ENCOUNTERS};
-	struct qs_encounter *e = &ev.u.encounter;
-	snprintf(e->encounter_id, sizeof(e->encounter_id), "%s", id);
-	snprintf(e->original_encounter_id, sizeof(e->original_encounter_id), "%s", original);
-	strcpy(e->plan_id, "P1");
-	strcpy(e->member_id, "M1");
-	e->source = QS_SOURCE_MEDICARE;
-	e->frequency = freq;
-	e->service_from = e->service_to = service_to;
-	e->adjudicated_at = QS_NO_TS;
-	e->submitted_at = submitted_at;
-	return ev;
 }
 
 static struct qs_event delivery(const char *id, const char *hospital, int32_t date)
