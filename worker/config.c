@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum type { T_STR, T_INT, T_BOOL };
+enum type { T_STR, T_INT, T_BOOL, T_ENUM /* a string, one of `choices` */ };
 
 struct row {
 	const char *name;
@@ -17,31 +17,51 @@ struct row {
 	const char *def; /* NULL: no default */
 	long min, max;   /* T_INT bounds */
 	const char *doc;
+	const char *const *choices; /* T_ENUM: the accepted values, NULL-terminated */
 };
+
+static const char *const clocks[] = {"event", "wall", NULL};
+static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
 #define F(field) offsetof(struct config, field)
 
 static const struct row rows[] = {
-	{"topics.encounters", T_STR, F(topics[QS_TOPIC_ENCOUNTERS]), "encounters", 0, 0, "encounter events"},
-	{"topics.deliveries", T_STR, F(topics[QS_TOPIC_DELIVERIES]), "deliveries", 0, 0, "delivery events"},
-	{"topics.member_events", T_STR, F(topics[QS_TOPIC_MEMBER_EVENTS]), "member-events", 0, 0, "member events"},
-	{"topics.alerts", T_STR, F(topic_alerts), "qualstream-alerts", 0, 0, "alert feed (output)"},
-	{"topics.dead_letters", T_STR, F(topic_dead_letters), "qualstream-dead-letters", 0, 0, "dead letters (output)"},
-	{"pg.conninfo", T_STR, F(pg_conninfo), NULL, 0, 0, "libpq connection string"},
-	{"schema.registry.url", T_STR, F(registry_url), NULL, 0, 0, "Confluent-compatible schema registry"},
-	{"schema.registry.dir", T_STR, F(registry_dir), NULL, 0, 0, "directory of <id>.avsc files"},
-	{"flush.interval.ms", T_INT, F(flush_interval_ms), "1000", 1, 3600000, "longest time between flushes"},
-	{"flush.max.events", T_INT, F(flush_max_events), "50000", 1, 10000000, "most events per flush"},
-	{"run.exit.at.end", T_BOOL, F(exit_at_end), "false", 0, 0, "stop once every partition is caught up"},
-	{"alerts.clock", T_STR, F(alerts_clock), "event", 0, 0, "event (stream time) or wall (machine time)"},
-	{"log.level", T_STR, F(log_level), "info", 0, 0, "error, warn, info or debug"},
+	{"topics.encounters", T_STR, F(topics[QS_TOPIC_ENCOUNTERS]), "encounters", 0, 0, "encounter events", NULL},
+	{"topics.deliveries", T_STR, F(topics[QS_TOPIC_DELIVERIES]), "deliveries", 0, 0, "delivery events", NULL},
+	{"topics.member_events", T_STR, F(topics[QS_TOPIC_MEMBER_EVENTS]), "member-events", 0, 0, "member events", NULL},
+	{"topics.alerts", T_STR, F(topic_alerts), "qualstream-alerts", 0, 0, "alert feed (output)", NULL},
+	{"topics.dead_letters", T_STR, F(topic_dead_letters), "qualstream-dead-letters", 0, 0, "dead letters (output)", NULL},
+	{"pg.conninfo", T_STR, F(pg_conninfo), NULL, 0, 0, "libpq connection string", NULL},
+	{"schema.registry.url", T_STR, F(registry_url), NULL, 0, 0, "Confluent-compatible schema registry", NULL},
+	{"schema.registry.dir", T_STR, F(registry_dir), NULL, 0, 0, "directory of <id>.avsc files", NULL},
+	{"flush.interval.ms", T_INT, F(flush_interval_ms), "1000", 1, 3600000, "longest time between flushes", NULL},
+	{"flush.max.events", T_INT, F(flush_max_events), "50000", 1, 10000000, "most events per flush", NULL},
+	{"run.exit.at.end", T_BOOL, F(exit_at_end), "false", 0, 0, "stop once every partition is caught up", NULL},
+	{"alerts.clock", T_ENUM, F(alerts_clock), "event", 0, 0, "stream time or machine time", clocks},
+	{"log.level", T_ENUM, F(log_level), "info", 0, 0, "least severe message logged", levels},
 };
+
+/* Whether value is one of r's choices; else errstr lists them ("x" is not a, b or c). */
+static bool is_choice(const struct row *r, const char *value, char *errstr, size_t errstr_size)
+{
+	for (size_t i = 0; r->choices[i]; i++)
+		if (!strcmp(r->choices[i], value))
+			return true;
+	int n = snprintf(errstr, errstr_size, "%s: \"%s\" is not", r->name, value);
+	for (size_t i = 0; r->choices[i] && n > 0 && (size_t)n < errstr_size; i++)
+		n += snprintf(errstr + n, errstr_size - (size_t)n, "%s %s",
+			      i == 0 ? "" : r->choices[i + 1] ? "," : " or", r->choices[i]);
+	return false;
+}
 
 static int set_row(struct config *cfg, const struct row *r, const char *value, char *errstr, size_t errstr_size)
 {
 	void *field = (char *)cfg + r->offset;
 	switch (r->type) {
+	case T_ENUM: /* a string, once it is one of the choices */
 	case T_STR: {
+		if (r->type == T_ENUM && !is_choice(r, value, errstr, errstr_size))
+			return -1;
 		char *copy = strdup(value);
 		if (!copy) {
 			snprintf(errstr, errstr_size, "out of memory");
@@ -182,18 +202,6 @@ int config_load_file(struct config *cfg, const char *path, char *errstr, size_t 
 
 int config_validate(const struct config *cfg, bool run, char *errstr, size_t errstr_size)
 {
-	static const char *const levels[] = {"error", "warn", "info", "debug"};
-	bool level_ok = false;
-	for (size_t i = 0; i < 4; i++)
-		level_ok |= !strcmp(cfg->log_level, levels[i]);
-	if (!level_ok) {
-		snprintf(errstr, errstr_size, "log.level: \"%s\" is not error, warn, info or debug", cfg->log_level);
-		return -1;
-	}
-	if (strcmp(cfg->alerts_clock, "event") != 0 && strcmp(cfg->alerts_clock, "wall") != 0) {
-		snprintf(errstr, errstr_size, "alerts.clock: \"%s\" is not event or wall", cfg->alerts_clock);
-		return -1;
-	}
 	if (!cfg->pg_conninfo) {
 		snprintf(errstr, errstr_size, "pg.conninfo is required");
 		return -1;
@@ -241,7 +249,7 @@ int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf, bool dro
 void config_free(struct config *cfg)
 {
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		if (rows[i].type == T_STR)
+		if (rows[i].type == T_STR || rows[i].type == T_ENUM)
 			free(*(char **)((char *)cfg + rows[i].offset));
 	free(cfg->group_id);
 	for (size_t i = 0; i < cfg->kafka_len; i++) {

@@ -29,6 +29,8 @@ GOOD = ["# a comment", "", "kafka.bootstrap.servers=127.0.0.1:1", "kafka.group.i
     ("flush.interval.ms=soon", 'flush.interval.ms: "soon" is not a whole number from 1 to 3600000'),
     ("flush.max.events=0", 'flush.max.events: "0" is not a whole number from 1 to 10000000'),
     ("run.exit.at.end=yes", 'run.exit.at.end: "yes" is not true or false'),
+    ("alerts.clock=sometimes", 'alerts.clock: "sometimes" is not event or wall'),
+    ("log.level=loud", 'log.level: "loud" is not error, warn, info or debug'),
     ("kafka.no.such.property=1", "kafka.no.such.property: No such configuration property"),
     ("kafka.session.timeout.ms=abc", "kafka.session.timeout.ms: "),
     ("just words", 'expected key=value, got "just words"'),
