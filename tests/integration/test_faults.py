@@ -1,13 +1,16 @@
 """Fault tests: the worker under group changes, broker restarts, a big stream, a zombie
 worker and a crash in the dead-letter outbox.
 
-Every test ends by checking the same three things, which together say "the same as a
+Every test ends by checking the same four things, which together say "the same as a
 fault-free run":
   * qualstream.measure_period equals oracle.py's independent batch recount of the stream
     (assert_matches_oracle);
   * no offset gap: the stored next offsets add up to the messages produced and each
     partition's next offset is that partition's end offset (assert_no_offset_gap);
   * no double count: one dead-letter row per hostile message (assert_dead_letters_once).
+  * the alerts: every encounter alert transition the oracle derives, once, at the same clock
+    reading, the same open alerts, and each row on the alert topic exactly once
+    (assert_alerts_match_oracle).
 
 Tests marked real_only need a real Apache Kafka broker (restarts, logs over the mock's
 ~5 MiB per partition, a real group coordinator); tests/run.sh deselects them on the mock
@@ -24,6 +27,7 @@ import time
 import avro.io
 import pytest
 
+from alert_checks import assert_alerts_match_oracle
 from conftest import (ROOT, assert_dead_letters_once, assert_matches_oracle, assert_no_offset_gap,
                       kill_in_outbox_window, need, oracle, qsgen, wait_until)
 
@@ -107,10 +111,11 @@ def decode_dead_letters(env, kafka_messages):
 
 
 def assert_end_state(env, messages):
-    """The three end-of-test checks of the module docstring, for a stream produced once."""
+    """The end-of-test checks of the module docstring, for a stream produced once."""
     assert_matches_oracle(env, messages)
     assert_no_offset_gap(env)
     assert_dead_letters_once(env, hostile_values(messages))
+    assert_alerts_match_oracle(env, messages)
 
 
 # --------------------------------------------------------------------------- 1. group changes
