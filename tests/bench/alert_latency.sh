@@ -24,15 +24,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-# shellcheck source=../../deploy/lib.sh source-path=SCRIPTDIR
-. "$root/deploy/lib.sh"
-# shellcheck source=../kafka/lib.sh source-path=SCRIPTDIR
-. "$root/tests/kafka/lib.sh"
 # shellcheck source=lib.sh source-path=SCRIPTDIR
-. "$here/lib.sh"
-
-py=${QS_PYTHON:-/usr/bin/python3}
+. "$here/lib.sh" # root, py, the server helpers
 real=false probes=40 keep=false
 flush_ms=() pg_set=()
 build=$root/build-bench

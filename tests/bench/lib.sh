@@ -1,7 +1,17 @@
 # shellcheck shell=bash disable=SC2154 # the variables below are the caller's
-# tests/bench/lib.sh: what the benchmark scripts share. They set root, build,
-# keep, work (their work directory), pg_dir and clusters_started (mock and/or
-# real, as they start them) before calling these.
+# tests/bench/lib.sh: what the benchmark scripts share. Sourcing it sets root
+# (the repository) and py (Debian's python3, or $QS_PYTHON) and brings in the
+# PostgreSQL and Kafka helpers. The scripts set build, keep, work (their work
+# directory), pg_dir and clusters_started (mock and/or real, as they start
+# them) before calling the functions below.
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this
+py=${QS_PYTHON:-/usr/bin/python3}
+# shellcheck source=../../deploy/lib.sh source-path=SCRIPTDIR
+. "$root/deploy/lib.sh"
+# shellcheck source=../kafka/lib.sh source-path=SCRIPTDIR
+. "$root/tests/kafka/lib.sh"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -17,7 +17,7 @@
 #   --real          also run against a real Apache Kafka broker (tests/kafka/broker.sh)
 #                   after the mock cluster; both land in one table
 #   --scale S       qsgen --scale of the base stream (default 10)
-#   --replicas N    disjoint copies of the base stream (default 23: ~1.02 M messages)
+#   --replicas N    disjoint copies of the base stream, at least 2 (default 23: ~1.02 M messages)
 #   --partitions P  partitions per input topic (default 16; the mock keeps only ~5 MiB
 #                   per partition, so fewer would truncate the logs, which is checked)
 #   --build DIR     build directory (default build-bench in the repository)
@@ -26,15 +26,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-# shellcheck source=../../deploy/lib.sh source-path=SCRIPTDIR
-. "$root/deploy/lib.sh"
-# shellcheck source=../kafka/lib.sh source-path=SCRIPTDIR
-. "$root/tests/kafka/lib.sh"
 # shellcheck source=lib.sh source-path=SCRIPTDIR
-. "$here/lib.sh"
-
-py=${QS_PYTHON:-/usr/bin/python3}
+. "$here/lib.sh" # root, py, the server helpers
 real=false scale=10 replicas=23 partitions=16 keep=false hotpath=true
 build=$root/build-bench
 while (($#)); do
@@ -57,6 +50,12 @@ while (($#)); do
 	esac
 	shift
 done
+if ((replicas < 2)); then
+	# qsgen tags ids with the copy number only when there are two copies or more; one untagged
+	# copy would share its ids with the demo stream and supersede its records.
+	echo "run.sh: --replicas must be at least 2" >&2
+	exit 2
+fi
 
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc -l; }
