@@ -102,27 +102,13 @@ static void tick(struct fixture *f, int64_t ms)
 	put(f, encounter(id, "", QS_FREQ_ORIGINAL, (int32_t)(ms / DAY_MS), ms));
 }
 
-static const char *kind_name(enum qs_alert_kind k)
-{
-	switch (k) {
-	case QS_ALERT_LATE_SUBMISSION:
-		return "LATE_SUBMISSION";
-	case QS_ALERT_DUE_SOON:
-		return "DUE_SOON";
-	case QS_ALERT_OVERDUE:
-		return "OVERDUE";
-	default:
-		return "NONE";
-	}
-}
-
 static void expect_at(struct fixture *f, int line, enum qs_alert_kind kind, bool raised, const char *id,
 		      int64_t detected_at, int32_t due_date)
 {
 	const struct state_alert *a;
 	size_t n = state_alerts(f->st, &a);
 	ck_assert_msg(f->seen < n, "line %d: expected %s %s of %s, but there are no more transitions", line,
-		      kind_name(kind), raised ? "RAISED" : "RESOLVED", id);
+		      measures_alert_name(kind), raised ? "RAISED" : "RESOLVED", id);
 	const struct state_alert *x = &a[f->seen++];
 	char want_due[11] = "-", got_due[11];
 	if (due_date != ANY_DUE)
@@ -131,8 +117,8 @@ static void expect_at(struct fixture *f, int line, enum qs_alert_kind kind, bool
 	ck_assert_msg(x->kind == kind && x->raised == raised && !strcmp(x->encounter_id, id) &&
 			      x->detected_at == detected_at && (due_date == ANY_DUE || x->due_date == due_date),
 		      "line %d: expected %s %s %s detected %lld due %s; got %s %s %s detected %lld due %s", line,
-		      kind_name(kind), raised ? "RAISED" : "RESOLVED", id, (long long)detected_at, want_due,
-		      kind_name(x->kind), x->raised ? "RAISED" : "RESOLVED", x->encounter_id,
+		      measures_alert_name(kind), raised ? "RAISED" : "RESOLVED", id, (long long)detected_at, want_due,
+		      measures_alert_name(x->kind), x->raised ? "RAISED" : "RESOLVED", x->encounter_id,
 		      (long long)x->detected_at, got_due);
 	ck_assert_str_eq(state_str(f->st, x->plan), "P1");
 	ck_assert_str_eq(state_str(f->st, x->source), "MEDICARE");
@@ -145,7 +131,7 @@ static void expect_none_at(struct fixture *f, int line)
 	const struct state_alert *a;
 	size_t n = state_alerts(f->st, &a);
 	ck_assert_msg(n == f->seen, "line %d: expected no new transition, got %zu, the first %s %s of %s", line,
-		      n - f->seen, kind_name(a[f->seen].kind), a[f->seen].raised ? "RAISED" : "RESOLVED",
+		      n - f->seen, measures_alert_name(a[f->seen].kind), a[f->seen].raised ? "RAISED" : "RESOLVED",
 		      a[f->seen].encounter_id);
 }
 
@@ -606,8 +592,8 @@ static void same_transitions(struct pair *pr, int line)
 				      !strcmp(x[i].encounter_id, y[j].encounter_id) &&
 				      x[i].detected_at == y[j].detected_at && x[i].due_date == y[j].due_date,
 			      "line %d: transition %zu: live %s %s %s %lld %d, restored %s %s %s %lld %d", line, i,
-			      kind_name(x[i].kind), x[i].raised ? "RAISED" : "RESOLVED", x[i].encounter_id,
-			      (long long)x[i].detected_at, x[i].due_date, kind_name(y[j].kind),
+			      measures_alert_name(x[i].kind), x[i].raised ? "RAISED" : "RESOLVED", x[i].encounter_id,
+			      (long long)x[i].detected_at, x[i].due_date, measures_alert_name(y[j].kind),
 			      y[j].raised ? "RAISED" : "RESOLVED", y[j].encounter_id, (long long)y[j].detected_at,
 			      y[j].due_date);
 		ck_assert_str_eq(state_str(pr->a.st, x[i].plan), state_str(pr->b.st, y[j].plan));
@@ -780,7 +766,7 @@ START_TEST(restore_void_of_redelivered_replacement)
 	size_t live = state_alerts(pr.a.st, &x), restored = state_alerts(pr.b.st, &x);
 	char first[64] = "";
 	if (restored)
-		snprintf(first, sizeof(first), "%s %s of %s", kind_name(x[0].kind), x[0].raised ? "RAISED" : "RESOLVED",
+		snprintf(first, sizeof(first), "%s %s of %s", measures_alert_name(x[0].kind), x[0].raised ? "RAISED" : "RESOLVED",
 			 x[0].encounter_id);
 	state_free(pr.a.st);
 	state_free(pr.b.st);
@@ -1043,7 +1029,7 @@ START_TEST(random_against_model)
 				      (int)x->kind);
 			int k = slot_of(x->encounter_id);
 			ck_assert_msg(x->raised != open[x->kind][k], "event %lld: %s %s %s twice in a row",
-				      (long long)i, kind_name(x->kind), x->raised ? "RAISED" : "RESOLVED",
+				      (long long)i, measures_alert_name(x->kind), x->raised ? "RAISED" : "RESOLVED",
 				      x->encounter_id);
 			open[x->kind][k] = x->raised;
 			(x->raised ? raised : resolved)[x->kind]++;
@@ -1064,13 +1050,13 @@ START_TEST(random_against_model)
 					got = (enum qs_alert_kind)kind;
 			ck_assert_msg(got == want, "after event %lld (%s, clock %lld): O%03d has %s open, model %s",
 				      (long long)i, log[i].u.encounter.encounter_id, (long long)m->clock_ms, k,
-				      kind_name(got), kind_name(want));
+				      measures_alert_name(got), measures_alert_name(want));
 		}
 	}
 	/* Not vacuous: every kind was raised and resolved (counts from this seed, a floor only). */
 	for (int kind = QS_ALERT_LATE_SUBMISSION; kind <= QS_ALERT_OVERDUE; kind++)
 		ck_assert_msg(raised[kind] >= 10 && resolved[kind] >= 5, "%s raised %zu resolved %zu",
-			      kind_name((enum qs_alert_kind)kind), raised[kind], resolved[kind]);
+			      measures_alert_name((enum qs_alert_kind)kind), raised[kind], resolved[kind]);
 	ck_assert_msg(g->n_originals >= 150, "only %d originals", g->n_originals); /* about R_ORIGINALS */
 	state_free(pr.a.st);
 	state_free(pr.b.st);

@@ -54,7 +54,11 @@ size_t cw13_chain_contribs(const struct chain *c, const struct qs_rules *rules, 
 	return 1;
 }
 
-/* The alert of a counted chain with this original and service_to. */
+/*
+ * The alert of a counted chain with this original and service_to on
+ * clock_day (QS_NO_DATE before the partition has a clock: no owed chain is
+ * late then).
+ */
 static enum qs_alert_kind alert_of(const struct cw13_record *original, int32_t service_to, int32_t clock_day,
 				   const struct qs_rules *rules)
 {
@@ -69,14 +73,8 @@ static enum qs_alert_kind alert_of(const struct cw13_record *original, int32_t s
 	return age >= rules->alert_due_soon_days ? QS_ALERT_DUE_SOON : QS_ALERT_NONE;
 }
 
-enum qs_alert_kind cw13_chain_alert(const struct chain *c, int32_t clock_day, const struct qs_rules *rules,
-				    int32_t *service_to)
-{
-	const struct cw13_record *original;
-	return judged(c, &original, service_to) ? alert_of(original, *service_to, clock_day, rules) : QS_ALERT_NONE;
-}
-
-int32_t cw13_chain_next_change(const struct chain *c, int32_t clock_day, const struct qs_rules *rules)
+/* The first day after clock_day on which a chain's alert changes with time alone, or QS_NO_DATE. */
+static int32_t next_change(const struct chain *c, int32_t clock_day, const struct qs_rules *rules)
 {
 	const struct cw13_record *original;
 	int32_t service_to;
@@ -261,7 +259,7 @@ static void settle(struct cw13_state *st, struct family_ctx *ctx, struct cw13_ch
 		if (now.kind != QS_ALERT_NONE)
 			report(ctx, c, &now, true, &now, day);
 	}
-	schedule(st, c, cw13_chain_next_change(&c->base, day, ctx->rules));
+	schedule(st, c, next_change(&c->base, day, ctx->rules));
 }
 
 /* --- the family ---------------------------------------------------------- */

@@ -34,15 +34,6 @@ struct cw13_chain {
 	uint32_t heap_pos;     /* position in the timer heap + 1; 0 when not scheduled */
 };
 
-/*
- * The alert a chain has on clock_day (QS_NO_DATE before the partition has a
- * clock: no owed chain is late then). *service_to: the date it is judged by.
- */
-enum qs_alert_kind cw13_chain_alert(const struct chain *c, int32_t clock_day, const struct qs_rules *rules,
-				    int32_t *service_to);
-/* The first day after clock_day on which that alert changes with time alone, or QS_NO_DATE. */
-int32_t cw13_chain_next_change(const struct chain *c, int32_t clock_day, const struct qs_rules *rules);
-
 /* CW13_SUBMISSIONS of one record; returns how many contributions (0 or 1). */
 size_t cw13_record_contribs(const struct cw13_record *r, struct qs_contrib *out);
 /* CW13_TIMELY of one chain of cw13_records under the rules; returns how many contributions (0 or 1). */
