@@ -113,14 +113,7 @@ mapfile -t specs < <("$py" "$here/alert_latency.py" topics --flush-ms "${flush_m
 bench_cluster() {
 	local kind=$1 bs
 	say "[$kind] starting the cluster (${#specs[@]} topics)"
-	if [[ $kind == mock ]]; then
-		clusters_started+=(mock)
-		bs=$(qs_mock_start "$work/mock" "${specs[@]}")
-	else
-		clusters_started+=(real)
-		"$root/tests/kafka/broker.sh" fetch
-		bs=$(qs_broker_start "$work/broker" "${specs[@]}")
-	fi
+	bench_start_cluster "$kind" "${specs[@]}"
 	say "[$kind] flush.interval.ms ${flush_ms[*]}: $probes probes each"
 	mkdir -p "$work/$kind"
 	# A wrong answer or a probe that never came back fails the run, but the

@@ -28,6 +28,22 @@ bench_build() {
 	}
 }
 
+# Starts the mock cluster ($work/mock) or a real broker ($work/broker) with the
+# given topic:partitions specs, records it in clusters_started for
+# bench_finish, and sets bs (the caller's local) to its bootstrap servers.
+# shellcheck disable=SC2034
+bench_start_cluster() {
+	local kind=$1
+	shift
+	clusters_started+=("$kind")
+	if [[ $kind == mock ]]; then
+		bs=$(qs_mock_start "$work/mock" "$@")
+	else
+		"$root/tests/kafka/broker.sh" fetch
+		bs=$(qs_broker_start "$work/broker" "$@")
+	fi
+}
+
 # The end of an EXIT trap: stops every cluster started and PostgreSQL, keeps
 # the work directory with --keep or after a failure (else deletes it), and
 # exits with rc.

@@ -118,14 +118,7 @@ bench_cluster() {
 	local specs=()
 	for t in "${topics[@]}"; do specs+=("$t:$partitions"); done
 	specs+=(qualstream-dead-letters:1 qualstream-alerts:1)
-	if [[ $kind == mock ]]; then
-		clusters_started+=(mock)
-		bs=$(qs_mock_start "$dir" "${specs[@]}")
-	else
-		clusters_started+=(real)
-		"$root/tests/kafka/broker.sh" fetch
-		bs=$(qs_broker_start "$work/broker" "${specs[@]}")
-	fi
+	bench_start_cluster "$kind" "${specs[@]}"
 
 	say "[$kind] producing the demo stream and $n_big big-stream messages to $bs"
 	t0=$(now)
