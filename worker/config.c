@@ -171,8 +171,9 @@ static int register_secrets(const char *key, const char *value, char *msg, size_
 		PQfreemem(why);
 		if (!opts) {
 			snprintf(msg, msg_size,
-				 "pg.conninfo: libpq cannot parse it (key=value pairs, values with spaces in single"
-				 " quotes, or a postgresql:// URI); its reason is not shown as it may quote the password");
+				 "pg.conninfo: libpq cannot parse it (key=value pairs, values with spaces in"
+				 " single quotes, or a postgresql:// URI); its reason is not shown as it may"
+				 " quote the password");
 			return -1;
 		}
 		for (PQconninfoOption *o = opts; o->keyword; o++)
@@ -208,8 +209,8 @@ int config_set(struct config *cfg, const char *kv, const char *origin, char *err
 	char *eq = strchr(line, '=');
 	if (!eq) {
 		/* Not echoed: `-X kafka.sasl.password hunter2` or a bare password would be printed. */
-		snprintf(errstr, errstr_size, "%s: expected key=value, got a line without \"=\" (not shown: it may hold a secret)",
-			 origin);
+		snprintf(errstr, errstr_size,
+			 "%s: expected key=value, got a line without \"=\" (not shown: it may hold a secret)", origin);
 		return -1;
 	}
 	*eq = '\0';
