@@ -7,7 +7,7 @@ QS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian packages the build, the quickstart and the tests need.
 QS_PACKAGES=(build-essential cmake pkg-config librdkafka-dev libavro-dev libpq-dev libcurl4-openssl-dev
 	libjansson-dev check libsubunit-dev postgresql python3 python3-avro python3-confluent-kafka
-	python3-psycopg2 python3-pytest)
+	python3-psycopg2 python3-pytest openssl)
 
 qs_log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

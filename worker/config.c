@@ -2,11 +2,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "log.h"
+#include "redact.h"
 
 enum type { T_STR, T_INT, T_BOOL, T_ENUM /* a string, one of `choices` */ };
 
@@ -149,6 +153,51 @@ static char *trim(char *s)
 	return s;
 }
 
+/*
+ * Registers the secrets a setting holds (redact.h) before anything can print
+ * it: the value of a key whose name says so (kafka.sasl.password, a
+ * misspelled or unknown key alike), the passwords inside pg.conninfo, and the
+ * credentials of schema.registry.url. A pg.conninfo libpq cannot parse is
+ * refused here, without libpq's reason: that reason quotes the text around
+ * the mistake, which can be the password.
+ */
+static int register_secrets(const char *key, const char *value, char *msg, size_t msg_size)
+{
+	if (redact_is_secret_name(key, strlen(key)))
+		redact_secret(value);
+	if (!strcmp(key, "pg.conninfo")) {
+		char *why = NULL;
+		PQconninfoOption *opts = PQconninfoParse(value, &why);
+		PQfreemem(why);
+		if (!opts) {
+			snprintf(msg, msg_size,
+				 "pg.conninfo: libpq cannot parse it (key=value pairs, values with spaces in"
+				 " single quotes, or a postgresql:// URI); its reason is not shown as it may"
+				 " quote the password");
+			return -1;
+		}
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+			if (o->val && redact_is_secret_name(o->keyword, strlen(o->keyword)))
+				redact_secret(o->val);
+		PQconninfoFree(opts);
+	} else if (!strcmp(key, "schema.registry.url")) {
+		/* scheme://user:password@host...: the password, or the whole user part (an API key). */
+		const char *user = strstr(value, "://"), *at;
+		if (user && (at = strchr(user += 3, '@')) && !memchr(user, '/', (size_t)(at - user))) {
+			const char *colon = memchr(user, ':', (size_t)(at - user));
+			char *secret = colon ? strndup(colon + 1, (size_t)(at - colon - 1))
+					     : strndup(user, (size_t)(at - user));
+			if (!secret) {
+				snprintf(msg, msg_size, "out of memory");
+				return -1;
+			}
+			redact_secret(secret);
+			free(secret);
+		}
+	}
+	return 0;
+}
+
 int config_set(struct config *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size)
 {
 	char line[4096], msg[512];
@@ -159,15 +208,18 @@ int config_set(struct config *cfg, const char *kv, const char *origin, char *err
 	strcpy(line, kv);
 	char *eq = strchr(line, '=');
 	if (!eq) {
-		snprintf(errstr, errstr_size, "%s: expected key=value, got \"%s\"", origin, trim(line));
+		/* Not echoed: `-X kafka.sasl.password hunter2` or a bare password would be printed. */
+		snprintf(errstr, errstr_size,
+			 "%s: expected key=value, got a line without \"=\" (not shown: it may hold a secret)", origin);
 		return -1;
 	}
 	*eq = '\0';
 	char *key = trim(line), *value = trim(eq + 1);
-	int rc = -1;
-	if (!strncmp(key, "kafka.", 6) && key[6]) {
+	int rc = register_secrets(key, value, msg, sizeof(msg));
+	if (rc == 0 && !strncmp(key, "kafka.", 6) && key[6]) {
 		rc = set_kafka(cfg, key + 6, value, msg, sizeof(msg));
-	} else {
+	} else if (rc == 0) {
+		rc = -1;
 		snprintf(msg, sizeof(msg), "unknown key \"%s\"", key);
 		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 			if (!strcmp(rows[i].name, key)) {
@@ -175,8 +227,10 @@ int config_set(struct config *cfg, const char *kv, const char *origin, char *err
 				break;
 			}
 	}
-	if (rc)
+	if (rc) {
 		snprintf(errstr, errstr_size, "%s: %s", origin, msg);
+		redact(errstr, errstr_size); /* librdkafka's reason may quote the value */
+	}
 	return rc;
 }
 
@@ -238,6 +292,7 @@ static bool consumer_only(const char *key)
 int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf, bool drop_consumer_only, char *errstr,
 		       size_t errstr_size)
 {
+	rd_kafka_conf_set_log_cb(conf, log_rdkafka); /* librdkafka's own lines are redacted like ours */
 	for (size_t i = 0; i < cfg->kafka_len; i++)
 		if (!(drop_consumer_only && consumer_only(cfg->kafka_keys[i])) &&
 		    rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], errstr, errstr_size) !=

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "pgsink.h"
+#include "redact.h"
 #include "registry.h"
 #include "state.h"
 
@@ -373,6 +374,7 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 		state_apply(w->st, p, &ev, rkm->offset, rkm->payload, rkm->len);
 		w->applied++;
 	} else {
+		redact(why, sizeof(why)); /* a reason is stored and published: no secret in it */
 		log_debug("%s[%d]@%lld: dead letter: %s", rd_kafka_topic_name(rkm->rkt), rkm->partition,
 			  (long long)rkm->offset, why);
 		state_dead_letter(w->st, p, rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len, why);

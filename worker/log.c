@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "redact.h"
+
 enum log_level log_level_current = LOG_INFO;
 
 void log_write(enum log_level level, const char *fmt, ...)
@@ -21,6 +23,15 @@ void log_write(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	redact(line, sizeof(line));
 	/* One fprintf per line so lines from the librdkafka threads do not interleave. */
 	fprintf(stderr, "%s.%03ldZ %-5s %s\n", when, ts.tv_nsec / 1000000, names[level], line);
+}
+
+void log_rdkafka(const struct rd_kafka_s *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	/* syslog levels: 0-3 are errors, 4 a warning, 5-6 notices and information, 7 debug. */
+	enum log_level ours = level <= 3 ? LOG_ERROR : level == 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+	log_write(ours, "librdkafka %s: %s", fac, buf);
 }

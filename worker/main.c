@@ -19,6 +19,7 @@
 #include "consume.h"
 #include "log.h"
 #include "pgsink.h"
+#include "redact.h"
 #include "report.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -147,9 +148,11 @@ usage_error:
 	usage(stderr);
 	goto done;
 config_error:
+	redact(err, sizeof(err));
 	fprintf(stderr, "qualstream: %s\n", err);
 done:
 	free(overrides);
 	config_free(&cfg);
+	redact_forget();
 	return rc;
 }

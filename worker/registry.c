@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "errstr.h"
+#include "redact.h"
 
 #define CONNECT_TIMEOUT_MS 5000L
 #define TOTAL_TIMEOUT_MS 15000L
@@ -76,23 +77,6 @@ struct body {
 };
 
 
-/* The URL with "user:password@" replaced by "***@" so it can be logged. */
-static char *mask_userinfo(const char *url)
-{
-	const char *sep = strstr(url, "://");
-	const char *host = sep ? sep + 3 : url;
-	const char *at = strchr(host, '@');
-	const char *slash = strchr(host, '/');
-	if (!at || (slash && slash < at))
-		return strdup(url);
-	size_t n = (size_t)(host - url);
-	size_t len = n + 3 + strlen(at) + 1;
-	char *out = malloc(len);
-	if (out)
-		snprintf(out, len, "%.*s***%s", (int)n, url, at);
-	return out;
-}
-
 /* Sets up URL mode: the URL checked, libcurl ready. Returns 0 or -1 with
  * errstr set; what it allocated is freed by registry_free. */
 static int init_http(struct registry *reg, const char *url, char *errstr, size_t errstr_size)
@@ -105,9 +89,11 @@ static int init_http(struct registry *reg, const char *url, char *errstr, size_t
 		goto nomem;
 	for (size_t n = strlen(reg->url); n > 0 && reg->url[n - 1] == '/'; n--)
 		reg->url[n - 1] = '\0';
-	reg->shown = mask_userinfo(reg->url);
+	size_t shown_len = redact_copy(NULL, 0, reg->url);
+	reg->shown = malloc(shown_len + 1);
 	if (!reg->shown)
 		goto nomem;
+	redact_copy(reg->shown, shown_len + 1, reg->url);
 	/* Reject a URL libcurl cannot use now, at start-up, rather than as an
 	 * endless stream of RETRYs later. */
 	parsed = curl_url();
@@ -361,6 +347,7 @@ static int http(struct registry *reg, const char *url, const char *post, long *s
 	CURLcode res = curl_easy_perform(curl);
 	/* The error buffer must not outlive this frame inside the handle. */
 	(void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+	redact(curl_err, sizeof(curl_err)); /* it can quote the URL, credentials included */
 	if (res != CURLE_OK) {
 		if (body->too_big)
 			errstr_set(errstr, errstr_size, "schema registry %s: answer larger than %u bytes", reg->shown,
