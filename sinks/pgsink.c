@@ -17,6 +17,7 @@
 
 #include "dates.h"
 #include "embedded.h"
+#include "errstr.h"
 #include "xalloc.h"
 
 struct pgsink {
@@ -76,8 +77,11 @@ struct pgsink *pgsink_connect(const char *conninfo, const char *group,
 	ps->group = strdup(group);
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		ps->topics[t] = strdup(topic_names[t]);
-	/* Quiet NOTICEs (e.g. "relation already exists, skipping") from the logs. */
-	if (exec(ps->conn, "SET client_min_messages = warning", errstr, errstr_size))
+	/*
+	 * Quiet NOTICEs (e.g. "relation already exists, skipping") from the logs.
+	 * put_text sends UTF-8 whatever the server's locale, so say so.
+	 */
+	if (exec(ps->conn, "SET client_min_messages = warning; SET client_encoding = 'UTF8'", errstr, errstr_size))
 		goto fail;
 	return ps;
 fail:
@@ -268,21 +272,36 @@ __attribute__((format(printf, 2, 3))) static void putf(struct pgsink *ps, const 
 	put(ps, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* A text column, escaped per COPY's text format, then the separator. */
+/*
+ * A text column, then the separator. Every text column goes through here, so
+ * this is where the database's rules for text are kept, whatever the string
+ * came from (ids and names from input, reasons quoting writer schemas,
+ * alert details): invalid UTF-8 (a character cut by a byte-length limit, or
+ * raw bytes) becomes U+FFFD, which the server would otherwise refuse and
+ * with it the whole flush; the characters COPY's text format gives a meaning
+ * (backslash, tab, newline, carriage return) are escaped. A NUL, which text
+ * cannot hold, cannot occur: the string ends there. Other control characters
+ * are ordinary data to COPY and are kept.
+ */
 static void put_text(struct pgsink *ps, const char *s, char sep)
 {
-	for (; *s; s++) {
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
 		const char *esc = NULL;
-		switch (*s) {
+		switch (s[i]) {
 		case '\\': esc = "\\\\"; break;
 		case '\t': esc = "\\t"; break;
 		case '\n': esc = "\\n"; break;
 		case '\r': esc = "\\r"; break;
 		}
+		size_t len = esc ? 1 : errstr_utf8_char(s + i, n - i);
 		if (esc)
 			put(ps, esc, 2);
+		else if (len)
+			put(ps, s + i, len);
 		else
-			put(ps, s, 1);
+			put(ps, "\xef\xbf\xbd", 3); /* U+FFFD for one byte that starts no character */
+		i += len ? len : 1;
 	}
 	put(ps, &sep, 1);
 }
