@@ -65,6 +65,10 @@ int pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_c
 	size_t n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
+	/* libpq puts a hint on a line of its own ("\n\tIs the server running..."): keep one line per log entry. */
+	for (char *c = msg; *c; c++)
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	/* A missing relation or schema almost always means the migrations have not run. */
 	bool missing = state && (!strcmp(state, "42P01") || !strcmp(state, "3F000"));

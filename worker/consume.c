@@ -577,16 +577,16 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 }
 
 /*
- * Logs an error the consumer reports, such as every broker being down.
+ * Logs an error the Kafka client reports, such as every broker being down.
  * librdkafka reconnects by itself, pausing reconnect.backoff.ms doubling to
  * reconnect.backoff.max.ms, and reports every failed try: the first error of
  * a kind is logged, repeats of it within 10 s are only counted and the count
  * goes into the next line logged, so an outage is a few lines, not a flood.
  */
-static void kafka_error(struct worker *w, const rd_kafka_message_t *rkm)
+static void kafka_error(struct worker *w, rd_kafka_resp_err_t err, const char *reason)
 {
 	int64_t now = now_ms();
-	if (rkm->err == w->last_kafka_err && now - w->last_kafka_log_ms < 10000) {
+	if (err == w->last_kafka_err && now - w->last_kafka_log_ms < 10000) {
 		w->kafka_repeats++;
 		return;
 	}
@@ -595,10 +595,17 @@ static void kafka_error(struct worker *w, const rd_kafka_message_t *rkm)
 		snprintf(repeats, sizeof(repeats), " (%u more like the last one since it)", w->kafka_repeats);
 	log_warn("Kafka: %s%s; the client retries by itself (reconnect.backoff.ms doubling to"
 		 " reconnect.backoff.max.ms)",
-		 rd_kafka_message_errstr(rkm), repeats);
-	w->last_kafka_err = rkm->err;
+		 reason, repeats);
+	w->last_kafka_err = err;
 	w->last_kafka_log_ms = now;
 	w->kafka_repeats = 0;
+}
+
+/* The client's error callback (served by rd_kafka_consumer_poll, on the main thread). */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	kafka_error(opaque, (rd_kafka_resp_err_t)err, reason);
 }
 
 static bool caught_up(const struct worker *w)
@@ -636,6 +643,7 @@ static rd_kafka_t *make_consumer(struct worker *w, char *errstr, size_t errstr_s
 	if (cfg->exit_at_end)
 		rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
 	if (!rk)
@@ -707,7 +715,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 			if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				mark_eof(&w, rkm);
 			else if (rkm->err)
-				kafka_error(&w, rkm);
+				kafka_error(&w, rkm->err, rd_kafka_message_errstr(rkm));
 			else
 				handle_message(&w, rkm);
 			rd_kafka_message_destroy(rkm);
