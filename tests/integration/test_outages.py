@@ -60,16 +60,18 @@ def test_postgres_down_longer_than_a_flush_interval(tmp_path, closing):
     env.wait_committed(len(first), worker=w)
 
     pg.stop()
-    env.produce(rest)  # Kafka is up: the worker reads on and cannot flush
-    time.sleep(OUTAGE_S)
-    assert w.proc.poll() is None, f"the worker exited while PostgreSQL was down:\n{w.tail()}"
-    warnings = log_lines(w, r"WARN .*(PostgreSQL unavailable|flush failed).*retrying in \d+ ms")
-    assert warnings, f"no warning with a retry delay while PostgreSQL was down:\n{w.tail()}"
-    # Backing off (250 ms doubling) means a handful of lines in the outage, not one per poll.
-    assert len(warnings) <= 12, f"{len(warnings)} warnings in {OUTAGE_S} s:\n" + "\n".join(warnings)
-    delays = [int(d) for d in re.findall(r"retrying in (\d+) ms", "\n".join(warnings))]
-    assert max(delays) > min(delays), f"the retry delay does not grow: {delays}"
-    pg.start()
+    try:
+        env.produce(rest)  # Kafka is up: the worker reads on and cannot flush
+        time.sleep(OUTAGE_S)
+        assert w.proc.poll() is None, f"the worker exited while PostgreSQL was down:\n{w.tail()}"
+        warnings = log_lines(w, r"WARN .*(PostgreSQL unavailable|flush failed).*retrying in \d+ ms")
+        assert warnings, f"no warning with a retry delay while PostgreSQL was down:\n{w.tail()}"
+        # Backing off (250 ms doubling) means a handful of lines in the outage, not one per poll.
+        assert len(warnings) <= 12, f"{len(warnings)} warnings in {OUTAGE_S} s:\n" + "\n".join(warnings)
+        delays = [int(d) for d in re.findall(r"retrying in (\d+) ms", "\n".join(warnings))]
+        assert max(delays) > min(delays), f"the retry delay does not grow: {delays}"
+    finally:
+        pg.start()  # also when the checks failed, so the test's database can be dropped
 
     env.wait_committed(env.produced, timeout=90, worker=w)
     w.signal(signal.SIGTERM)
