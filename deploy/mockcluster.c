@@ -3,7 +3,9 @@
  * process, for the quickstart and the fast test tier. It wraps librdkafka's
  * mock cluster (rdkafka_mock.h): creates the brokers and topics, prints the
  * bootstrap servers (and writes them to a file with -f), and serves until
- * SIGTERM or SIGINT.
+ * SIGTERM or SIGINT. SIGUSR1 takes every broker down (connections refused,
+ * as in an outage of the whole cluster) and SIGUSR2 brings them back up, so
+ * a test can stage a Kafka outage without a real broker.
  *
  * It is a test double, not a broker: the log lives in memory and each
  * partition keeps only its last ~5 MiB (or 100000 message sets), and the
@@ -42,7 +44,8 @@ static void usage(FILE *out)
 		     "  -t T:P        create topic T with P partitions (repeatable)\n"
 		     "  -f FILE       also write the bootstrap servers to FILE (atomically);\n"
 		     "                FILE is removed again on a clean exit\n"
-		     "Prints the bootstrap servers on stdout, then serves until SIGTERM or SIGINT.\n",
+		     "Prints the bootstrap servers on stdout, then serves until SIGTERM or SIGINT.\n"
+		     "SIGUSR1 takes every broker down, SIGUSR2 brings them all up again.\n",
 		MAX_BROKERS);
 }
 
@@ -164,6 +167,8 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGPIPE);
+	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGUSR2);
 	if (sigprocmask(SIG_BLOCK, &sigs, NULL) != 0) {
 		fprintf(stderr, "qs-mockcluster: sigprocmask: %s\n", strerror(errno));
 		goto out;
@@ -263,12 +268,22 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		int err = sigwait(&sigs, &sig);
-		if (err == 0)
-			break;
-		if (err != EINTR) {
+		if (err == EINTR)
+			continue;
+		if (err != 0) {
 			fprintf(stderr, "qs-mockcluster: sigwait: %s\n", strerror(err));
 			goto out;
 		}
+		if (sig != SIGUSR1 && sig != SIGUSR2)
+			break;
+		/* The mock numbers its brokers 1..N. */
+		for (i = 1; i <= brokers; i++) {
+			rd_kafka_resp_err_t e = sig == SIGUSR1 ? rd_kafka_mock_broker_set_down(mcluster, i)
+							       : rd_kafka_mock_broker_set_up(mcluster, i);
+			if (e)
+				fprintf(stderr, "qs-mockcluster: broker %d: %s\n", i, rd_kafka_err2str(e));
+		}
+		fprintf(stderr, "qs-mockcluster: all %d brokers %s\n", brokers, sig == SIGUSR1 ? "down" : "up");
 	}
 	rc = 0;
 

@@ -17,6 +17,7 @@
 
 #include "dates.h"
 #include "embedded.h"
+#include "errstr.h"
 #include "xalloc.h"
 
 struct pgsink {
@@ -31,7 +32,32 @@ struct pgsink {
 /* An advisory lock key for migrations: any constant shared by all workers. */
 #define MIGRATION_LOCK 0x7155u
 
-void pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res)
+/* SQLSTATE classes (first two characters) and codes, by what a retry can do about them. */
+static const char *const data_states[] = {"22", "23", "44", "54", "P0"};
+static const char *const fatal_states[] = {"28", "42", "3D", "3F", "0A", "0L", "0P", "2B"};
+
+static bool state_in(const char *state, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(state, list[i], strlen(list[i])))
+			return true;
+	return false;
+}
+
+int pgsink_class(const struct pg_result *res)
+{
+	/* No SQLSTATE: the connection broke (libpq made the error itself). Unknown classes are retried too. */
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (!state || strlen(state) != 5)
+		return PGSINK_ERROR;
+	if (state_in(state, data_states, sizeof(data_states) / sizeof(data_states[0])))
+		return PGSINK_DATA;
+	if (state_in(state, fatal_states, sizeof(fatal_states) / sizeof(fatal_states[0])))
+		return PGSINK_FATAL;
+	return PGSINK_ERROR;
+}
+
+int pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res)
 {
 	char msg[768];
 	const char *m = res ? PQresultErrorMessage(res) : "";
@@ -39,22 +65,28 @@ void pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_
 	size_t n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
-	/* A missing relation or schema almost always means the migrations have not run. */
+	/* libpq puts a hint on a line of its own ("\n\tIs the server running..."): keep one line per log entry. */
+	for (char *c = msg; *c; c++)
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	/* A missing relation or schema almost always means the migrations have not run. */
 	bool missing = state && (!strcmp(state, "42P01") || !strcmp(state, "3F000"));
-	snprintf(errstr, errstr_size, "%s: %s%s", what, msg, missing ? " (run `qualstream migrate` first?)" : "");
+	errstr_set(errstr, errstr_size, "%s: %s%s%s%s%s", what, msg, state ? " (SQLSTATE " : "", state ? state : "",
+		   state ? ")" : "", missing ? " (run `qualstream migrate` first?)" : "");
+	return pgsink_class(res);
 }
 
-/* Runs a command that returns no rows (or rows we ignore); 0 on success. */
+/* Runs a command that returns no rows (or rows we ignore); 0, or the failure's class. */
 static int exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
 {
 	PGresult *res = PQexec(conn, sql);
 	ExecStatusType s = PQresultStatus(res);
-	int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? 0 : -1;
-	if (rc) {
+	int rc = 0;
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
 		char what[64]; /* the statement's start names it well enough */
 		snprintf(what, sizeof(what), "%.56s%s", sql, strlen(sql) > 56 ? "..." : "");
-		pgsink_error(errstr, errstr_size, what, conn, res);
+		rc = pgsink_error(errstr, errstr_size, what, conn, res);
 	}
 	PQclear(res);
 	return rc;
@@ -76,8 +108,11 @@ struct pgsink *pgsink_connect(const char *conninfo, const char *group,
 	ps->group = strdup(group);
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		ps->topics[t] = strdup(topic_names[t]);
-	/* Quiet NOTICEs (e.g. "relation already exists, skipping") from the logs. */
-	if (exec(ps->conn, "SET client_min_messages = warning", errstr, errstr_size))
+	/*
+	 * Quiet NOTICEs (e.g. "relation already exists, skipping") from the logs.
+	 * put_text sends UTF-8 whatever the server's locale, so say so.
+	 */
+	if (exec(ps->conn, "SET client_min_messages = warning; SET client_encoding = 'UTF8'", errstr, errstr_size))
 		goto fail;
 	return ps;
 fail:
@@ -169,17 +204,18 @@ int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, s
 		const char *params[1] = {wanted[i].name};
 		PGresult *res = PQexecParams(ps->conn, "SELECT value::int FROM qualstream.rule WHERE name = $1", 1,
 					     NULL, params, NULL, NULL, 0);
-		bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+		int rc = 0;
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
-			pgsink_error(errstr, errstr_size, "reading qualstream.rule", ps->conn, res);
-		else if (!ok)
+			rc = pgsink_error(errstr, errstr_size, "reading qualstream.rule", ps->conn, res);
+		else if (PQntuples(res) != 1) {
 			snprintf(errstr, errstr_size, "qualstream.rule has no row '%s' (run `qualstream migrate`)",
 				 wanted[i].name);
-		else
+			rc = PGSINK_FATAL;
+		} else
 			*(int32_t *)((char *)rules + wanted[i].offset) = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
-		if (!ok)
-			return -1;
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -197,13 +233,13 @@ int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int6
 				     " SELECT next_offset, event_clock FROM qualstream.consumer_offsets"
 				     " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
 				     3, NULL, params, NULL, NULL, 0);
-	int rc = -1;
+	int rc = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
-		pgsink_error(errstr, errstr_size, "claiming a partition in qualstream.consumer_offsets", ps->conn, res);
+		rc = pgsink_error(errstr, errstr_size, "claiming a partition in qualstream.consumer_offsets", ps->conn,
+				  res);
 	else {
 		*next_offset = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		*clock_ms = PQgetisnull(res, 0, 1) ? QS_NO_TS : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-		rc = 0;
 	}
 	PQclear(res);
 	return rc;
@@ -221,8 +257,7 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 			       " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 ORDER BY \"offset\"",
 			       3, NULL, params, NULL, NULL, 1) ||
 	    !PQsetSingleRowMode(ps->conn)) {
-		pgsink_error(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, NULL);
-		return -1;
+		return pgsink_error(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, NULL);
 	}
 	/* Drain every result even after a failure, so the connection is usable again. */
 	for (PGresult *res; (res = PQgetResult(ps->conn)); PQclear(res)) {
@@ -236,8 +271,7 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 				snprintf(errstr, errstr_size, "restoring %s[%d] at offset %lld failed",
 					 ps->topics[topic], partition, (long long)offset);
 		} else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && rc == 0) {
-			pgsink_error(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, res);
-			rc = -1;
+			rc = pgsink_error(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, res);
 		}
 	}
 	return rc;
@@ -268,21 +302,36 @@ __attribute__((format(printf, 2, 3))) static void putf(struct pgsink *ps, const 
 	put(ps, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* A text column, escaped per COPY's text format, then the separator. */
+/*
+ * A text column, then the separator. Every text column goes through here, so
+ * this is where the database's rules for text are kept, whatever the string
+ * came from (ids and names from input, reasons quoting writer schemas,
+ * alert details): invalid UTF-8 (a character cut by a byte-length limit, or
+ * raw bytes) becomes U+FFFD, which the server would otherwise refuse and
+ * with it the whole flush; the characters COPY's text format gives a meaning
+ * (backslash, tab, newline, carriage return) are escaped. A NUL, which text
+ * cannot hold, cannot occur: the string ends there. Other control characters
+ * are ordinary data to COPY and are kept.
+ */
 static void put_text(struct pgsink *ps, const char *s, char sep)
 {
-	for (; *s; s++) {
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n;) {
 		const char *esc = NULL;
-		switch (*s) {
+		switch (s[i]) {
 		case '\\': esc = "\\\\"; break;
 		case '\t': esc = "\\t"; break;
 		case '\n': esc = "\\n"; break;
 		case '\r': esc = "\\r"; break;
 		}
+		size_t len = esc ? 1 : errstr_utf8_char(s + i, n - i);
 		if (esc)
 			put(ps, esc, 2);
+		else if (len)
+			put(ps, s + i, len);
 		else
-			put(ps, s, 1);
+			put(ps, "\xef\xbf\xbd", 3); /* U+FFFD for one byte that starts no character */
+		i += len ? len : 1;
 	}
 	put(ps, &sep, 1);
 }
@@ -311,21 +360,18 @@ static int copy(struct pgsink *ps, const char *target, char *errstr, size_t errs
 	snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", target);
 	PGresult *res = PQexec(ps->conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		pgsink_error(errstr, errstr_size, sql, ps->conn, res);
+		int rc = pgsink_error(errstr, errstr_size, sql, ps->conn, res);
 		PQclear(res);
-		return -1;
+		return rc;
 	}
 	PQclear(res);
 	int rc = 0;
-	if (PQputCopyData(ps->conn, ps->buf, (int)ps->len) != 1 || PQputCopyEnd(ps->conn, NULL) != 1)
-		rc = -1;
+	bool sent = PQputCopyData(ps->conn, ps->buf, (int)ps->len) == 1 && PQputCopyEnd(ps->conn, NULL) == 1;
 	for (; (res = PQgetResult(ps->conn)); PQclear(res))
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0) {
-			pgsink_error(errstr, errstr_size, sql, ps->conn, res);
-			rc = -1;
-		}
-	if (rc && !*errstr)
-		pgsink_error(errstr, errstr_size, sql, ps->conn, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
+			rc = pgsink_error(errstr, errstr_size, sql, ps->conn, res);
+	if (!sent && rc == 0)
+		rc = pgsink_error(errstr, errstr_size, sql, ps->conn, NULL);
 	ps->len = 0;
 	return rc;
 }
@@ -351,8 +397,7 @@ static int advance_offsets(struct pgsink *ps, const struct state *st, char *errs
 					     6, NULL, params, NULL, NULL, 0);
 		int rc = 0;
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			pgsink_error(errstr, errstr_size, "advancing qualstream.consumer_offsets", ps->conn, res);
-			rc = PGSINK_ERROR;
+			rc = pgsink_error(errstr, errstr_size, "advancing qualstream.consumer_offsets", ps->conn, res);
 		} else if (strcmp(PQcmdTuples(res), "1") != 0) {
 			snprintf(errstr, errstr_size,
 				 "fenced: %s[%d] is no longer at offset %s in qualstream.consumer_offsets"
@@ -385,17 +430,16 @@ static int write_deltas(struct pgsink *ps, const struct state *st, char *errstr,
 	}
 	if (!rows)
 		return 0;
-	if (copy(ps, "qs_delta", errstr, errstr_size) ||
-	    exec(ps->conn,
+	int rc = copy(ps, "qs_delta", errstr, errstr_size);
+	return rc ? rc
+		  : exec(ps->conn,
 		 "INSERT INTO qualstream.measure_period AS m"
 		 " (plan_id, measure, stratum, grain, period_start, numerator, denominator)"
 		 " SELECT * FROM qs_delta ORDER BY plan_id, measure, stratum, grain, period_start"
 		 " ON CONFLICT (plan_id, measure, stratum, grain, period_start) DO UPDATE"
 		 " SET numerator = m.numerator + EXCLUDED.numerator,"
 		 " denominator = m.denominator + EXCLUDED.denominator, updated_at = now()",
-		 errstr, errstr_size))
-		return -1;
-	return 0;
+		 errstr, errstr_size);
 }
 
 static int write_records(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
@@ -411,8 +455,9 @@ static int write_records(struct pgsink *ps, const struct state *st, char *errstr
 		putf(ps, "%lld\t", (long long)r[i].offset);
 		put_bytea(ps, r[i].value, r[i].value_len, '\n');
 	}
-	if (copy(ps, "qs_record", errstr, errstr_size))
-		return -1;
+	int rc = copy(ps, "qs_record", errstr, errstr_size);
+	if (rc)
+		return rc;
 	const char *params[1] = {ps->group};
 	/* A record changed twice in one flush: keep the later version (DISTINCT ON ... offset DESC). */
 	PGresult *res = PQexecParams(
@@ -423,9 +468,8 @@ static int write_records(struct pgsink *ps, const struct state *st, char *errstr
 		" ON CONFLICT (consumer_group, topic, partition, record_id) DO UPDATE"
 		" SET \"offset\" = EXCLUDED.\"offset\", value = EXCLUDED.value",
 		1, NULL, params, NULL, NULL, 0);
-	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-	if (rc)
-		pgsink_error(errstr, errstr_size, "upserting qualstream.record_latest", ps->conn, res);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		rc = pgsink_error(errstr, errstr_size, "upserting qualstream.record_latest", ps->conn, res);
 	PQclear(res);
 	return rc;
 }
@@ -500,9 +544,9 @@ static int evaluate_plan_alerts(struct pgsink *ps, const struct state *st, char 
 				 wall_ms == QS_NO_TS ? NULL : wall};
 	PGresult *res = PQexecParams(ps->conn, "SELECT qualstream.alert_evaluate($1, $2, $3, $4)", 4, NULL, params,
 				     NULL, NULL, 0);
-	int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : -1;
-	if (rc)
-		pgsink_error(errstr, errstr_size, "evaluating the plan alerts", ps->conn, res);
+	int rc = 0;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = pgsink_error(errstr, errstr_size, "evaluating the plan alerts", ps->conn, res);
 	PQclear(res);
 	return rc;
 }
@@ -512,27 +556,31 @@ int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t
 	if (!state_progress_count(st))
 		return PGSINK_OK;
 	ps->len = 0;
-	if (exec(ps->conn,
-		 "BEGIN;"
-		 "CREATE TEMP TABLE IF NOT EXISTS qs_delta (plan_id text, measure text, stratum text, grain text,"
-		 " period_start date, numerator bigint, denominator bigint) ON COMMIT DELETE ROWS;"
-		 "CREATE TEMP TABLE IF NOT EXISTS qs_record (topic text, partition int, record_id text,"
-		 " \"offset\" bigint, value bytea) ON COMMIT DELETE ROWS",
-		 errstr, errstr_size))
-		goto fail;
+	int rc = exec(ps->conn,
+		      "BEGIN;"
+		      "CREATE TEMP TABLE IF NOT EXISTS qs_delta (plan_id text, measure text, stratum text, grain text,"
+		      " period_start date, numerator bigint, denominator bigint) ON COMMIT DELETE ROWS;"
+		      "CREATE TEMP TABLE IF NOT EXISTS qs_record (topic text, partition int, record_id text,"
+		      " \"offset\" bigint, value bytea) ON COMMIT DELETE ROWS",
+		      errstr, errstr_size);
 	/* Fence first: a worker that lost a partition stops here, before writing anything. */
-	int rc = advance_offsets(ps, st, errstr, errstr_size);
-	if (rc)
-		goto rollback;
-	if (write_deltas(ps, st, errstr, errstr_size) || write_records(ps, st, errstr, errstr_size) ||
-	    write_dead_letters(ps, st, errstr, errstr_size) || write_alerts(ps, st, errstr, errstr_size) ||
-	    evaluate_plan_alerts(ps, st, errstr, errstr_size) || exec(ps->conn, "COMMIT", errstr, errstr_size))
-		goto fail;
-	return PGSINK_OK;
-fail:
-	rc = PGSINK_ERROR;
-rollback:;
-	char ignore[1];
-	(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
+	if (!rc)
+		rc = advance_offsets(ps, st, errstr, errstr_size);
+	if (!rc)
+		rc = write_deltas(ps, st, errstr, errstr_size);
+	if (!rc)
+		rc = write_records(ps, st, errstr, errstr_size);
+	if (!rc)
+		rc = write_dead_letters(ps, st, errstr, errstr_size);
+	if (!rc)
+		rc = write_alerts(ps, st, errstr, errstr_size);
+	if (!rc)
+		rc = evaluate_plan_alerts(ps, st, errstr, errstr_size);
+	if (!rc)
+		rc = exec(ps->conn, "COMMIT", errstr, errstr_size);
+	if (rc) {
+		char ignore[1];
+		(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
+	}
 	return rc;
 }

@@ -19,7 +19,20 @@
 
 #define QS_WUR __attribute__((warn_unused_result))
 
-enum { PGSINK_OK = 0, PGSINK_ERROR = -1, PGSINK_FENCED = -2 };
+/*
+ * What a failure means for the caller, from the SQLSTATE (pgsink_class):
+ * PGSINK_ERROR  transient (connection lost, server shutting down or not yet
+ *               accepting connections, serialization failure, deadlock,
+ *               resources): reconnect and retry with a backoff;
+ * PGSINK_FENCED the fence found a partition's offset moved: reload;
+ * PGSINK_DATA   the database refuses a row (classes 22, 23, 44, 54, and
+ *               exceptions raised by triggers): retrying the same rows cannot
+ *               succeed, the message behind them must be dead-lettered;
+ * PGSINK_FATAL  the role or schema is wrong (missing privilege, failed
+ *               authentication, missing relation: classes 28, 42, 3D, 3F,
+ *               0A, 0L, 0P, 2B): nothing the worker retries can fix it.
+ */
+enum { PGSINK_OK = 0, PGSINK_ERROR = -1, PGSINK_FENCED = -2, PGSINK_DATA = -3, PGSINK_FATAL = -4 };
 
 struct pgsink;
 
@@ -34,16 +47,21 @@ void pgsink_free(struct pgsink *ps);
 struct pg_conn;
 struct pg_result;
 /*
- * Describes a libpq failure in errstr as "what: message": the result's error
- * if there is one, else the connection's, plus a hint to run `qualstream
- * migrate` when the error is a missing relation or schema.
+ * Describes a libpq failure in errstr as "what: message (SQLSTATE xxxxx)":
+ * the result's error if there is one, else the connection's, plus a hint to
+ * run `qualstream migrate` when the error is a missing relation or schema.
+ * Returns the failure's class (pgsink_class).
  */
-void pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res);
+int pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res);
+/* The class (PGSINK_ERROR, PGSINK_DATA or PGSINK_FATAL) of a failed result; NULL (no result) is PGSINK_ERROR. */
+int pgsink_class(const struct pg_result *res);
 /* The connection, for the outbox publisher; borrowed until pgsink_free. */
 struct pg_conn *pgsink_conn(struct pgsink *ps);
 
 /* Applies every embedded migration not yet applied, under an advisory lock. */
 QS_WUR int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size);
+/* The functions below return 0, or a negative class (see above) with errstr set. */
+
 /* Reads the counting rules from qualstream.rule. */
 QS_WUR int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, size_t errstr_size);
 /*
@@ -62,7 +80,7 @@ QS_WUR int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t p
 /*
  * Writes everything pending in st in one transaction. PGSINK_FENCED when a
  * partition's stored offset is not the one st expects (another worker owns
- * it now); PGSINK_ERROR on any other failure. Either way nothing was written.
+ * it now); otherwise the class of the failure. Either way nothing was written.
  * The caller calls state_flushed on PGSINK_OK only.
  */
 QS_WUR int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size);

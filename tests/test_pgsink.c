@@ -3,6 +3,8 @@
  * starts one and exports QS_PG_DSN). Each test gets a fresh database. Checks
  * the additive merge, the record upsert, the dead-letter insert and, above
  * all, the fence: a worker whose expected offset is stale writes nothing.
+ * Also the text rules on the way to it: errstr's UTF-8-safe cut and the
+ * sink's replacement of invalid UTF-8, which once made a flush fail forever.
  */
 #include <check.h>
 #include <libpq-fe.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "dates.h"
+#include "errstr.h"
 #include "pgsink.h"
 #include "state.h"
 #include "suites.h"
@@ -200,6 +203,103 @@ START_TEST(records_load_in_offset_order)
 }
 END_TEST
 
+/* errstr_set cuts at a character boundary: "é" (2 bytes) and "€" (3 bytes) at every buffer size. */
+START_TEST(errstr_cuts_at_characters)
+{
+	static const char *const texts[] = {"field \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "\xe2\x82\xac\xe2\x82\xac!",
+					    "\xf0\x9f\x98\x80x\xf0\x9f\x98\x80"};
+	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+		size_t full = strlen(texts[t]);
+		for (size_t size = 1; size <= full + 1; size++) {
+			char buf[64];
+			errstr_set(buf, size, "%s", texts[t]);
+			size_t n = strlen(buf);
+			/* The longest prefix of whole characters that fits, computed by walking the characters. */
+			size_t want = 0;
+			for (size_t i = 0; i < full;) {
+				size_t len = (unsigned char)texts[t][i] < 0x80	 ? 1
+					     : (unsigned char)texts[t][i] < 0xe0 ? 2
+					     : (unsigned char)texts[t][i] < 0xf0 ? 3
+										 : 4;
+				if (i + len > size - 1)
+					break;
+				i += len;
+				want = i;
+			}
+			ck_assert_msg(n == want, "text %zu, size %zu: kept %zu bytes, want %zu", t, size, n, want);
+			ck_assert(memcmp(buf, texts[t], n) == 0);
+		}
+	}
+	/* A NULL or empty buffer is left alone. */
+	errstr_set(NULL, 10, "x");
+	char one[1] = {'z'};
+	errstr_set(one, 0, "x");
+	ck_assert_int_eq(one[0], 'z');
+}
+END_TEST
+
+/* What errstr_utf8_char accepts: well-formed UTF-8 only (RFC 3629 table 3-7). */
+START_TEST(utf8_char_is_strict)
+{
+	static const struct {
+		const char *s;
+		size_t len;
+	} cases[] = {
+		{"A", 1},
+		{"\xc3\xa9", 2},
+		{"\xe2\x82\xac", 3},
+		{"\xf0\x9f\x98\x80", 4},
+		{"\xf4\x8f\xbf\xbf", 4}, /* U+10FFFF */
+		{"\x80", 0},		 /* a continuation byte alone */
+		{"\xc0\xaf", 0},	 /* overlong '/' */
+		{"\xe0\x80\xaf", 0},	 /* overlong */
+		{"\xed\xa0\x80", 0},	 /* a surrogate, U+D800 */
+		{"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
+		{"\xf5\x80\x80\x80", 0},
+		{"\xc3", 0}, /* cut short */
+		{"\xe2\x82", 0},
+		{"\xc3(", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(errstr_utf8_char(cases[i].s, strlen(cases[i].s)) == cases[i].len, "case %zu", i);
+	char cut[] = "ab\xe2\x82";
+	ck_assert_uint_eq(errstr_utf8_trim(cut), 2);
+	char whole[] = "ab\xe2\x82\xac";
+	ck_assert_uint_eq(errstr_utf8_trim(whole), 5);
+}
+END_TEST
+
+/*
+ * Text that is not UTF-8 reaches every text column of a flush (a dead
+ * letter's reason, a record id, an alert's details are all put_text) and
+ * the flush still commits, with each bad byte stored as U+FFFD and the
+ * COPY-special characters intact. On 9f1e163 the COPY failed with
+ * "invalid byte sequence for encoding UTF8" and the flush could never succeed.
+ */
+START_TEST(flush_stores_invalid_utf8_as_replacement)
+{
+	char err[512];
+	struct pgsink *ps = connect_sink();
+	int64_t next, clock;
+	ck_assert(pgsink_claim(ps, QS_TOPIC_DELIVERIES, 1, &next, &clock, err, sizeof(err)) == 0);
+	struct state *st = state_new(&rules, false);
+	struct part *p = state_part_add(st, QS_TOPIC_DELIVERIES, 1, next, QS_NO_TS);
+	/* A reason cut inside "é", a lone continuation byte, a tab, a backslash and a newline. */
+	state_dead_letter(st, p, 0, "k", 1, "v", 1, "ns \xc3\xa9\xc3 \x80 a\tb\\c\nd");
+	struct qs_event d = delivery("D\xff", dates_from_civil(2020, 1, 5));
+	state_apply(st, p, &d, 1, "vv", 2);
+	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == PGSINK_OK, "%s", err);
+	state_flushed(st);
+	ck_assert_str_eq(query1("SELECT reason = U&'ns \\00E9\\FFFD \\FFFD a' || chr(9) || 'b\\c' || chr(10) || 'd'"
+				" FROM qualstream.dead_letter"),
+			 "t");
+	ck_assert_str_eq(query1("SELECT record_id = U&'D\\FFFD' FROM qualstream.record_latest"), "t");
+	ck_assert_str_eq(query1("SELECT next_offset FROM qualstream.consumer_offsets WHERE partition = 1"), "2");
+	state_free(st);
+	pgsink_free(ps);
+}
+END_TEST
+
 Suite *pgsink_suite(void)
 {
 	Suite *s = suite_create("pgsink");
@@ -208,6 +308,11 @@ Suite *pgsink_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, flush_merges_and_fences);
 	tcase_add_test(tc, records_load_in_offset_order);
+	tcase_add_test(tc, flush_stores_invalid_utf8_as_replacement);
 	suite_add_tcase(s, tc);
+	TCase *text = tcase_create("text");
+	tcase_add_test(text, errstr_cuts_at_characters);
+	tcase_add_test(text, utf8_char_is_strict);
+	suite_add_tcase(s, text);
 	return s;
 }

@@ -8,10 +8,17 @@
  * (3) After any failed or fenced flush the worker forgets everything it holds
  * and reloads its assignment from PostgreSQL, so its memory is again exactly
  * what the database says; the messages since the last commit are read again.
+ *
+ * Rule 3 alone would loop forever on a flush that can never commit, so a
+ * failure is acted on by its class (pgsink.h): a transient one is retried
+ * with a growing pause; a row the database refuses is traced to its message,
+ * by flushing the failed batch's messages one at a time, and that message is
+ * dead-lettered instead of applied; a missing privilege stops the worker.
  */
 #include "consume.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,17 +26,43 @@
 #include <time.h>
 
 #include "decode.h"
+#include "errstr.h"
 #include "log.h"
 #include "outbox.h"
 #include "pgsink.h"
 #include "redact.h"
 #include "registry.h"
 #include "state.h"
+#include "xalloc.h"
 
 struct assigned {
 	enum qs_topic topic;
 	int32_t partition;
 	bool eof;
+};
+
+/* A message, by where it is. */
+struct msg_at {
+	enum qs_topic topic;
+	int32_t partition;
+	int64_t offset;
+};
+
+/*
+ * After the database refused a batch of several messages: the partitions the
+ * batch covered, up to the offset it reached. Until every one is read past
+ * `end` again, each message is flushed on its own.
+ */
+struct suspect {
+	enum qs_topic topic;
+	int32_t partition;
+	int64_t end;
+};
+
+/* A message whose rows the database refused: it is dead-lettered with `reason` when read again. */
+struct refused {
+	struct msg_at at;
+	char *reason; /* owned */
 };
 
 struct worker {
@@ -45,6 +78,23 @@ struct worker {
 	struct assigned *assigned;
 	size_t n_assigned;
 	int64_t last_flush_ms;
+	/* Set on an error no retry can fix: the run stops and exits 1 with fatal_err. */
+	bool fatal;
+	char fatal_err[1024];
+	/* Pause before retrying after consecutive transient flush failures; 0 after a commit. */
+	int retry_ms;
+	/* The batch of the next flush: its message count and its last message, which a refusal can then blame. */
+	size_t batch_msgs;
+	struct msg_at last_msg;
+	bool last_dead;
+	struct suspect *suspects;
+	size_t n_suspects;
+	struct refused *refused;
+	size_t n_refused;
+	/* The last Kafka client error logged, and how many like it were not (see kafka_error). */
+	rd_kafka_resp_err_t last_kafka_err;
+	int64_t last_kafka_log_ms;
+	unsigned kafka_repeats;
 	/* counters for the log and the end-of-run summary */
 	uint64_t applied, dead_letters, alerts, flushes, resets;
 	int64_t started_ms, first_message_ms;
@@ -126,37 +176,71 @@ static int next_backoff(int ms)
 	return ms < 15000 ? ms * 2 : 30000;
 }
 
+static bool stopping(const struct worker *w)
+{
+	return *w->stop || w->fatal;
+}
+
+/* Records an error no retry can fix; the run loop stops on it. */
+__attribute__((format(printf, 2, 3))) static void set_fatal(struct worker *w, const char *fmt, ...)
+{
+	if (w->fatal)
+		return; /* the first one is the cause */
+	va_list ap;
+	va_start(ap, fmt);
+	errstr_vset(w->fatal_err, sizeof(w->fatal_err), fmt, ap);
+	va_end(ap);
+	w->fatal = true;
+}
+
+/* The message of a PGSINK_FATAL failure: what failed, and what to do. */
+static void fatal_pg(struct worker *w, const char *err)
+{
+	set_fatal(w, "stopping: %s; no retry can fix this (grant the privilege or fix the role or schema named,"
+		     " then restart; nothing of the failed transaction was committed)", err);
+}
+
 /*
  * Replaces the PostgreSQL connection with a new one: after a failure the old
  * one may be gone or mid-transaction, and rebuilding it is the only repair
- * libpq offers. Returns 0 when connected; logs and keeps the old one otherwise.
+ * libpq offers. Tries until connected, pausing 250 ms doubling to 30 s and
+ * saying so with each pause. 0 when connected, -1 on stop.
  */
 static int reconnect(struct worker *w)
 {
 	char err[512];
-	struct pgsink *ps = pgsink_connect(w->cfg->pg_conninfo, w->cfg->group_id,
-					   (const char *const *)w->cfg->topics, err, sizeof(err));
-	if (!ps) {
-		log_error("%s", err);
-		return -1;
+	for (int backoff = 250;; backoff = next_backoff(backoff)) {
+		struct pgsink *ps = pgsink_connect(w->cfg->pg_conninfo, w->cfg->group_id,
+						   (const char *const *)w->cfg->topics, err, sizeof(err));
+		if (ps) {
+			pgsink_free(w->ps);
+			w->ps = ps;
+			return 0;
+		}
+		if (stopping(w))
+			return -1;
+		log_warn("PostgreSQL unavailable: %s; retrying in %d ms", err, backoff);
+		sleep_ms(backoff);
 	}
-	pgsink_free(w->ps);
-	w->ps = ps;
-	return 0;
 }
 
-/* Claims a partition in PostgreSQL, reconnecting until it answers or stop. */
+/* Claims a partition in PostgreSQL, reconnecting until it answers; -1 on stop or a fatal error. */
 static int claim(struct worker *w, enum qs_topic topic, int32_t partition, int64_t *next, int64_t *clock)
 {
 	char err[512];
-	while (pgsink_claim(w->ps, topic, partition, next, clock, err, sizeof(err))) {
-		log_error("%s", err);
-		if (*w->stop)
+	for (int backoff = 250;; backoff = next_backoff(backoff)) {
+		int rc = pgsink_claim(w->ps, topic, partition, next, clock, err, sizeof(err));
+		if (rc == 0)
+			return 0;
+		if (rc == PGSINK_FATAL)
+			fatal_pg(w, err);
+		if (stopping(w))
 			return -1;
-		sleep_ms(1000);
-		(void)reconnect(w);
+		log_warn("%s; retrying in %d ms", err, backoff);
+		sleep_ms(backoff);
+		if (reconnect(w))
+			return -1;
 	}
-	return 0;
 }
 
 struct keep_ctx {
@@ -240,9 +324,13 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 		int64_t t0 = now_ms();
 		struct part *p = state_part_add(w->st, (enum qs_topic)topic, tp->partition, next[i], clock[i]);
 		struct restore_ctx rctx = {w, p, (enum qs_topic)topic};
-		if (pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rctx, err,
-					sizeof(err))) {
-			log_error("%s", err);
+		int lrc = pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rctx, err,
+					      sizeof(err));
+		if (lrc) {
+			if (lrc == PGSINK_FATAL)
+				fatal_pg(w, err);
+			else
+				log_warn("%s", err);
 			state_reset(w->st); /* a half-restored shard must not be used */
 			goto done;
 		}
@@ -258,15 +346,16 @@ done:
 	return rc;
 }
 
-/* load_assignment until it succeeds, rebuilding the connection between tries; -1 only on stop. */
+/* load_assignment until it succeeds, rebuilding the connection between tries; -1 on stop or a fatal error. */
 static int load_with_retry(struct worker *w, rd_kafka_topic_partition_list_t *list)
 {
 	for (int backoff = 250; load_assignment(w, list); backoff = next_backoff(backoff)) {
-		if (*w->stop)
+		if (stopping(w))
 			return -1;
 		log_warn("loading the assignment failed; retrying in %d ms", backoff);
 		sleep_ms(backoff);
-		(void)reconnect(w);
+		if (reconnect(w))
+			return -1;
 	}
 	return 0;
 }
@@ -276,6 +365,8 @@ static void resync(struct worker *w)
 {
 	w->resets++;
 	state_reset(w->st);
+	if (w->fatal)
+		return; /* the run stops: nothing to reload */
 	rd_kafka_topic_partition_list_t *list = NULL;
 	if (rd_kafka_assignment(w->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR || !list)
 		return;
@@ -287,10 +378,91 @@ static void resync(struct worker *w)
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* True while a refused batch is being replayed one message per flush. */
+static bool isolating(const struct worker *w)
+{
+	return w->n_suspects > 0;
+}
+
+/* The refused message at (topic, partition, offset), or NULL. */
+static struct refused *find_refused(const struct worker *w, enum qs_topic topic, int32_t partition, int64_t offset)
+{
+	for (size_t i = 0; i < w->n_refused; i++)
+		if (w->refused[i].at.topic == topic && w->refused[i].at.partition == partition &&
+		    w->refused[i].at.offset == offset)
+			return &w->refused[i];
+	return NULL;
+}
+
+/*
+ * After a commit: forgets the suspect ranges and refused messages it has
+ * passed (or whose partition is no longer held), since they are settled.
+ */
+static void settle(struct worker *w)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < w->n_suspects; i++) {
+		struct part *p = state_part(w->st, w->suspects[i].topic, w->suspects[i].partition);
+		if (p && state_part_next_offset(p) < w->suspects[i].end)
+			w->suspects[k++] = w->suspects[i];
+	}
+	if (w->n_suspects && !k)
+		log_info("the refused batch is settled: flushing in batches again");
+	w->n_suspects = k;
+	k = 0;
+	for (size_t i = 0; i < w->n_refused; i++) {
+		struct part *p = state_part(w->st, w->refused[i].at.topic, w->refused[i].at.partition);
+		if (p && state_part_next_offset(p) <= w->refused[i].at.offset)
+			w->refused[k++] = w->refused[i];
+		else
+			free(w->refused[i].reason);
+	}
+	w->n_refused = k;
+}
+
+/*
+ * The database refused the rows of the batch just tried (PGSINK_DATA, with
+ * err). One message: it is to be dead-lettered when read again. Several: the
+ * partitions they came from are replayed one message per flush, so the next
+ * refusal names one message. A refused batch of one dead letter, or of no
+ * message at all, cannot be settled by dead-lettering: that stops the worker.
+ */
+static void blame(struct worker *w, const char *err)
+{
+	const struct msg_at *m = &w->last_msg;
+	const char *topic = w->cfg->topics[m->topic];
+	if (w->batch_msgs == 1 && !w->last_dead) {
+		char reason[QS_DECODE_ERRSTR_SIZE];
+		errstr_set(reason, sizeof(reason), "PostgreSQL refused the rows of this message: %s", err);
+		redact(reason, sizeof(reason)); /* stored and published, like a decode reason */
+		log_warn("%s[%d]@%lld: %s; dead-lettering it", topic, m->partition, (long long)m->offset, reason);
+		w->refused = xrealloc(w->refused, (w->n_refused + 1) * sizeof(*w->refused), "the refused messages");
+		char *copy = xmalloc(strlen(reason) + 1, "a refused message's reason");
+		w->refused[w->n_refused++] = (struct refused){*m, strcpy(copy, reason)};
+	} else if (w->batch_msgs == 1) {
+		set_fatal(w, "stopping: PostgreSQL refuses even the dead letter of %s[%d]@%lld: %s", topic, m->partition,
+			  (long long)m->offset, err);
+	} else if (w->batch_msgs == 0) {
+		set_fatal(w, "stopping: PostgreSQL refuses a flush that holds no message: %s", err);
+	} else {
+		log_warn("PostgreSQL refused a flush of %zu messages (%s); flushing them one at a time to find the"
+			 " one at fault",
+			 w->batch_msgs, err);
+		size_t n = state_progress_count(w->st);
+		w->suspects = xrealloc(w->suspects, (w->n_suspects + n + 1) * sizeof(*w->suspects), "the suspects");
+		for (size_t i = 0; i < n; i++) {
+			struct suspect *sp = &w->suspects[w->n_suspects++];
+			int64_t expected, clock;
+			state_progress(w->st, i, &sp->topic, &sp->partition, &expected, &sp->end, &clock);
+		}
+	}
+}
+
 /*
  * Writes everything pending. Returns 0 when the flush committed; otherwise the
  * pending work is void, the connection has been rebuilt if it failed, and the
  * caller must forget its state (resync, or state_reset when losing partitions).
+ * A failure is handled by its class: see the file comment.
  */
 static int flush(struct worker *w)
 {
@@ -309,6 +481,11 @@ static int flush(struct worker *w)
 			w->flushes++;
 			log_debug("flushed %zu events in %lld ms", pending, (long long)(w->last_flush_ms - t0));
 		}
+		if (w->retry_ms)
+			log_info("flushed again after PostgreSQL failures");
+		w->retry_ms = 0;
+		w->batch_msgs = 0;
+		settle(w);
 		/* Also when nothing is new: rows a crash left unpublished go out without new input. */
 		if (outbox_publish(w->outbox, pgsink_conn(w->ps), w->cfg->group_id, err, sizeof(err)))
 			log_warn("outbox not published yet (retried at the next flush): %s", err);
@@ -316,11 +493,19 @@ static int flush(struct worker *w)
 	}
 	if (rc == PGSINK_FENCED) {
 		log_warn("%s: reloading the assignment from PostgreSQL", err);
+	} else if (rc == PGSINK_DATA) {
+		blame(w, err);
+	} else if (rc == PGSINK_FATAL) {
+		fatal_pg(w, err);
 	} else {
-		log_error("flush failed: %s; reconnecting and reloading from PostgreSQL", err);
-		for (int backoff = 250; !*w->stop && reconnect(w); backoff = next_backoff(backoff))
-			sleep_ms(backoff);
+		/* Transient: pause (growing while it lasts), so a server that keeps failing is not hammered. */
+		w->retry_ms = w->retry_ms ? next_backoff(w->retry_ms) : 250;
+		log_warn("flush failed: %s; retrying in %d ms (reconnecting and reloading from PostgreSQL)", err,
+			 w->retry_ms);
+		sleep_ms(w->retry_ms);
+		(void)reconnect(w);
 	}
+	w->batch_msgs = 0; /* the batch is void: its messages are read again */
 	return -1;
 }
 
@@ -336,7 +521,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 		}
 	} else {
 		/* Commit what we have before the partitions go; keep the state in case they come back. */
-		if (flush(w))
+		if (w->fatal || flush(w))
 			state_reset(w->st);
 		rd_kafka_assign(rk, NULL);
 		free(w->assigned);
@@ -357,6 +542,16 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 	if (a) /* end-of-partition flags matter only when stopping at the end */
 		a->eof = false;
 
+	w->batch_msgs++;
+	w->last_msg = (struct msg_at){(enum qs_topic)topic, rkm->partition, rkm->offset};
+	w->last_dead = false;
+	const struct refused *bad = find_refused(w, (enum qs_topic)topic, rkm->partition, rkm->offset);
+	if (bad) {
+		w->last_dead = true;
+		state_dead_letter(w->st, p, rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len, bad->reason);
+		return;
+	}
+
 	struct qs_event ev;
 	char why[512];
 	int rc;
@@ -366,19 +561,54 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 	     backoff = next_backoff(backoff)) {
 		log_warn("%s[%d]@%lld: %s (retrying in %d ms)", rd_kafka_topic_name(rkm->rkt), rkm->partition,
 			 (long long)rkm->offset, why, backoff);
-		if (*w->stop)
+		if (*w->stop) {
+			w->batch_msgs--;
 			return; /* not consumed: read again after restart */
+		}
 		sleep_ms(backoff);
 	}
 	if (rc == QS_DECODE_OK) {
 		state_apply(w->st, p, &ev, rkm->offset, rkm->payload, rkm->len);
 		w->applied++;
 	} else {
+		w->last_dead = true;
 		redact(why, sizeof(why)); /* a reason is stored and published: no secret in it */
 		log_debug("%s[%d]@%lld: dead letter: %s", rd_kafka_topic_name(rkm->rkt), rkm->partition,
 			  (long long)rkm->offset, why);
 		state_dead_letter(w->st, p, rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len, why);
 	}
+}
+
+/*
+ * Logs an error the Kafka client reports, such as every broker being down.
+ * librdkafka reconnects by itself, pausing reconnect.backoff.ms doubling to
+ * reconnect.backoff.max.ms, and reports every failed try: the first error of
+ * a kind is logged, repeats of it within 10 s are only counted and the count
+ * goes into the next line logged, so an outage is a few lines, not a flood.
+ */
+static void kafka_error(struct worker *w, rd_kafka_resp_err_t err, const char *reason)
+{
+	int64_t now = now_ms();
+	if (err == w->last_kafka_err && now - w->last_kafka_log_ms < 10000) {
+		w->kafka_repeats++;
+		return;
+	}
+	char repeats[64] = "";
+	if (w->kafka_repeats)
+		snprintf(repeats, sizeof(repeats), " (%u more like the last one since it)", w->kafka_repeats);
+	log_warn("Kafka: %s%s; the client retries by itself (reconnect.backoff.ms doubling to"
+		 " reconnect.backoff.max.ms)",
+		 reason, repeats);
+	w->last_kafka_err = err;
+	w->last_kafka_log_ms = now;
+	w->kafka_repeats = 0;
+}
+
+/* The client's error callback (served by rd_kafka_consumer_poll, on the main thread). */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	(void)rk;
+	kafka_error(opaque, (rd_kafka_resp_err_t)err, reason);
 }
 
 static bool caught_up(const struct worker *w)
@@ -416,6 +646,7 @@ static rd_kafka_t *make_consumer(struct worker *w, char *errstr, size_t errstr_s
 	if (cfg->exit_at_end)
 		rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
 	if (!rk)
@@ -487,13 +718,14 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 			if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				mark_eof(&w, rkm);
 			else if (rkm->err)
-				log_warn("consumer: %s", rd_kafka_message_errstr(rkm));
+				kafka_error(&w, rkm->err, rd_kafka_message_errstr(rkm));
 			else
 				handle_message(&w, rkm);
 			rd_kafka_message_destroy(rkm);
 		}
 		bool at_end = cfg->exit_at_end && caught_up(&w);
-		if (state_pending(w.st) >= (size_t)cfg->flush_max_events || at_end ||
+		size_t batch = isolating(&w) ? 1 : (size_t)cfg->flush_max_events;
+		if (state_pending(w.st) >= batch || at_end ||
 		    now_ms() - w.last_flush_ms >= cfg->flush_interval_ms) {
 			bool progressed = state_progress_count(w.st) > 0;
 			if (flush(&w))
@@ -502,6 +734,10 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 				commit_to_kafka(&w);
 			if (at_end && caught_up(&w) && state_pending(w.st) == 0)
 				break;
+		}
+		if (w.fatal) {
+			snprintf(err, sizeof(err), "%s", w.fatal_err);
+			goto fail;
 		}
 		char fatal[256];
 		if (rd_kafka_fatal_error(w.rk, fatal, sizeof(fatal))) {
@@ -541,5 +777,9 @@ fail:
 	registry_free(w.reg);
 	pgsink_free(w.ps);
 	free(w.assigned);
+	for (size_t i = 0; i < w.n_refused; i++)
+		free(w.refused[i].reason);
+	free(w.refused);
+	free(w.suspects);
 	return rc;
 }

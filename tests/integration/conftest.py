@@ -91,13 +91,15 @@ class Env:
     inputs_of: another Env whose input topics this one reads (a replay in a fresh
     database and group, see twin()); its output topics stay its own."""
 
-    def __init__(self, tmp_path, name, inputs_of=None):
+    def __init__(self, tmp_path, name, inputs_of=None, admin_dsn=None, bootstrap=None):
+        """admin_dsn, bootstrap: a PostgreSQL and a cluster of the test's own (PrivatePostgres,
+        MockCluster) instead of the shared ones, for tests that take them down."""
         self.kind = need("QS_TEST_KAFKA")
-        self.bootstrap = need("QS_BOOTSTRAP")
+        self.bootstrap = bootstrap or need("QS_BOOTSTRAP")
         self.binary = pathlib.Path(need("QS_BUILD")) / "qualstream"
         self.tmp = tmp_path
         self.name = name
-        admin_dsn = need("QS_PG_DSN")
+        admin_dsn = admin_dsn or need("QS_PG_DSN")
         self.db = f"qs_{name}"
         admin_sql(admin_dsn, f"CREATE DATABASE {self.db}")
         self.admin_dsn = admin_dsn
@@ -393,3 +395,74 @@ def assert_dead_letters_once(env, hostile_values):
     assert len(rows) == len(hostile_values), f"{len(rows)} dead letters for {len(hostile_values)} hostile messages"
     assert sorted(bytes(r[3]) if r[3] is not None else b"" for r in rows) == \
         sorted(v or b"" for v in hostile_values)
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of one test's own, which the test may stop and start again
+    (same data, same port) to stage an outage without disturbing other tests. Trust
+    authentication on the loopback interface, like tests/run.sh's."""
+
+    def __init__(self):
+        import tempfile
+        bins = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+        self.bin = bins[-1]
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="qs-pg-"))
+        self.dir.chmod(0o755)
+        self.port = _free_port()
+        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+        self._as_owner(["chown", "postgres:postgres", str(self.dir)], root_only=True)
+        self._as_owner([str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "-A", "trust",
+                        "--no-sync"])
+        self.start()
+
+    def _as_owner(self, cmd, root_only=False):
+        """initdb and pg_ctl refuse root: run them as postgres then."""
+        if os.geteuid() == 0:
+            cmd = cmd if root_only else ["runuser", "-u", "postgres", "--"] + cmd
+        elif root_only:
+            return
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self):
+        self._as_owner([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"),
+                        "-w", "-t", "60", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1",
+                        "start"])
+
+    def stop(self):
+        self._as_owner([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop"])
+
+    def close(self):
+        import shutil
+        if (self.dir / "data" / "postmaster.pid").exists():
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MockCluster:
+    """A qs-mockcluster of one test's own; down() and up() take every broker down and
+    bring them back (SIGUSR1, SIGUSR2: see deploy/mockcluster.c)."""
+
+    def __init__(self, tmp_path, brokers=3):
+        self.file = tmp_path / "mock.bootstrap"
+        self.proc = subprocess.Popen([str(pathlib.Path(need("QS_BUILD")) / "qs-mockcluster"), "-b", str(brokers),
+                                      "-f", str(self.file)], stdout=subprocess.DEVNULL,
+                                     stderr=open(tmp_path / "mock.log", "ab"))
+        wait_until(lambda: self.file.exists() and self.file.read_text().strip(), 30, "the mock cluster")
+        self.bootstrap = self.file.read_text().strip()
+
+    def down(self):
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def up(self):
+        self.proc.send_signal(signal.SIGUSR2)
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(30)
