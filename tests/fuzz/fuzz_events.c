@@ -23,7 +23,8 @@
  *
  * Build: CC=clang cmake -S . -B build-fuzz -DQS_FUZZ=ON && cmake --build build-fuzz --target
  * fuzz_events; run: build-fuzz/fuzz_events tests/fuzz/corpus/fuzz_events (libFuzzer flags apply).
- * The seeds are the unit tests' chain cases (tests/test_measures.c "chains") in this encoding.
+ * The seed-* inputs (tests/fuzz/make_events_seeds.py) are the unit tests' chain cases
+ * (tests/test_measures.c "chains") in this encoding; a failing input is kept as regress-*.
  */
 #include <stdbool.h>
 #include <stdint.h>
