@@ -776,6 +776,66 @@ START_TEST(restore_void_of_redelivered_replacement)
 }
 END_TEST
 
+START_TEST(restore_corrected_original_id_no_alert_left_open)
+{
+	/* README "Identity": a chain is a function of the latest versions. Live:
+	 *  0 O owed, service_to 2023-03-01 [03-05]
+	 *  1 R replacement naming A (never sent) [03-06]
+	 *  2 VR void naming R [03-07]
+	 *  3 R corrected to name O [03-07]
+	 * VR names R and R names O: O's chain is voided, live as after a restore of O(0), VR(2), R(3).
+	 * Then the clock passes +150 (07-29) and +181 (08-29): a voided chain raises nothing, on
+	 * either side (a DUE_SOON raised live but unknown to the restored owner would stay open for
+	 * good). */
+	const struct qs_event log[] = {
+		owed("O", day(2023, 3, 1), ms_of(2023, 3, 5)),
+		encounter("R", "A", QS_FREQ_REPLACEMENT, day(2023, 3, 1), ms_of(2023, 3, 6)),
+		void_of("VR", "R", day(2023, 3, 1), ms_of(2023, 3, 7)),
+		encounter("R", "O", QS_FREQ_REPLACEMENT, day(2023, 3, 1), ms_of(2023, 3, 6)),
+	};
+	const int64_t n = (int64_t)(sizeof(log) / sizeof(log[0]));
+	struct pair pr = live_and_restored(log, n);
+	EXPECT_NONE(&pr.a);
+	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
+	ck_assert_int_eq(clock, ms_of(2023, 3, 7));
+	state_flushed(pr.a.st);
+	restore_latest(&pr, log, n, clock);
+	PUT_BOTH(&pr, encounter("T1", "", QS_FREQ_ORIGINAL, day(2023, 7, 29), ms_of(2023, 7, 29)));
+	PUT_BOTH(&pr, encounter("T2", "", QS_FREQ_ORIGINAL, day(2023, 8, 29), ms_of(2023, 8, 29)));
+	EXPECT_NONE(&pr.a);
+	state_free(pr.a.st);
+	state_free(pr.b.st);
+}
+END_TEST
+
+START_TEST(restore_self_reference_leaves_the_original)
+{
+	/* Live: O owed, service_to 2023-03-01 [03-05]; R replacement naming O moves it to 2023-01-01
+	 * [03-06]; R's latest version names R itself [03-07]: a chain of its own, so O is judged by its
+	 * own 2023-03-01 again. Clock to 2023-06-30: Jan 31 = +30, Feb 28 = +58, Mar 31 = +89,
+	 * Apr 30 = +119, May 31 = +150 (by 01-01: DUE_SOON from 05-31) but by 03-01 Jun 30 = +121:
+	 * nothing. Then 07-29 = +150: DUE_SOON raised, due 08-28; both sides alike. */
+	const struct qs_event log[] = {
+		owed("O", day(2023, 3, 1), ms_of(2023, 3, 5)),
+		encounter("R", "O", QS_FREQ_REPLACEMENT, day(2023, 1, 1), ms_of(2023, 3, 6)),
+		encounter("R", "R", QS_FREQ_REPLACEMENT, day(2023, 1, 1), ms_of(2023, 3, 7)),
+	};
+	const int64_t n = (int64_t)(sizeof(log) / sizeof(log[0]));
+	struct pair pr = live_and_restored(log, n);
+	EXPECT_NONE(&pr.a);
+	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
+	state_flushed(pr.a.st);
+	restore_latest(&pr, log, n, clock);
+	PUT_BOTH(&pr, encounter("T1", "", QS_FREQ_ORIGINAL, day(2023, 6, 30), ms_of(2023, 6, 30)));
+	EXPECT_NONE(&pr.a);
+	PUT_BOTH(&pr, encounter("T2", "", QS_FREQ_ORIGINAL, day(2023, 7, 29), ms_of(2023, 7, 29)));
+	EXPECT(&pr.a, DUE_SOON, RAISED, "O", ms_of(2023, 7, 29), day(2023, 8, 28));
+	EXPECT_NONE(&pr.a);
+	state_free(pr.a.st);
+	state_free(pr.b.st);
+}
+END_TEST
+
 START_TEST(restore_equivalence_same_day_timers)
 {
 	/* Four owed originals with the same service_to 2023-03-01 (DUE_SOON 07-29, due 08-28,
@@ -1181,6 +1241,8 @@ Suite *alerts_suite(void)
 	tcase_add_test(tc, restore_equivalence);
 	tcase_add_test(tc, restore_equivalence_same_day_timers);
 	tcase_add_test(tc, restore_void_of_redelivered_replacement);
+	tcase_add_test(tc, restore_corrected_original_id_no_alert_left_open);
+	tcase_add_test(tc, restore_self_reference_leaves_the_original);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("random");
 	tcase_set_timeout(tc, 60);

@@ -496,6 +496,33 @@ START_TEST(caw7_replacement_before_original)
 }
 END_TEST
 
+START_TEST(caw7_original_resent_as_replacement_takes_its_void_along)
+{
+	/* README "Identity": chains follow the latest versions, whatever order they came in. M1 qualifies
+	 * for 2019 (2019 0/5). O without ED on 2019-03-05; X an original with ED on 2019-04-02 (April 1/1);
+	 * V voids X (April 0/1); then X's latest version is a replacement of O, ED on 2019-04-02: V names
+	 * X and X names O, so O's chain {O, X, V} is voided: no visit, April 0/1, 2019 0/5. */
+	struct fixture f = setup();
+	enroll_jan_to_may(&f, "M1", 2019);
+	put(&f, encounter("O", "", QS_FREQ_ORIGINAL, "M1", day(2019, 3, 5), false));
+	put(&f, encounter("X", "", QS_FREQ_ORIGINAL, "M1", day(2019, 4, 2), true));
+	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 1, 1);
+	put(&f, encounter("V", "X", QS_FREQ_VOID, "M1", day(2019, 4, 2), true));
+	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 0, 1);
+	put(&f, encounter("X", "O", QS_FREQ_REPLACEMENT, "M1", day(2019, 4, 2), true));
+	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 0, 1);
+	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
+	/* X an original again: V voids X's own chain, O's chain {O} has no ED. Then V's latest version
+	 * names itself (a chain of its own): X's visit counts again, April 1/1, 2019 1/5. */
+	put(&f, encounter("X", "", QS_FREQ_ORIGINAL, "M1", day(2019, 4, 2), true));
+	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 0, 1);
+	put(&f, encounter("V", "V", QS_FREQ_VOID, "M1", day(2019, 4, 2), true));
+	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 1, 1);
+	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 1, 5);
+	state_free(f.st);
+}
+END_TEST
+
 START_TEST(caw7_restore_then_void)
 {
 	/* A new owner restores a qualifying member-year and its visit (no deltas), then a void of one
@@ -683,6 +710,7 @@ Suite *caw_suite(void)
 	tcase_add_test(tc, caw7_ed_visits_follow_the_chain);
 	tcase_add_test(tc, caw7_replacement_before_original);
 	tcase_add_test(tc, caw7_restore_then_void);
+	tcase_add_test(tc, caw7_original_resent_as_replacement_takes_its_void_along);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("caw8");
 	tcase_add_test(tc, caw8_initial_and_revised_plans);

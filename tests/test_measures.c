@@ -320,6 +320,158 @@ START_TEST(restore_replays_without_deltas)
 }
 END_TEST
 
+/* --- chains that depend only on the latest versions (README "Identity, corrections and voids") --- */
+
+/* Same numerator and denominator in every cell of x and y. */
+static void same_cells(const struct state *x, const struct state *y, int line)
+{
+	const struct state_delta *a, *b;
+	size_t na = state_deltas(x, &a), nb = state_deltas(y, &b);
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < (pass ? nb : na); i++) {
+			const struct state_delta *d = pass ? &b[i] : &a[i];
+			const struct state *st = pass ? y : x;
+			int yy, mm, dd;
+			dates_to_civil(d->period_start, &yy, &mm, &dd);
+			struct nd gx = cell(x, state_str(st, d->plan), measures_name(d->measure), state_str(st, d->stratum),
+					    d->grain, yy, mm, dd);
+			struct nd gy = cell(y, state_str(st, d->plan), measures_name(d->measure), state_str(st, d->stratum),
+					    d->grain, yy, mm, dd);
+			ck_assert_msg(gx.n == gy.n && gx.d == gy.d,
+				      "line %d: %s %s %s %04d-%02d-%02d: live %lld/%lld, latest versions only %lld/%lld",
+				      line, measures_name(d->measure), state_str(st, d->stratum),
+				      dates_grain_name(d->grain), yy, mm, dd, gx.n, gx.d, gy.n, gy.d);
+		}
+}
+
+/*
+ * Applies log live to a fresh state, and only the latest version of each
+ * encounter_id (in offset order, at its own offset) to another: the cells must
+ * agree, whatever order the versions came in. Returns the live state.
+ */
+static struct state *live_vs_latest(const struct qs_event *log, int64_t n, int line)
+{
+	struct state *live = state_new(&rules, false), *latest = state_new(&rules, false);
+	struct part *pl = state_part_add(live, QS_TOPIC_ENCOUNTERS, 0, 0, QS_NO_TS);
+	struct part *pr = state_part_add(latest, QS_TOPIC_ENCOUNTERS, 0, 0, QS_NO_TS);
+	for (int64_t i = 0; i < n; i++) {
+		state_apply(live, pl, &log[i], i, "x", 1);
+		bool last = true;
+		for (int64_t j = i + 1; j < n && last; j++)
+			last = strcmp(log[i].u.encounter.encounter_id, log[j].u.encounter.encounter_id) != 0;
+		if (last)
+			state_apply(latest, pr, &log[i], i, "x", 1);
+	}
+	same_cells(live, latest, line);
+	state_free(latest);
+	return live;
+}
+
+#define LIVE_VS_LATEST(log) live_vs_latest(log, (int64_t)(sizeof(log) / sizeof(log[0])), __LINE__)
+
+START_TEST(self_reference_is_a_chain_of_its_own)
+{
+	/* O: service_to 2019-01-01, submitted 2019-03-01: Jan 31 = +30, Feb 28 = +58, Mar 1 = +59, on time.
+	 * R names O with service_to 2018-08-01: O is then judged by R, Mar 1 = +212, late.
+	 * R's latest version names R itself: a cycle of one, a chain without an original, so O is judged
+	 * by its own service_to again: on time. Submissions: O and R in March. */
+	const struct qs_event log[] = {
+		encounter("O", "", QS_FREQ_ORIGINAL, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 1)),
+		encounter("R", "O", QS_FREQ_REPLACEMENT, dates_from_civil(2018, 8, 1), ms_of(2019, 3, 2)),
+		encounter("R", "R", QS_FREQ_REPLACEMENT, dates_from_civil(2018, 8, 1), ms_of(2019, 3, 2)),
+	};
+	struct state *st = LIVE_VS_LATEST(log);
+	ASSERT_CELL(st, "P1", "CW13_TIMELY", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 1, 1);
+	ASSERT_CELL(st, "P1", "CW13_SUBMISSIONS", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 2, 0);
+	state_free(st);
+}
+END_TEST
+
+START_TEST(original_resent_as_replacement_takes_its_void_along)
+{
+	/* O original, on time (service_to 2019-01-01, submitted 2019-03-01). X first an ORIGINAL, V a void
+	 * naming X; then X's latest version is a REPLACEMENT naming O: V names X, X names O, so V voids
+	 * O's chain: no timeliness anywhere. Submissions: O, V, X in March 2019. */
+	const struct qs_event log[] = {
+		encounter("O", "", QS_FREQ_ORIGINAL, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 1)),
+		encounter("X", "", QS_FREQ_ORIGINAL, dates_from_civil(2019, 1, 5), ms_of(2019, 3, 3)),
+		encounter("V", "X", QS_FREQ_VOID, dates_from_civil(2019, 1, 5), ms_of(2019, 3, 4)),
+		encounter("X", "O", QS_FREQ_REPLACEMENT, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 5)),
+	};
+	struct state *st = LIVE_VS_LATEST(log);
+	ASSERT_CELL(st, "P1", "CW13_TIMELY", "MEDICARE", QS_GRAIN_YEAR, 2019, 1, 1, 0, 0);
+	ASSERT_CELL(st, "P1", "CW13_SUBMISSIONS", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 3, 0);
+	state_free(st);
+}
+END_TEST
+
+START_TEST(replacement_resent_as_original_keeps_its_own_chain)
+{
+	/* Y voids X before X arrives; X first a REPLACEMENT naming O (not arrived), then its latest version
+	 * an ORIGINAL; then O. Latest versions: Y names X, X and O are originals: X's chain {X, Y} is
+	 * voided and O's chain {O} counts, service_to 2019-01-01 submitted 2019-03-03 (+61): 1/1.
+	 * Submissions: Y, X, O in March. */
+	const struct qs_event log[] = {
+		encounter("Y", "X", QS_FREQ_VOID, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 1)),
+		encounter("X", "O", QS_FREQ_REPLACEMENT, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 2)),
+		encounter("X", "", QS_FREQ_ORIGINAL, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 2)),
+		encounter("O", "", QS_FREQ_ORIGINAL, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 3)),
+	};
+	struct state *st = LIVE_VS_LATEST(log);
+	ASSERT_CELL(st, "P1", "CW13_TIMELY", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 1, 1);
+	ASSERT_CELL(st, "P1", "CW13_SUBMISSIONS", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 3, 0);
+	state_free(st);
+}
+END_TEST
+
+START_TEST(corrected_original_id_moves_the_records_naming_it)
+{
+	/* O on time (service_to 2019-01-01, submitted 2019-03-01, +59). A late (service_to 2018-08-01,
+	 * submitted 2019-03-01: Aug 31 = +30, Sep 30 = +60, Oct 31 = +91, Nov 30 = +121, Dec 31 = +152,
+	 * Jan 31 = +183, Feb 28 = +211, Mar 1 = +212). R names A, VR voids R (so A's chain), then R's
+	 * latest version names O: VR -> R -> O voids O's chain, and A's chain {A} counts, late: 0/1.
+	 * Submissions: O, A, VR, R in March. */
+	const struct qs_event log[] = {
+		encounter("O", "", QS_FREQ_ORIGINAL, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 1)),
+		encounter("A", "", QS_FREQ_ORIGINAL, dates_from_civil(2018, 8, 1), ms_of(2019, 3, 1)),
+		encounter("R", "A", QS_FREQ_REPLACEMENT, dates_from_civil(2018, 8, 1), ms_of(2019, 3, 2)),
+		encounter("VR", "R", QS_FREQ_VOID, dates_from_civil(2018, 8, 1), ms_of(2019, 3, 3)),
+		encounter("R", "O", QS_FREQ_REPLACEMENT, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 4)),
+	};
+	struct state *st = LIVE_VS_LATEST(log);
+	ASSERT_CELL(st, "P1", "CW13_TIMELY", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 0, 1);
+	ASSERT_CELL(st, "P1", "CW13_SUBMISSIONS", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 4, 0);
+	state_free(st);
+}
+END_TEST
+
+START_TEST(cycle_counts_like_a_missing_original)
+{
+	/* O on time (+59). R1 names O, R2 names R1. Then R1's latest version, with service_to 2018-08-01
+	 * (which would make O late, +212), names R2: R1 <-> R2 is a cycle, rooted at R1 (the smaller id),
+	 * with no original; O is alone, judged by its own service_to, on time: 1/1. Then O's latest version is a REPLACEMENT naming R2: O joins the
+	 * cycle's chain, which has no original: no timeliness at all. Submissions: O, R1, R2 in March. */
+	const struct qs_event log[] = {
+		encounter("O", "", QS_FREQ_ORIGINAL, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 1)),
+		encounter("R1", "O", QS_FREQ_REPLACEMENT, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 2)),
+		encounter("R2", "R1", QS_FREQ_REPLACEMENT, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 3)),
+		encounter("R1", "R2", QS_FREQ_REPLACEMENT, dates_from_civil(2018, 8, 1), ms_of(2019, 3, 4)),
+	};
+	struct state *st = LIVE_VS_LATEST(log);
+	ASSERT_CELL(st, "P1", "CW13_TIMELY", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 1, 1);
+	ASSERT_CELL(st, "P1", "CW13_SUBMISSIONS", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 3, 0);
+	state_free(st);
+	const struct qs_event log2[] = {
+		log[0], log[1], log[2], log[3],
+		encounter("O", "R2", QS_FREQ_REPLACEMENT, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 1)),
+	};
+	st = LIVE_VS_LATEST(log2);
+	ASSERT_CELL(st, "P1", "CW13_TIMELY", "MEDICARE", QS_GRAIN_YEAR, 2019, 1, 1, 0, 0);
+	ASSERT_CELL(st, "P1", "CW13_SUBMISSIONS", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 3, 0);
+	state_free(st);
+}
+END_TEST
+
 Suite *measures_suite(void)
 {
 	Suite *s = suite_create("measures");
@@ -332,6 +484,13 @@ Suite *measures_suite(void)
 	tcase_add_test(tc, replacement_before_original);
 	tcase_add_test(tc, medicaid_stratum);
 	tcase_add_test(tc, restore_replays_without_deltas);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("chains");
+	tcase_add_test(tc, self_reference_is_a_chain_of_its_own);
+	tcase_add_test(tc, original_resent_as_replacement_takes_its_void_along);
+	tcase_add_test(tc, replacement_resent_as_original_keeps_its_own_chain);
+	tcase_add_test(tc, corrected_original_id_moves_the_records_naming_it);
+	tcase_add_test(tc, cycle_counts_like_a_missing_original);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("ntsv");
 	tcase_add_test(tc, ntsv_each_criterion);

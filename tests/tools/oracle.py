@@ -344,31 +344,37 @@ def _add(rows, plan, measure, stratum, d, num, den):
 def encounter_chains(encounters):
     """{root id: [(seq, record), ...]} from the final encounter records.
 
-    Chains: follow original_encounter_id upwards to the record that names no
-    further record we hold. That root is either an ORIGINAL (the chain's
-    original, received) or the id of a record not received (original missing).
-    Following parents from each record is the same as the README's growing
-    "names the original or any record already in its chain"."""
+    README "Identity, corrections and voids": every record that is not an
+    ORIGINAL names its original_encounter_id. Follow the names from a record:
+    the root is the ORIGINAL where they end, or the id they reach that no
+    record has (the original is missing), or, when they go round a cycle, the
+    smallest encounter_id on that cycle (such a chain has no original). A chain
+    is the records sharing a root. Only the final records matter, so arrival
+    order cannot."""
     def root(eid):
-        seen = set()
+        path, at = [], {}
         while True:
-            seen.add(eid)
-            _, rec = encounters[eid]
-            parent = rec["original_encounter_id"]
-            if rec["frequency"] == "ORIGINAL" or parent is None:
+            if eid not in encounters:
+                return eid               # the missing original's id
+            rec = encounters[eid][1]
+            if rec["frequency"] == "ORIGINAL":
                 return eid
-            if parent not in encounters:
-                return parent            # the missing original's id
-            if parent in seen:
-                return None              # a cycle with no original: no chain to time
-            eid = parent
+            if eid in at:
+                return min(path[at[eid]:])   # the cycle's smallest id
+            at[eid] = len(path)
+            path.append(eid)
+            eid = rec["original_encounter_id"]
 
     chains = defaultdict(list)
     for eid in encounters:
-        r = root(eid)
-        if r is not None:
-            chains[r].append(encounters[eid])
+        chains[root(eid)].append(encounters[eid])
     return chains
+
+
+def chain_original(encounters, rid):
+    """The ORIGINAL that roots chain rid, or None (missing, or a cycle)."""
+    rec = encounters[rid][1] if rid in encounters else None
+    return rec if rec is not None and rec["frequency"] == "ORIGINAL" else None
 
 
 def chain_content(members, orig):
@@ -388,9 +394,9 @@ def count_encounters(encounters, rows, chains=None):
     if chains is None:
         chains = encounter_chains(encounters)
     for rid, members in chains.items():
-        if rid not in encounters or encounters[rid][1]["frequency"] != "ORIGINAL":
-            continue                     # original not received: no timeliness yet
-        orig = encounters[rid][1]
+        orig = chain_original(encounters, rid)
+        if orig is None:
+            continue                     # original not received (or a cycle): no timeliness
         if orig["submitted_at"] is None:
             continue                     # owed: not submitted, so not timed
         if any(rec["frequency"] == "VOID" for _, rec in members):
@@ -499,7 +505,7 @@ def caw7_ed_visits(encounters, chains):
     for rid, members in chains.items():
         if any(rec["frequency"] == "VOID" for _, rec in members):
             continue
-        orig = encounters[rid][1] if rid in encounters else None
+        orig = chain_original(encounters, rid)
         content = chain_content(members, orig)
         if content is None or not content["ed_visit"]:
             continue
@@ -729,8 +735,9 @@ def encounter_alerts(encounters, clock_day, rules=ALERT_RULES):
     arrived hold none."""
     out = {}
     for rid, chain in encounter_chains(encounters).items():
-        if rid in encounters and encounters[rid][1]["frequency"] == "ORIGINAL":
-            a = encounter_alert(encounters[rid][1], chain, clock_day, rules)
+        orig = chain_original(encounters, rid)
+        if orig is not None:
+            a = encounter_alert(orig, chain, clock_day, rules)
             if a:
                 out[a["alert_id"]] = a
     return out

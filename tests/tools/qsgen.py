@@ -290,6 +290,7 @@ class _Generator:
                  encounters_per_month, deliveries, member_events, hostile, evolved_share,
                  gap, id_suffix, codec, edges=True):
         self.rng = random.Random(seed)
+        self.unusual_rng = random.Random(seed ^ 0x5EED)
         self.seed = seed
         self.edges = edges
         self.plans = list(plans)
@@ -444,6 +445,55 @@ class _Generator:
             r = self.replacement(rec, ghost, eid + "-ORPHAN")
             r["frequency"] = freq
             self.send_encounter(r, r["submitted_at"] + self.delay(), f"orphan {freq.lower()}")
+        elif follow < 0.195:
+            self.unusual_chain(rec, eid, t0)
+
+    def unusual_chain(self, rec, eid, after):
+        """A valid but unusual sequence (README "Identity, corrections and voids"): a
+        record later made to name itself, an id re-sent with another frequency, a
+        replacement whose original_encounter_id a later version corrects, a cycle.
+        Its details come from a generator of its own, so that the rest of the stream
+        is the one the same seed gave before these stories existed."""
+        main, self.rng = self.rng, self.unusual_rng
+        try:
+            self._unusual_chain(rec, eid, after)
+        finally:
+            self.rng = main
+
+    def _unusual_chain(self, rec, eid, after):
+        rng = self.rng
+        story = rng.choice(("self_named", "original_becomes_replacement", "replacement_becomes_original",
+                            "repointed", "cycle"))
+        r1 = self.replacement(rec, rec, eid + "-R1")
+        t = self.send_encounter(r1, r1["submitted_at"] + self.delay(), f"{story}: replacement", after)
+        step = DAY_MS + rng.randrange(DAY_MS)
+        if story == "self_named":
+            self.send_encounter(dict(r1, original_encounter_id=r1["encounter_id"]), t + step,
+                                "self_named: the replacement now names itself", t)
+        elif story == "original_becomes_replacement":
+            x = dict(rec, encounter_id=eid + "-X" + self.sfx)
+            tx = self.send_encounter(x, t + step, "original_becomes_replacement: a second original", t)
+            tv = self.send_encounter(self.void_record(x, eid + "-XV"), tx + step, "original_becomes_replacement: its void", tx)
+            self.send_encounter(dict(x, frequency="REPLACEMENT", original_encounter_id=rec["encounter_id"]),
+                                tv + step, "original_becomes_replacement: re-sent as a replacement", tv)
+        elif story == "replacement_becomes_original":
+            self.send_encounter(dict(r1, frequency="ORIGINAL", original_encounter_id=None), t + step,
+                                "replacement_becomes_original: re-sent as an original", t)
+        elif story == "repointed":
+            wrong = dict(r1, original_encounter_id=eid + "-WRONG" + self.sfx)
+            tw = self.send_encounter(wrong, t + step, "repointed: the replacement names a wrong id", t)
+            tv = self.send_encounter(self.void_record(r1, eid + "-RV"), tw + step, "repointed: a void of the replacement", tw)
+            self.send_encounter(r1, tv + step, "repointed: the replacement names its original again", tv)
+        else:
+            r2 = dict(r1, encounter_id=eid + "-R2" + self.sfx, original_encounter_id=r1["encounter_id"])
+            t2 = self.send_encounter(r2, t + step, "cycle: a replacement of the replacement", t)
+            self.send_encounter(dict(r1, original_encounter_id=r2["encounter_id"]), t2 + step,
+                                "cycle: the first replacement names the second", t2)
+
+    def void_record(self, target, vid):
+        """A VOID named vid of target, submitted when target was."""
+        return dict(target, encounter_id=vid + self.sfx, original_encounter_id=target["encounter_id"],
+                    frequency="VOID", adjudicated_at=None)
 
     def replacement(self, orig, target, rid):
         """A REPLACEMENT of target (the original or a replacement) with changed content."""

@@ -197,6 +197,71 @@ class HandStream(unittest.TestCase):
             ("CW13_SUBMISSIONS", "MEDICARE", "year", "2017-01-01", 2, 0)])
 
 
+class ChainRules(unittest.TestCase):
+    """README "Identity, corrections and voids": chains from the latest versions only (the cases of
+    tests/test_measures.c "chains", worked by hand there). O is on time: to 2019-01-01, submitted
+    2019-03-01 = 59 days; a content of to 2018-08-01 makes it 212 days, late."""
+
+    def timely(self, recs):
+        c = qsgen.Codec()
+        msgs = [("encounters", b"k", c.frame(1, r)) for r in recs]
+        rows = oracle.compute(msgs).row_list()
+        return [r[5:] for r in rows if r[1] == "CW13_TIMELY" and r[3] == "year"] or [(0, 0)]
+
+    O = enc("O", "MEDICARE", "ORIGINAL", "2019-01-01", "2019-03-01T00:00:00")
+
+    def test_self_reference_is_a_chain_of_its_own(self):
+        r = enc("R", "MEDICARE", "REPLACEMENT", "2018-08-01", "2019-03-02T00:00:00", orig="O")
+        self.assertEqual(self.timely([self.O, r]), [(0, 1)])
+        self.assertEqual(self.timely([self.O, r, dict(r, original_encounter_id="R")]), [(1, 1)])
+
+    def test_original_resent_as_replacement_takes_its_void_along(self):
+        x = enc("X", "MEDICARE", "ORIGINAL", "2019-01-05", "2019-03-03T00:00:00")
+        v = enc("V", "MEDICARE", "VOID", "2019-01-05", "2019-03-04T00:00:00", orig="X")
+        xr = enc("X", "MEDICARE", "REPLACEMENT", "2019-01-01", "2019-03-05T00:00:00", orig="O")
+        self.assertEqual(self.timely([self.O, x, v]), [(1, 1)])
+        self.assertEqual(self.timely([self.O, x, v, xr]), [(0, 0)])
+        # And back to an ORIGINAL: V voids X's own chain, O counts alone.
+        self.assertEqual(self.timely([self.O, x, v, xr, x]), [(1, 1)])
+
+    def test_corrected_original_id_moves_the_records_naming_it(self):
+        a = enc("A", "MEDICARE", "ORIGINAL", "2018-08-01", "2019-03-01T00:00:00")
+        r = enc("R", "MEDICARE", "REPLACEMENT", "2018-08-01", "2019-03-02T00:00:00", orig="A")
+        vr = enc("VR", "MEDICARE", "VOID", "2018-08-01", "2019-03-03T00:00:00", orig="R")
+        self.assertEqual(self.timely([self.O, a, r, vr]), [(1, 1)])      # A voided, O on time
+        self.assertEqual(self.timely([self.O, a, r, vr, dict(r, original_encounter_id="O")]),
+                         [(0, 1)])                                        # O voided, A late
+
+    def test_cycle_has_no_original(self):
+        r1 = enc("R1", "MEDICARE", "REPLACEMENT", "2019-01-01", "2019-03-02T00:00:00", orig="O")
+        r2 = enc("R2", "MEDICARE", "REPLACEMENT", "2019-01-01", "2019-03-03T00:00:00", orig="R1")
+        r1c = enc("R1", "MEDICARE", "REPLACEMENT", "2018-08-01", "2019-03-04T00:00:00", orig="R2")
+        self.assertEqual(self.timely([self.O, r1, r2, r1c]), [(1, 1)])
+        chains = oracle.encounter_chains({"R1": (3, r1c), "R2": (2, r2), "O": (0, self.O)})
+        self.assertEqual(sorted(chains), ["O", "R1"])                    # the cycle's smallest id
+        # O made to name R2: it joins the cycle's chain, which has no original.
+        o2 = enc("O", "MEDICARE", "REPLACEMENT", "2019-01-01", "2019-03-01T00:00:00", orig="R2")
+        self.assertEqual(self.timely([self.O, r1, r2, r1c, o2]), [(0, 0)])
+        v = enc("W", "MEDICARE", "VOID", "2019-01-01", "2019-03-05T00:00:00", orig="O")
+        chains = oracle.encounter_chains({"R1": (3, r1c), "R2": (2, r2), "O": (4, o2), "W": (5, v)})
+        self.assertEqual({k: sorted(r["encounter_id"] for _, r in m) for k, m in chains.items()},
+                         {"R1": ["O", "R1", "R2", "W"]})
+
+    def test_order_does_not_matter(self):
+        """Every order of the same final versions gives the same chains."""
+        import itertools
+        recs = {"O": self.O,
+                "R": enc("R", "MEDICARE", "REPLACEMENT", "2018-08-01", "2019-03-02T00:00:00", orig="Q"),
+                "Q": enc("Q", "MEDICARE", "REPLACEMENT", "2019-01-01", "2019-03-02T00:00:00", orig="O"),
+                "V": enc("V", "MEDICARE", "VOID", "2019-01-01", "2019-03-02T00:00:00", orig="V")}
+        seen = set()
+        for perm in itertools.permutations(recs):
+            enc_state = {eid: (i, recs[eid]) for i, eid in enumerate(perm)}
+            chains = oracle.encounter_chains(enc_state)
+            seen.add(tuple(sorted((k, tuple(sorted(r["encounter_id"] for _, r in m))) for k, m in chains.items())))
+        self.assertEqual(seen, {(("O", ("O", "Q", "R")), ("V", ("V",)))})
+
+
 class Rejections(unittest.TestCase):
     def test_each_hostile_kind_is_rejected_and_valid_edges_are_used(self):
         msgs = qsgen.generate(seed=7, members=20, months=3, encounters_per_month=10, deliveries=20,

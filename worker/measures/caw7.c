@@ -86,23 +86,20 @@ static void recount(struct caw7_state *st, struct family_ctx *ctx, struct caw7_c
 static void apply_encounter(struct caw7_state *st, struct family_ctx *ctx, const struct qs_encounter *e,
 			    int64_t offset)
 {
-	struct chain_record *r = chains_record(&st->chains, e->encounter_id);
-	struct chain *old_chain = r ? r->chain : NULL;
-	struct chain *chain = chains_chain_for(&st->chains, ctx->arena, e);
-	struct chain *absorbed;
-	struct caw7_record *x =
-		(struct caw7_record *)chains_put(&st->chains, ctx->arena, r, e, offset, chain, &absorbed);
+	struct chain_change ch;
+	chains_begin(&st->chains, ctx->arena, e, &ch);
+	struct caw7_record *x = (struct caw7_record *)chains_commit(&st->chains, ctx->arena, &ch, e, offset);
 	x->plan = intern_id(ctx->intern, e->plan_id);
 	if (!x->member || strcmp(x->member, e->member_id) != 0)
 		x->member = arena_strdup(ctx->arena, e->member_id);
 	x->service_to = e->service_to;
 	x->ed_visit = e->ed_visit;
 
-	recount(st, ctx, (struct caw7_chain *)chain);
-	if (old_chain && old_chain != chain)
-		recount(st, ctx, (struct caw7_chain *)old_chain);
-	if (absorbed)
-		recount(st, ctx, (struct caw7_chain *)absorbed); /* now empty: its visit, if any, moved */
+	/* Each chain remembers where its visit counts (place), so only the after needs reading. */
+	recount(st, ctx, (struct caw7_chain *)ch.to);
+	if (ch.from && ch.from != ch.to)
+		recount(st, ctx, (struct caw7_chain *)ch.from); /* emptied or smaller: its visit may move */
+	chains_end(&st->chains, &ch);
 }
 
 static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset)
@@ -144,7 +141,7 @@ static void state_free(void *state)
 static size_t count(const void *state)
 {
 	const struct caw7_state *st = state;
-	return caw_counts_len(&st->counts) + st->chains.records.len;
+	return caw_counts_len(&st->counts) + st->chains.records;
 }
 
 const struct family family_caw7 = {

@@ -276,6 +276,16 @@ static size_t contribs(const struct cw13_record *r, const struct chain *a, const
 	return n;
 }
 
+/* What chain c was judged at before the change: was_from, was_to or (a chain new to it) nothing. */
+static const struct judgement *was_of(const struct chain *c, const struct chain_change *ch, struct chain *to_before,
+				      const struct judgement *was_from, const struct judgement *was_to)
+{
+	static const struct judgement none = {QS_ALERT_NONE, 0, 0, QS_NO_DATE, QS_NO_DATE};
+	if (c == ch->from)
+		return was_from;
+	return c == to_before ? was_to : &none;
+}
+
 static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset)
 {
 	struct cw13_state *st = state;
@@ -283,37 +293,33 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	struct qs_contrib before[QS_MAX_CONTRIBS], after[QS_MAX_CONTRIBS];
 	int32_t judged_day = clock_day(ctx->judged_ms), day = clock_day(ctx->clock_ms);
 
-	struct cw13_record *r = (struct cw13_record *)chains_record(&st->chains, e->encounter_id);
-	struct cw13_chain *old_chain = r ? (struct cw13_chain *)r->base.chain : NULL;
-	struct cw13_chain *chain = (struct cw13_chain *)chains_chain_for(&st->chains, ctx->arena, e);
-	const struct chain *old_base = old_chain ? &old_chain->base : NULL;
-	size_t n_before = contribs(r, old_base, &chain->base, ctx->rules, before);
-	struct judgement old_was =
-		old_chain ? judge(&old_chain->base, judged_day, ctx->rules) : (struct judgement){0};
-	struct judgement was = judge(&chain->base, judged_day, ctx->rules);
+	/* The (at most two) chains the version changes, read before and after (chain.h). */
+	struct chain_change ch;
+	chains_begin(&st->chains, ctx->arena, e, &ch);
+	struct chain *to_before = ch.to;
+	const struct cw13_record *old = ch.record->present ? (const struct cw13_record *)ch.record : NULL;
+	size_t n_before = contribs(old, ch.from, to_before, ctx->rules, before);
+	struct judgement was_from = ch.from ? judge(ch.from, judged_day, ctx->rules) : (struct judgement){0};
+	struct judgement was_to = to_before ? judge(to_before, judged_day, ctx->rules) : (struct judgement){0};
 
-	/*
-	 * A chain absorbed into this one started with a record naming a
-	 * replacement or void: it never holds an original, so it had no
-	 * timeliness, alert or timer to take back.
-	 */
-	struct chain *absorbed;
-	r = (struct cw13_record *)chains_put(&st->chains, ctx->arena, (struct chain_record *)r, e, offset,
-					     &chain->base, &absorbed);
+	struct cw13_record *r =
+		(struct cw13_record *)chains_commit(&st->chains, ctx->arena, &ch, e, offset);
 	r->plan = intern_id(ctx->intern, e->plan_id);
 	r->source = intern_id(ctx->intern, e->source == QS_SOURCE_MEDICARE ? "MEDICARE" : "MEDICAID");
 	r->service_from = e->service_from;
 	r->service_to = e->service_to;
 	r->submitted_day = e->submitted_at == QS_NO_TS ? QS_NO_DATE : dates_day_of_ms(e->submitted_at);
 	r->ed_visit = e->ed_visit;
-	if (!chain->member_id || strcmp(chain->member_id, e->member_id) != 0)
+	/* Alerts name the original's member; an ORIGINAL is always its own chain's root. */
+	struct cw13_chain *chain = (struct cw13_chain *)ch.to;
+	if (e->frequency == QS_FREQ_ORIGINAL && (!chain->member_id || strcmp(chain->member_id, e->member_id) != 0))
 		chain->member_id = arena_strdup(ctx->arena, e->member_id);
 
-	measures_emit_diff(ctx, before, n_before, after,
-			   contribs(r, old_base, &chain->base, ctx->rules, after));
-	settle(st, ctx, chain, &was, day);
-	if (old_chain && old_chain != chain)
-		settle(st, ctx, old_chain, &old_was, day);
+	measures_emit_diff(ctx, before, n_before, after, contribs(r, ch.from, ch.to, ctx->rules, after));
+	settle(st, ctx, chain, was_of(ch.to, &ch, to_before, &was_from, &was_to), day);
+	if (ch.from && ch.from != ch.to)
+		settle(st, ctx, (struct cw13_chain *)ch.from, &was_from, day);
+	chains_end(&st->chains, &ch);
 }
 
 static void tick(void *state, struct family_ctx *ctx)
@@ -349,7 +355,7 @@ static void state_free(void *state)
 
 static size_t count(const void *state)
 {
-	return ((const struct cw13_state *)state)->chains.records.len;
+	return ((const struct cw13_state *)state)->chains.records;
 }
 
 const struct family family_cw13 = {

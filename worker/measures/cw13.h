@@ -29,7 +29,7 @@ struct cw13_record {
 
 struct cw13_chain {
 	struct chain base;     /* root and records */
-	const char *member_id; /* of its latest record: alerts name the member */
+	const char *member_id; /* of its original's latest version: alerts name the member */
 	int32_t timer_day;     /* while scheduled: the next day its alert changes */
 	uint32_t heap_pos;     /* position in the timer heap + 1; 0 when not scheduled */
 };
