@@ -1072,6 +1072,103 @@ START_TEST(named_type_from_resolved_record)
 }
 END_TEST
 
+/* The writer schema of an encounter whose writer-only field rows (after the
+ * reader's fields, before ed_visit) has type `rows`; caller frees. */
+static char *encounter_writer_rows(const char *rows)
+{
+	char *extra = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&extra, &n);
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "{\"name\":\"rows\",\"type\":%s},", rows);
+	ck_assert_int_eq(fclose(f), 0);
+	char *schema = encounter_writer(extra);
+	free(extra);
+	return schema;
+}
+
+/*
+ * Decodes, `passes` times, an encounter whose writer-only field rows, of type
+ * `rows` (an array of booleans however wrapped), holds `items` booleans, and
+ * checks the reader's values. The last result, reason in err.
+ */
+static int decode_rows(char *rows, int items, int passes, char *err, size_t err_size)
+{
+	char *schema = encounter_writer_rows(rows);
+	struct scratch_registry s;
+	scratch_open(&s);
+	scratch_put(&s, 11, schema);
+	struct avro_buf m = {0};
+	encounter_head(&m, 11);
+	avro_long(&m, items);
+	for (int i = 0; i < items; i++)
+		avro_byte(&m, (uint8_t)(i & 1));
+	avro_long(&m, 0);
+	avro_byte(&m, 1); /* ed_visit */
+	int rc = QS_DECODE_REJECT;
+	for (int pass = 0; pass < passes; pass++) {
+		struct qs_event ev;
+		rc = decode_message(s.dec, QS_TOPIC_ENCOUNTERS, m.b, m.n, &ev, err, err_size);
+		if (rc == QS_DECODE_OK) {
+			ck_assert_str_eq(ev.u.encounter.encounter_id, "ENC-R1");
+			ck_assert_int_eq(ev.u.encounter.service_to, DAY_2017_03_01 + 1);
+			ck_assert_int_eq(ev.u.encounter.ed_visit, true);
+		}
+	}
+	free(m.b);
+	free(schema);
+	free(rows);
+	scratch_close(&s);
+	return rc;
+}
+
+/* An array of 100000 records of 10000 nulls and a boolean: 100 kB that cost
+ * a billion ops (seconds of CPU) when every null was an op run per item. */
+START_TEST(wide_null_records_cost_little)
+{
+	char *w = NULL;
+	size_t wn = 0;
+	FILE *f = open_memstream(&w, &wn);
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"W\",\"fields\":[", f);
+	for (int i = 0; i < 10000; i++)
+		fprintf(f, "{\"name\":\"n%d\",\"type\":\"null\"},", i);
+	fputs("{\"name\":\"b\",\"type\":\"boolean\"}]}}", f);
+	ck_assert_int_eq(fclose(f), 0);
+	char err[QS_DECODE_ERRSTR_SIZE] = "";
+	ck_assert_msg(decode_rows(w, 100000, 3, err, sizeof(err)) == QS_DECODE_OK, "%s", err);
+}
+END_TEST
+
+/* An array of 2000 booleans each wrapped in `depth` records. */
+static int decode_nested(int depth, char *err, size_t err_size)
+{
+	char *w = NULL;
+	size_t wn = 0;
+	FILE *f = open_memstream(&w, &wn);
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"type\":\"array\",\"items\":", f);
+	for (int i = 0; i < depth; i++)
+		fprintf(f, "{\"type\":\"record\",\"name\":\"R%d\",\"fields\":[{\"name\":\"f\",\"type\":", i);
+	fputs("\"boolean\"", f);
+	for (int i = 0; i < depth; i++)
+		fputs("}]}", f);
+	fputs("}", f);
+	ck_assert_int_eq(fclose(f), 0);
+	return decode_rows(w, 2000, 1, err, err_size);
+}
+
+/* 20 records around each byte are decoded; 40 (41 ops a byte) exceed the
+ * work bound, which dead-letters the message instead of running it. */
+START_TEST(work_per_message_bounded)
+{
+	char err[QS_DECODE_ERRSTR_SIZE] = "";
+	ck_assert_msg(decode_nested(20, err, sizeof(err)) == QS_DECODE_OK, "%s", err);
+	ck_assert_int_eq(decode_nested(40, err, sizeof(err)), QS_DECODE_REJECT);
+	ck_assert_msg(strstr(err, "writer schema 11 costs more than 32 steps per byte to decode") != NULL, "%s", err);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------- */
 
 static void load_cases(void)
@@ -1123,6 +1220,13 @@ Suite *decode_suite(void)
 	tcase_add_test(tc, named_type_reused_in_containers);
 	tcase_add_test(tc, recursive_type_reused);
 	tcase_add_test(tc, named_type_from_resolved_record);
+	suite_add_tcase(s, tc);
+
+	/* The old decoder took seconds over wide_null_records_cost_little. */
+	tc = tcase_create("cost");
+	tcase_set_timeout(tc, 4);
+	tcase_add_test(tc, wide_null_records_cost_little);
+	tcase_add_test(tc, work_per_message_bounded);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");

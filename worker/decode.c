@@ -41,6 +41,11 @@
 #define MAX_DEPTH 64        /* nesting of records, unions, arrays and maps in a message */
 #define MAX_SCHEMA_DEPTH 256 /* nesting of types in a writer schema */
 #define NONE UINT32_MAX     /* no op */
+/* Ops a message may run per byte of message and op of plan. Compiling drops
+ * zero-byte ops from writer-only records, so every op run under a skipped
+ * value reads a byte or encloses ops that do, and only records nested deep
+ * inside an array or map reach this ratio. */
+#define WORK_PER_BYTE 32
 
 /* ---- reader side: where each reader field lands in struct qs_event ---- */
 
@@ -455,8 +460,17 @@ static uint32_t compile_skip(struct plan *p, avro_schema_t w, const char *field,
 						  avro_schema_record_field_name(w, (int)f), depth + 1);
 			if (c == NONE)
 				return NONE;
-			empty = empty && p->ops[c].empty;
-			append(p, r, &last, c);
+			if (!p->ops[c].empty) {
+				empty = false;
+				append(p, r, &last, c);
+				continue;
+			}
+			/* Skipping a value of zero bytes is nothing to do: left out,
+			 * so that a wide record of nulls costs no work per item. A
+			 * leaf just made is taken back; a record stays, unlisted,
+			 * for the REFs to it. */
+			if (c == p->nops - 1 && (p->ops[c].kind == OP_NULL || p->ops[c].kind == OP_FIXED))
+				p->nops--;
 		}
 		p->ops[r].empty = empty;
 		return r;
@@ -972,6 +986,7 @@ struct cursor {
 	size_t pos;
 	char *errstr;
 	size_t errstr_size;
+	uint64_t work; /* ops the message may still run */
 };
 
 /* Writes "field <name>: <reason>" (or just the reason) and returns -1. */
@@ -1210,6 +1225,11 @@ static int run(const struct plan *p, uint32_t i, struct cursor *c, uint8_t *ev, 
 	int64_t v;
 	size_t start = c->pos;
 
+	if (c->work-- == 0)
+		return reject(c, NULL,
+			      "writer schema %" PRId32 " costs more than %d steps per byte to decode (records "
+			      "nested too deep inside an array or map)",
+			      p->id, WORK_PER_BYTE);
 	/* Only containers nest; checking them bounds the C stack. A REF is
 	 * its record's level, checked first so the reason names its field. */
 	if (depth > MAX_DEPTH && (op->kind == OP_UNION || op->kind == OP_RECORD || op->kind == OP_ARRAY ||
@@ -1511,7 +1531,7 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 
 	memset(out, 0, sizeof(*out));
 	out->topic = topic;
-	struct cursor c = {b, len, HEADER_BYTES, errstr, errstr_size};
+	struct cursor c = {b, len, HEADER_BYTES, errstr, errstr_size, (uint64_t)WORK_PER_BYTE * (len + p->nops)};
 	if (run(p, p->root, &c, (uint8_t *)out, 0) != 0)
 		return QS_DECODE_REJECT;
 	if (c.pos != len) {
