@@ -4,7 +4,8 @@
 #      against a private PostgreSQL this script starts;
 #   2. the oracle's self-check (the second implementation the integration tests trust);
 #   3. integration and fault tests (pytest) on librdkafka's mock cluster (fast tier);
-#   4. the same tests on a real Apache Kafka broker (KRaft, jars from Maven Central).
+#   4. the same tests on a real Apache Kafka broker (KRaft, jars from Maven Central);
+#   5. each libFuzzer target tests/fuzz/fuzz_*.c for QS_FUZZ_SECONDS (60) on its corpus.
 # Installs missing Debian packages when run as root. Prints one closing line
 # "tests: N passed, M failed" and exits non-zero if anything failed.
 set -euo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 source deploy/lib.sh
 
 QS_PY=/usr/bin/python3 # Debian's python: it has python3-avro and python3-confluent-kafka
-tiers=${QS_TEST_TIERS:-"unit asan oracle mock real"}
+tiers=${QS_TEST_TIERS:-"unit asan oracle mock real fuzz"}
 passed=0
 failed=0
 work=$(mktemp -d /tmp/qs-tests.XXXXXX)
@@ -61,6 +62,7 @@ stage() {
 
 extra_packages=()
 [[ " $tiers " == *" real "* ]] && extra_packages+=(default-jre-headless maven)
+[[ " $tiers " == *" fuzz "* ]] && extra_packages+=(clang libclang-rt-14-dev)
 qs_install_packages "${extra_packages[@]}"
 
 qs_log "building (warnings are errors)"
@@ -98,8 +100,15 @@ for tier in $tiers; do
 			stage real "$QS_PY" -m pytest -q -p no:cacheprovider tests/integration
 		tests/kafka/broker.sh stop "$work/kafka" >/dev/null
 		;;
+	fuzz)
+		# One stage per target, so a new tests/fuzz/fuzz_*.c runs with no edit here.
+		for src in tests/fuzz/fuzz_*.c; do
+			target=$(basename "$src" .c)
+			stage "$target" tests/fuzz/run.sh "$target" "${QS_FUZZ_SECONDS:-60}"
+		done
+		;;
 	*)
-		echo "unknown tier $tier (tiers: unit asan oracle mock real)" >&2
+		echo "unknown tier $tier (tiers: unit asan oracle mock real fuzz)" >&2
 		failed=$((failed + 1))
 		;;
 	esac

@@ -723,6 +723,452 @@ START_TEST(http_registry)
 }
 END_TEST
 
+/* ---- writer schemas built here: named types, recursion, cost ---------------- */
+
+/*
+ * Each case writes its writer schema as <id>.avsc into a private registry
+ * directory and encodes its message by hand, so the expected values below are
+ * the ones written, not ones read back through the code under test.
+ */
+
+/* A message under construction: Confluent header, then Avro. */
+struct avro_buf {
+	uint8_t *b;
+	size_t n, cap;
+};
+
+static void avro_byte(struct avro_buf *m, uint8_t x)
+{
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 256;
+		m->b = realloc(m->b, m->cap);
+		ck_assert_ptr_nonnull(m->b);
+	}
+	m->b[m->n++] = x;
+}
+
+static void avro_long(struct avro_buf *m, int64_t v)
+{
+	uint64_t u = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+	while (u >= 0x80) {
+		avro_byte(m, (uint8_t)(u | 0x80));
+		u >>= 7;
+	}
+	avro_byte(m, (uint8_t)u);
+}
+
+static void avro_string(struct avro_buf *m, const char *s)
+{
+	avro_long(m, (int64_t)strlen(s));
+	for (const char *c = s; *c; c++)
+		avro_byte(m, (uint8_t)*c);
+}
+
+static void avro_header(struct avro_buf *m, int32_t id)
+{
+	avro_byte(m, 0);
+	for (int shift = 24; shift >= 0; shift -= 8)
+		avro_byte(m, (uint8_t)((uint32_t)id >> shift));
+}
+
+/* The reader's encounter fields, ed_visit (written last by these cases) excepted. */
+#define ENC_HEAD_FIELDS                                                                                           \
+	"{\"name\":\"encounter_id\",\"type\":\"string\"},"                                                        \
+	"{\"name\":\"original_encounter_id\",\"type\":[\"null\",\"string\"],\"default\":null},"                 \
+	"{\"name\":\"plan_id\",\"type\":\"string\"},{\"name\":\"member_id\",\"type\":\"string\"},"              \
+	"{\"name\":\"source\",\"type\":{\"type\":\"enum\",\"name\":\"EncounterSource\","                        \
+	"\"symbols\":[\"MEDICARE\",\"MEDICAID\"]}},"                                                              \
+	"{\"name\":\"frequency\",\"type\":{\"type\":\"enum\",\"name\":\"ClaimFrequency\","                      \
+	"\"symbols\":[\"ORIGINAL\",\"REPLACEMENT\",\"VOID\"]}},"                                                  \
+	"{\"name\":\"service_from\",\"type\":\"int\"},{\"name\":\"service_to\",\"type\":\"int\"},"              \
+	"{\"name\":\"adjudicated_at\",\"type\":[\"null\",\"long\"],\"default\":null},"                          \
+	"{\"name\":\"submitted_at\",\"type\":[\"null\",\"long\"],\"default\":null},"
+
+/* An encounter writer schema: the reader's fields, then `extra` (fields
+ * the reader lacks, each followed by a comma), then ed_visit. */
+static char *encounter_writer(const char *extra)
+{
+	static const char head[] = "{\"type\":\"record\",\"name\":\"Encounter\",\"namespace\":\"qualstream\","
+				   "\"fields\":[" ENC_HEAD_FIELDS;
+	static const char end[] = "{\"name\":\"ed_visit\",\"type\":\"boolean\"}]}";
+	size_t n = sizeof(head) + strlen(extra) + sizeof(end);
+	char *s = malloc(n);
+	ck_assert_ptr_nonnull(s);
+	snprintf(s, n, "%s%s%s", head, extra, end);
+	return s;
+}
+
+/* 2017-03-01 and 2017-03-02 as days since 1970-01-01 (17167 is 2017-01-01). */
+#define DAY_2017_03_01 (17167 + 31 + 28)
+#define ADJUDICATED_MS 1489134600000LL
+
+/* The bytes of the encounter fields before the extras. */
+static void encounter_head(struct avro_buf *m, int32_t id)
+{
+	avro_header(m, id);
+	avro_string(m, "ENC-R1");
+	avro_long(m, 0); /* original_encounter_id: null */
+	avro_string(m, "H0001");
+	avro_string(m, "M-7");
+	avro_long(m, 1); /* MEDICAID */
+	avro_long(m, 0); /* ORIGINAL */
+	avro_long(m, DAY_2017_03_01);
+	avro_long(m, DAY_2017_03_01 + 1);
+	avro_long(m, 1); /* adjudicated_at: long */
+	avro_long(m, ADJUDICATED_MS);
+	avro_long(m, 0); /* submitted_at: null */
+}
+
+/* A registry directory of its own, for schemas written by one case. */
+struct scratch_registry {
+	char dir[64];
+	struct registry *reg;
+	struct decoder *dec;
+};
+
+static void scratch_open(struct scratch_registry *s)
+{
+	char err[QS_DECODE_ERRSTR_SIZE] = "";
+	snprintf(s->dir, sizeof(s->dir), "/tmp/qs-decode-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(s->dir));
+	s->reg = registry_new(NULL, s->dir, err, sizeof(err));
+	ck_assert_msg(s->reg != NULL, "%s", err);
+	s->dec = decode_new(s->reg, err, sizeof(err));
+	ck_assert_msg(s->dec != NULL, "%s", err);
+}
+
+static void scratch_put(struct scratch_registry *s, int32_t id, const char *schema)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%d.avsc", s->dir, (int)id);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(schema, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void scratch_close(struct scratch_registry *s)
+{
+	char path[128];
+	decode_free(s->dec);
+	registry_free(s->reg);
+	for (int id = 1; id < 100; id++) {
+		snprintf(path, sizeof(path), "%s/%d.avsc", s->dir, id);
+		unlink(path);
+	}
+	rmdir(s->dir);
+}
+
+/* Decodes an encounter written with `extra` fields whose bytes `tail` added
+ * (ed_visit excepted), and checks every reader field against encounter_head. */
+static void expect_encounter_with(const char *extra, void (*tail)(struct avro_buf *m))
+{
+	struct scratch_registry s;
+	scratch_open(&s);
+	char *schema = encounter_writer(extra);
+	scratch_put(&s, 7, schema);
+	struct avro_buf m = {0};
+	encounter_head(&m, 7);
+	tail(&m);
+	avro_byte(&m, 1); /* ed_visit: true */
+	for (int pass = 0; pass < 2; pass++) {
+		struct qs_event ev;
+		char err[QS_DECODE_ERRSTR_SIZE] = "";
+		int rc = decode_message(s.dec, QS_TOPIC_ENCOUNTERS, m.b, m.n, &ev, err, sizeof(err));
+		ck_assert_msg(rc == QS_DECODE_OK, "rc %d: %s", rc, err);
+		const struct qs_encounter *e = &ev.u.encounter;
+		ck_assert_str_eq(e->encounter_id, "ENC-R1");
+		ck_assert_str_eq(e->original_encounter_id, "");
+		ck_assert_str_eq(e->plan_id, "H0001");
+		ck_assert_str_eq(e->member_id, "M-7");
+		ck_assert_int_eq(e->source, QS_SOURCE_MEDICAID);
+		ck_assert_int_eq(e->frequency, QS_FREQ_ORIGINAL);
+		ck_assert_int_eq(e->service_from, DAY_2017_03_01);
+		ck_assert_int_eq(e->service_to, DAY_2017_03_01 + 1);
+		ck_assert_int_eq(e->adjudicated_at, ADJUDICATED_MS);
+		ck_assert_int_eq(e->submitted_at, QS_NO_TS);
+		ck_assert_int_eq(e->ed_visit, true);
+	}
+	free(m.b);
+	free(schema);
+	scratch_close(&s);
+}
+
+#define REC_X "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\"}]}"
+
+static void x_value(struct avro_buf *m, int64_t a, const char *b)
+{
+	avro_long(m, a);
+	avro_string(m, b);
+}
+
+static void tail_sibling(struct avro_buf *m)
+{
+	x_value(m, 5, "five");
+	x_value(m, -6, "six");
+}
+
+/* X defined by one writer-only field and named by the next. */
+START_TEST(named_type_reused_by_sibling)
+{
+	expect_encounter_with("{\"name\":\"x1\",\"type\":" REC_X "},{\"name\":\"x2\",\"type\":\"X\"},", tail_sibling);
+}
+END_TEST
+
+static void tail_three(struct avro_buf *m)
+{
+	x_value(m, 1, "one");
+	x_value(m, 2, "two");
+	x_value(m, 3, "three");
+}
+
+/* Three uses, the last two by name: each must be its own list member. */
+START_TEST(named_type_used_three_times)
+{
+	expect_encounter_with("{\"name\":\"x1\",\"type\":" REC_X "},{\"name\":\"x2\",\"type\":\"X\"},"
+			      "{\"name\":\"x3\",\"type\":\"X\"},",
+			      tail_three);
+}
+END_TEST
+
+static void tail_nested(struct avro_buf *m)
+{
+	avro_long(m, 1); /* x1: union branch X */
+	x_value(m, 7, "u");
+	avro_long(m, 2); /* x2: an array block of two X */
+	x_value(m, 8, "a0");
+	x_value(m, 9, "a1");
+	avro_long(m, 0);
+	x_value(m, 10, "w.p"); /* w: record W {p: X, q: X} */
+	x_value(m, 11, "w.q");
+	avro_long(m, 1); /* x3: a map block of one X */
+	avro_string(m, "k");
+	x_value(m, 12, "m");
+	avro_long(m, 0);
+}
+
+/* X defined in a union branch, then named as array items, twice inside another record, and as map values. */
+START_TEST(named_type_reused_in_containers)
+{
+	expect_encounter_with("{\"name\":\"x1\",\"type\":[\"null\"," REC_X "]},"
+			      "{\"name\":\"x2\",\"type\":{\"type\":\"array\",\"items\":\"X\"}},"
+			      "{\"name\":\"w\",\"type\":{\"type\":\"record\",\"name\":\"W\",\"fields\":["
+			      "{\"name\":\"p\",\"type\":\"X\"},{\"name\":\"q\",\"type\":\"X\"}]}},"
+			      "{\"name\":\"x3\",\"type\":{\"type\":\"map\",\"values\":\"X\"}},",
+			      tail_nested);
+}
+END_TEST
+
+/* The second use is the record's last field: the old plan linked that op to
+ * itself, and compiling looped forever. */
+START_TEST(named_type_reused_last)
+{
+	struct scratch_registry s;
+	scratch_open(&s);
+	scratch_put(&s, 9,
+		    "{\"type\":\"record\",\"name\":\"Encounter\",\"namespace\":\"qualstream\",\"fields\":["
+		    ENC_HEAD_FIELDS "{\"name\":\"x1\",\"type\":" REC_X "},{\"name\":\"ed_visit\",\"type\":\"boolean\"},"
+		    "{\"name\":\"x2\",\"type\":\"X\"}]}");
+	struct avro_buf m = {0};
+	encounter_head(&m, 9);
+	x_value(&m, 1, "x1");
+	avro_byte(&m, 0); /* ed_visit: false */
+	x_value(&m, 2, "x2");
+	struct qs_event ev;
+	char err[QS_DECODE_ERRSTR_SIZE] = "";
+	int rc = decode_message(s.dec, QS_TOPIC_ENCOUNTERS, m.b, m.n, &ev, err, sizeof(err));
+	ck_assert_msg(rc == QS_DECODE_OK, "rc %d: %s", rc, err);
+	ck_assert_str_eq(ev.u.encounter.encounter_id, "ENC-R1");
+	ck_assert_int_eq(ev.u.encounter.adjudicated_at, ADJUDICATED_MS);
+	ck_assert_int_eq(ev.u.encounter.ed_visit, false);
+	free(m.b);
+	scratch_close(&s);
+}
+END_TEST
+
+#define REC_NODE                                                                                                  \
+	"{\"type\":\"record\",\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"                   \
+	"{\"name\":\"kids\",\"type\":[\"null\",{\"type\":\"array\",\"items\":\"Node\"}]}]}"
+
+/* A leaf Node: v, kids null. */
+static void node_leaf(struct avro_buf *m, int64_t v)
+{
+	avro_long(m, v);
+	avro_long(m, 0);
+}
+
+static void tail_recursive(struct avro_buf *m)
+{
+	/* tree: 1 -> [2 -> [3], 4] */
+	avro_long(m, 1);
+	avro_long(m, 1); /* kids: array */
+	avro_long(m, 2);
+	avro_long(m, 2);
+	avro_long(m, 1);
+	avro_long(m, 1);
+	node_leaf(m, 3);
+	avro_long(m, 0);
+	node_leaf(m, 4);
+	avro_long(m, 0);
+	/* tree2, the second use: a leaf */
+	node_leaf(m, 5);
+}
+
+/* A record that holds an optional list of itself, used twice. */
+START_TEST(recursive_type_reused)
+{
+	expect_encounter_with("{\"name\":\"tree\",\"type\":" REC_NODE "},{\"name\":\"tree2\",\"type\":\"Node\"},",
+			      tail_recursive);
+}
+END_TEST
+
+/* A member event whose Enrollment body (resolved against the reader) defines
+ * a writer-only record Note, named again by a later writer-only field. */
+START_TEST(named_type_from_resolved_record)
+{
+	struct scratch_registry s;
+	scratch_open(&s);
+	scratch_put(&s, 8,
+		    "{\"type\":\"record\",\"name\":\"MemberEvent\",\"namespace\":\"qualstream\",\"fields\":["
+		    "{\"name\":\"event_id\",\"type\":\"string\"},{\"name\":\"plan_id\",\"type\":\"string\"},"
+		    "{\"name\":\"member_id\",\"type\":\"string\"},"
+		    "{\"name\":\"status\",\"type\":{\"type\":\"enum\",\"name\":\"RecordStatus\","
+		    "\"symbols\":[\"ACTIVE\",\"VOID\"]}},"
+		    "{\"name\":\"body\",\"type\":[{\"type\":\"record\",\"name\":\"Enrollment\",\"fields\":["
+		    "{\"name\":\"month\",\"type\":\"int\"},"
+		    "{\"name\":\"note\",\"type\":{\"type\":\"record\",\"name\":\"Note\",\"fields\":["
+		    "{\"name\":\"text\",\"type\":\"string\"},{\"name\":\"n\",\"type\":\"long\"}]}},"
+		    "{\"name\":\"smi_sud\",\"type\":\"boolean\"}]}]},"
+		    "{\"name\":\"note2\",\"type\":\"Note\"},{\"name\":\"note3\",\"type\":[\"null\",\"Note\"]}]}");
+	struct avro_buf m = {0};
+	avro_header(&m, 8);
+	avro_string(&m, "EV-9");
+	avro_string(&m, "H0002");
+	avro_string(&m, "M-9");
+	avro_long(&m, 1); /* VOID */
+	avro_long(&m, 0); /* body: Enrollment */
+	avro_long(&m, DAY_2017_03_01);
+	avro_string(&m, "in body");
+	avro_long(&m, 77);
+	avro_byte(&m, 1); /* smi_sud */
+	avro_string(&m, "note2");
+	avro_long(&m, 78);
+	avro_long(&m, 1); /* note3: Note */
+	avro_string(&m, "note3");
+	avro_long(&m, 79);
+	struct qs_event ev;
+	char err[QS_DECODE_ERRSTR_SIZE] = "";
+	int rc = decode_message(s.dec, QS_TOPIC_MEMBER_EVENTS, m.b, m.n, &ev, err, sizeof(err));
+	ck_assert_msg(rc == QS_DECODE_OK, "rc %d: %s", rc, err);
+	ck_assert_str_eq(ev.u.member.event_id, "EV-9");
+	ck_assert_str_eq(ev.u.member.plan_id, "H0002");
+	ck_assert_str_eq(ev.u.member.member_id, "M-9");
+	ck_assert_int_eq(ev.u.member.status, QS_STATUS_VOID);
+	ck_assert_int_eq(ev.u.member.body, QS_BODY_ENROLLMENT);
+	ck_assert_int_eq(ev.u.member.u.enrollment.month, DAY_2017_03_01);
+	ck_assert_int_eq(ev.u.member.u.enrollment.smi_sud, true);
+	free(m.b);
+	scratch_close(&s);
+}
+END_TEST
+
+/* The writer schema of an encounter whose writer-only field rows (after the
+ * reader's fields, before ed_visit) has type `rows`; caller frees. */
+static char *encounter_writer_rows(const char *rows)
+{
+	char *extra = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&extra, &n);
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "{\"name\":\"rows\",\"type\":%s},", rows);
+	ck_assert_int_eq(fclose(f), 0);
+	char *schema = encounter_writer(extra);
+	free(extra);
+	return schema;
+}
+
+/*
+ * Decodes, `passes` times, an encounter whose writer-only field rows, of type
+ * `rows` (an array of booleans however wrapped), holds `items` booleans, and
+ * checks the reader's values. The last result, reason in err.
+ */
+static int decode_rows(char *rows, int items, int passes, char *err, size_t err_size)
+{
+	char *schema = encounter_writer_rows(rows);
+	struct scratch_registry s;
+	scratch_open(&s);
+	scratch_put(&s, 11, schema);
+	struct avro_buf m = {0};
+	encounter_head(&m, 11);
+	avro_long(&m, items);
+	for (int i = 0; i < items; i++)
+		avro_byte(&m, (uint8_t)(i & 1));
+	avro_long(&m, 0);
+	avro_byte(&m, 1); /* ed_visit */
+	int rc = QS_DECODE_REJECT;
+	for (int pass = 0; pass < passes; pass++) {
+		struct qs_event ev;
+		rc = decode_message(s.dec, QS_TOPIC_ENCOUNTERS, m.b, m.n, &ev, err, err_size);
+		if (rc == QS_DECODE_OK) {
+			ck_assert_str_eq(ev.u.encounter.encounter_id, "ENC-R1");
+			ck_assert_int_eq(ev.u.encounter.service_to, DAY_2017_03_01 + 1);
+			ck_assert_int_eq(ev.u.encounter.ed_visit, true);
+		}
+	}
+	free(m.b);
+	free(schema);
+	free(rows);
+	scratch_close(&s);
+	return rc;
+}
+
+/* An array of 100000 records of 10000 nulls and a boolean: 100 kB that cost
+ * a billion ops (seconds of CPU) when every null was an op run per item. */
+START_TEST(wide_null_records_cost_little)
+{
+	char *w = NULL;
+	size_t wn = 0;
+	FILE *f = open_memstream(&w, &wn);
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"type\":\"array\",\"items\":{\"type\":\"record\",\"name\":\"W\",\"fields\":[", f);
+	for (int i = 0; i < 10000; i++)
+		fprintf(f, "{\"name\":\"n%d\",\"type\":\"null\"},", i);
+	fputs("{\"name\":\"b\",\"type\":\"boolean\"}]}}", f);
+	ck_assert_int_eq(fclose(f), 0);
+	char err[QS_DECODE_ERRSTR_SIZE] = "";
+	ck_assert_msg(decode_rows(w, 100000, 3, err, sizeof(err)) == QS_DECODE_OK, "%s", err);
+}
+END_TEST
+
+/* An array of 2000 booleans each wrapped in `depth` records. */
+static int decode_nested(int depth, char *err, size_t err_size)
+{
+	char *w = NULL;
+	size_t wn = 0;
+	FILE *f = open_memstream(&w, &wn);
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"type\":\"array\",\"items\":", f);
+	for (int i = 0; i < depth; i++)
+		fprintf(f, "{\"type\":\"record\",\"name\":\"R%d\",\"fields\":[{\"name\":\"f\",\"type\":", i);
+	fputs("\"boolean\"", f);
+	for (int i = 0; i < depth; i++)
+		fputs("}]}", f);
+	fputs("}", f);
+	ck_assert_int_eq(fclose(f), 0);
+	return decode_rows(w, 2000, 1, err, err_size);
+}
+
+/* 20 records around each byte are decoded; 40 (41 ops a byte) exceed the
+ * work bound, which dead-letters the message instead of running it. */
+START_TEST(work_per_message_bounded)
+{
+	char err[QS_DECODE_ERRSTR_SIZE] = "";
+	ck_assert_msg(decode_nested(20, err, sizeof(err)) == QS_DECODE_OK, "%s", err);
+	ck_assert_int_eq(decode_nested(40, err, sizeof(err)), QS_DECODE_REJECT);
+	ck_assert_msg(strstr(err, "writer schema 11 costs more than 32 steps per byte to decode") != NULL, "%s", err);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------- */
 
 static void load_cases(void)
@@ -763,6 +1209,24 @@ Suite *decode_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, every_truncation_rejected);
 	tcase_add_test(tc, random_mutations_never_crash);
+	suite_add_tcase(s, tc);
+
+	/* A corrupt plan may loop forever: the timeout turns that into a failure. */
+	tc = tcase_create("named_types");
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, named_type_reused_by_sibling);
+	tcase_add_test(tc, named_type_used_three_times);
+	tcase_add_test(tc, named_type_reused_last);
+	tcase_add_test(tc, named_type_reused_in_containers);
+	tcase_add_test(tc, recursive_type_reused);
+	tcase_add_test(tc, named_type_from_resolved_record);
+	suite_add_tcase(s, tc);
+
+	/* The old decoder took seconds over wide_null_records_cost_little. */
+	tc = tcase_create("cost");
+	tcase_set_timeout(tc, 4);
+	tcase_add_test(tc, wide_null_records_cost_little);
+	tcase_add_test(tc, work_per_message_bounded);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");

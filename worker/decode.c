@@ -6,9 +6,12 @@
  * resolved once against the topic's embedded reader schema following the Avro
  * specification's resolution rules, and compiled into a plan: a tree of ops
  * in one array, one op per writer value, each either storing into a slot of
- * struct qs_event or skipping. Incompatibilities become FAIL ops, raised when
- * a message reaches them (so a writer union branch the reader lacks rejects
- * only the messages that use it, as in the Java implementation).
+ * struct qs_event or skipping. A writer-only record is compiled once; each
+ * further use of its name is a REF op pointing at it, so the plan is a tree
+ * plus REF edges (which make recursive types work), and plan_check verifies
+ * exactly that after every compilation. Incompatibilities become FAIL ops,
+ * raised when a message reaches them (so a writer union branch the reader
+ * lacks rejects only the messages that use it, as in the Java implementation).
  *
  * Running a plan is allocation-free and trusts no byte: varints are bounded,
  * every length is checked against the bytes left before use, union and enum
@@ -38,6 +41,11 @@
 #define MAX_DEPTH 64        /* nesting of records, unions, arrays and maps in a message */
 #define MAX_SCHEMA_DEPTH 256 /* nesting of types in a writer schema */
 #define NONE UINT32_MAX     /* no op */
+/* Ops a message may run per byte of message and op of plan. Compiling drops
+ * zero-byte ops from writer-only records, so every op run under a skipped
+ * value reads a byte or encloses ops that do, and only records nested deep
+ * inside an array or map reach this ratio. */
+#define WORK_PER_BYTE 32
 
 /* ---- reader side: where each reader field lands in struct qs_event ---- */
 
@@ -187,6 +195,7 @@ enum op_kind {
 	OP_RECORD, /* runs the `child` list in order */
 	OP_ARRAY,  /* blocks of `child` items, skipped (readers have no arrays) */
 	OP_MAP,    /* blocks of string keys and `child` values, skipped */
+	OP_REF,    /* runs the RECORD op `child`: a further use of a named writer record */
 	OP_SET,    /* reads nothing; stores `value` or `text` (reader defaults, union branch) */
 	OP_FAIL,   /* reads nothing; rejects the message with `text` */
 };
@@ -195,9 +204,9 @@ struct op {
 	enum op_kind kind;
 	enum store store;
 	uint32_t offset;       /* of the slot in struct qs_event */
-	uint32_t child;        /* RECORD fields, UNION branches, ARRAY items, MAP values */
-	uint32_t next;         /* next op of the parent's child list */
-	uint32_t count;        /* UNION branches, ENUM writer symbols */
+	uint32_t child;        /* first of the RECORD fields, UNION branches, ARRAY item, MAP value; REF target */
+	uint32_t next;         /* next op of the parent's child list; an op is in at most one list */
+	uint32_t count;        /* ops in the child list (RECORD, UNION, ARRAY, MAP); ENUM writer symbols */
 	int64_t value;         /* SET constant, FIXED size */
 	bool empty;            /* always encoded in zero bytes (null, empty record) */
 	const char *field;     /* writer field name for reasons; borrowed from the writer schema or a literal */
@@ -206,7 +215,8 @@ struct op {
 	char *text;            /* SET string, FAIL reason; owned */
 };
 
-/* A writer record already compiled for skipping: breaks recursive schemas. */
+/* A writer record already compiled for skipping (or being compiled): later
+ * uses become REF ops to it, which also ends the recursion of recursive types. */
 struct memo {
 	avro_schema_t schema;
 	uint32_t op;
@@ -337,14 +347,16 @@ __attribute__((format(printf, 3, 4))) static uint32_t fail_op(struct plan *p, co
 	return i;
 }
 
-/* Appends op `i` to the child list whose ends are *first and *last. */
-static void append(struct plan *p, uint32_t *first, uint32_t *last, uint32_t i)
+/* Appends op `i` to the child list of op `parent`, whose last op is *last,
+ * counting it in the parent's `count` (which plan_check holds the list to). */
+static void append(struct plan *p, uint32_t parent, uint32_t *last, uint32_t i)
 {
-	if (*first == NONE)
-		*first = i;
+	if (p->ops[parent].child == NONE)
+		p->ops[parent].child = i;
 	else
 		p->ops[*last].next = i;
 	*last = i;
+	p->ops[parent].count++;
 }
 
 /* ---- compiling: skipping writer-only values --------------------------- */
@@ -389,7 +401,7 @@ static uint32_t compile_skip(struct plan *p, avro_schema_t w, const char *field,
 		return i;
 	}
 	case AVRO_UNION: {
-		uint32_t u = new_op(p, OP_UNION, field), first = NONE, last = NONE;
+		uint32_t u = new_op(p, OP_UNION, field), last = NONE;
 		size_t n = avro_schema_union_size(w);
 		if (u == NONE)
 			return NONE;
@@ -397,30 +409,39 @@ static uint32_t compile_skip(struct plan *p, avro_schema_t w, const char *field,
 			uint32_t c = compile_skip(p, avro_schema_union_branch(w, (int)b), field, depth + 1);
 			if (c == NONE)
 				return NONE;
-			append(p, &first, &last, c);
+			append(p, u, &last, c);
 		}
-		p->ops[u].child = first;
-		p->ops[u].count = (uint32_t)n;
 		return u;
 	}
 	case AVRO_ARRAY:
 	case AVRO_MAP: {
 		bool array = is_avro_array(w);
-		uint32_t a = new_op(p, array ? OP_ARRAY : OP_MAP, field);
+		uint32_t a = new_op(p, array ? OP_ARRAY : OP_MAP, field), last = NONE;
 		if (a == NONE)
 			return NONE;
 		uint32_t c = compile_skip(p, array ? avro_schema_array_items(w) : avro_schema_map_values(w), field,
 					  depth + 1);
 		if (c == NONE)
 			return NONE;
-		p->ops[a].child = c;
+		append(p, a, &last, c);
 		return a;
 	}
 	case AVRO_RECORD: {
-		for (size_t m = 0; m < p->nmemo; m++)
-			if (p->memo[m].schema == w)
-				return p->memo[m].op;
-		uint32_t r = new_op(p, OP_RECORD, field), first = NONE, last = NONE;
+		/* Not the record op itself: it is already a member of its first
+		 * use's list, and `next` can link it into one list only. */
+		for (size_t m = 0; m < p->nmemo; m++) {
+			if (p->memo[m].schema != w)
+				continue;
+			uint32_t ref = new_op(p, OP_REF, field);
+			if (ref != NONE) {
+				p->ops[ref].child = p->memo[m].op;
+				/* A record still being compiled (a recursive use)
+				 * counts as not empty: it never is. */
+				p->ops[ref].empty = p->ops[p->memo[m].op].empty;
+			}
+			return ref;
+		}
+		uint32_t r = new_op(p, OP_RECORD, field), last = NONE;
 		if (r == NONE)
 			return NONE;
 		if (p->nmemo == p->memo_cap) {
@@ -439,12 +460,18 @@ static uint32_t compile_skip(struct plan *p, avro_schema_t w, const char *field,
 						  avro_schema_record_field_name(w, (int)f), depth + 1);
 			if (c == NONE)
 				return NONE;
-			/* A recursive reference sees this record as not (yet) empty:
-			 * the safe answer, and a recursive record never is. */
-			empty = empty && p->ops[c].empty;
-			append(p, &first, &last, c);
+			if (!p->ops[c].empty) {
+				empty = false;
+				append(p, r, &last, c);
+				continue;
+			}
+			/* Skipping a value of zero bytes is nothing to do: left out,
+			 * so that a wide record of nulls costs no work per item. A
+			 * leaf just made is taken back; a record stays, unlisted,
+			 * for the REFs to it. */
+			if (c == p->nops - 1 && (p->ops[c].kind == OP_NULL || p->ops[c].kind == OP_FIXED))
+				p->nops--;
 		}
-		p->ops[r].child = first;
 		p->ops[r].empty = empty;
 		return r;
 	}
@@ -570,7 +597,7 @@ static uint32_t compile_record(struct plan *p, avro_schema_t w, avro_schema_t r,
 {
 	char wname[256], rname[256];
 	bool *seen = NULL;
-	uint32_t rec = NONE, first = NONE, last = NONE;
+	uint32_t rec = NONE, last = NONE;
 
 	if (strcmp(avro_schema_name(w), avro_schema_name(r)) != 0)
 		return fail_op(p, field, "record %s cannot be read as record %s", full_name(w, wname, sizeof(wname)),
@@ -585,7 +612,7 @@ static uint32_t compile_record(struct plan *p, avro_schema_t w, avro_schema_t r,
 		if (s == NONE)
 			goto nomem;
 		p->ops[s].value = branch;
-		append(p, &first, &last, s);
+		append(p, rec, &last, s);
 	}
 	for (size_t f = 0; f < nw; f++) {
 		const char *name = avro_schema_record_field_name(w, (int)f);
@@ -602,7 +629,7 @@ static uint32_t compile_record(struct plan *p, avro_schema_t w, avro_schema_t r,
 		}
 		if (c == NONE)
 			goto nomem;
-		append(p, &first, &last, c);
+		append(p, rec, &last, c);
 	}
 	for (size_t j = 0; j < nr; j++) {
 		if (seen[j])
@@ -618,13 +645,12 @@ static uint32_t compile_record(struct plan *p, avro_schema_t w, avro_schema_t r,
 		}
 		if (c == NONE)
 			goto nomem;
-		append(p, &first, &last, c);
+		append(p, rec, &last, c);
 	}
 	free(seen);
 	bool empty = true;
-	for (uint32_t c = first; c != NONE; c = p->ops[c].next)
+	for (uint32_t c = p->ops[rec].child; c != NONE; c = p->ops[c].next)
 		empty = empty && p->ops[c].empty;
-	p->ops[rec].child = first;
 	p->ops[rec].empty = empty;
 	return rec;
 nomem:
@@ -685,7 +711,7 @@ static uint32_t compile(struct plan *p, avro_schema_t w, avro_schema_t r, json_t
 	if (is_avro_union(w)) {
 		/* Resolved per writer branch: a branch the reader cannot take
 		 * fails only the messages that use it. */
-		uint32_t u = new_op(p, OP_UNION, field), first = NONE, last = NONE;
+		uint32_t u = new_op(p, OP_UNION, field), last = NONE;
 		size_t n = avro_schema_union_size(w);
 		if (u == NONE)
 			return NONE;
@@ -693,10 +719,8 @@ static uint32_t compile(struct plan *p, avro_schema_t w, avro_schema_t r, json_t
 			uint32_t c = compile(p, avro_schema_union_branch(w, (int)b), r, rjson, t, field, depth + 1);
 			if (c == NONE)
 				return NONE;
-			append(p, &first, &last, c);
+			append(p, u, &last, c);
 		}
-		p->ops[u].child = first;
-		p->ops[u].count = (uint32_t)n;
 		return u;
 	}
 	if (is_avro_union(r)) {
@@ -768,6 +792,152 @@ static void plan_free(struct plan *p)
 	free(p);
 }
 
+/* Bytes a slot of `store` takes in struct qs_event. */
+static size_t store_width(enum store store)
+{
+	switch (store) {
+	case ST_ID:
+		return QS_ID_MAX;
+	case ST_I32:
+		return sizeof(int32_t);
+	case ST_I64:
+		return sizeof(int64_t);
+	case ST_BOOL:
+		return sizeof(bool);
+	case ST_ENUM:
+		return sizeof(int);
+	default:
+		return 0;
+	}
+}
+
+/* How many ops the child list of `op` must hold: as many as were appended. */
+static int64_t list_length(const struct op *op)
+{
+	switch (op->kind) {
+	case OP_RECORD:
+	case OP_UNION:
+		return op->count;
+	case OP_ARRAY:
+	case OP_MAP:
+		return 1;
+	default:
+		return 0; /* REF's child is an edge, not a list; leaves have none */
+	}
+}
+
+/*
+ * Whether plan `p` is what running it assumes: indexes in range, every child
+ * list ending (no op in two lists, which is what a shared `next` would do),
+ * as long as the ops appended to it, ARRAY and MAP lists of one op, REF
+ * targets RECORD ops, slots inside struct qs_event, and the lists forming a
+ * forest (no cycle through them; REF edges may cycle: recursion). False with
+ * the first defect in why; *nomem when memory ran out checking.
+ */
+static bool plan_check(const struct plan *p, bool *nomem, char *why, size_t why_size)
+{
+	uint32_t n = p->nops;
+	uint8_t *member = calloc(n ? n : 1, 1);  /* in some list */
+	uint8_t *reached = calloc(n ? n : 1, 1); /* from a list-less op through lists */
+	uint32_t *stack = malloc((n ? n : 1) * sizeof(*stack));
+	bool ok = false;
+	*nomem = !member || !reached || !stack;
+	if (*nomem)
+		goto out;
+	if (p->root >= n) {
+		snprintf(why, why_size, "root op %" PRIu32 " out of range", p->root);
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct op *op = &p->ops[i];
+		if ((op->child != NONE && op->child >= n) || (op->next != NONE && op->next >= n)) {
+			snprintf(why, why_size, "op %" PRIu32 " links outside the plan", i);
+			goto out;
+		}
+		if (op->store != ST_SKIP && op->offset + store_width(op->store) > sizeof(struct qs_event)) {
+			snprintf(why, why_size, "op %" PRIu32 " stores outside the event", i);
+			goto out;
+		}
+		if ((op->kind == OP_FAIL && !op->text) || (op->kind == OP_SET && op->store == ST_ID && !op->text) ||
+		    (op->kind == OP_FIXED && op->value < 0) || (op->kind == OP_ENUM && op->store != ST_SKIP && !op->map) ||
+		    (op->kind == OP_ENUM && op->wenum &&
+		     op->count != (uint32_t)avro_schema_enum_number_of_symbols(op->wenum))) {
+			snprintf(why, why_size, "op %" PRIu32 " is incomplete", i);
+			goto out;
+		}
+		if (op->kind == OP_REF) {
+			if (op->child == NONE || p->ops[op->child].kind != OP_RECORD) {
+				snprintf(why, why_size, "REF op %" PRIu32 " does not point at a record", i);
+				goto out;
+			}
+			continue;
+		}
+		int64_t want = list_length(op), len = 0;
+		for (uint32_t c = op->child; c != NONE; c = p->ops[c].next, len++) {
+			/* Stops every walk: a list that ran into another, or into
+			 * itself, meets an op a second time here. */
+			if (member[c]++) {
+				snprintf(why, why_size, "op %" PRIu32 " is in two lists (or a list loops)", c);
+				goto out;
+			}
+		}
+		if (len != want) {
+			snprintf(why, why_size, "op %" PRIu32 " has %" PRId64 " children, not %" PRId64, i, len, want);
+			goto out;
+		}
+	}
+	if (member[p->root]) {
+		snprintf(why, why_size, "the root op is in a list");
+		goto out;
+	}
+	/* With one list per op at most, lists form a forest unless some ops
+	 * sit on a cycle of lists, which no list-less op reaches. */
+	for (uint32_t i = 0; i < n; i++) {
+		if (member[i])
+			continue;
+		size_t top = 0;
+		stack[top++] = i;
+		reached[i] = 1;
+		while (top) {
+			const struct op *op = &p->ops[stack[--top]];
+			if (op->kind == OP_REF)
+				continue;
+			for (uint32_t c = op->child; c != NONE; c = p->ops[c].next)
+				if (!reached[c]) {
+					reached[c] = 1;
+					stack[top++] = c;
+				}
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (!reached[i]) {
+			snprintf(why, why_size, "op %" PRIu32 " is on a cycle of lists", i);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	free(member);
+	free(reached);
+	free(stack);
+	return ok;
+}
+
+/* Empties plan `p` down to one FAIL op rejecting with `reason`; false on ENOMEM. */
+static bool plan_reject(struct plan *p, const char *reason)
+{
+	for (uint32_t i = 0; i < p->nops; i++) {
+		free(p->ops[i].map);
+		free(p->ops[i].text);
+	}
+	p->nops = 0;
+	uint32_t i = new_op(p, OP_FAIL, NULL);
+	if (i == NONE || !(p->ops[i].text = strdup(reason)))
+		return false;
+	p->root = i;
+	return true;
+}
+
 /* The plan for writer schema `json` (id `id`) on `topic`; NULL on ENOMEM.
  * A schema that does not parse or resolve gives a plan that rejects. */
 static struct plan *plan_compile(const struct decoder *dec, int32_t id, enum qs_topic topic, const char *json)
@@ -786,11 +956,26 @@ static struct plan *plan_compile(const struct decoder *dec, int32_t id, enum qs_
 	}
 	free(p->memo);
 	p->memo = NULL;
-	if (p->root == NONE) {
-		plan_free(p);
-		return NULL;
+	if (p->root == NONE)
+		goto nomem;
+	/* A malformed plan is a defect of this file; running it could loop or
+	 * read out of bounds, so its messages are rejected, saying so. */
+	char why[128], reason[QS_DECODE_ERRSTR_SIZE];
+	bool nomem;
+	if (!plan_check(p, &nomem, why, sizeof(why))) {
+		if (nomem)
+			goto nomem;
+		snprintf(reason, sizeof(reason),
+			 "internal error: the plan compiled for writer schema %" PRId32 " is malformed (%s); "
+			 "please report this schema",
+			 id, why);
+		if (!plan_reject(p, reason))
+			goto nomem;
 	}
 	return p;
+nomem:
+	plan_free(p);
+	return NULL;
 }
 
 /* ---- running a plan ----------------------------------------------------- */
@@ -801,6 +986,7 @@ struct cursor {
 	size_t pos;
 	char *errstr;
 	size_t errstr_size;
+	uint64_t work; /* ops the message may still run */
 };
 
 /* Writes "field <name>: <reason>" (or just the reason) and returns -1. */
@@ -1039,9 +1225,15 @@ static int run(const struct plan *p, uint32_t i, struct cursor *c, uint8_t *ev, 
 	int64_t v;
 	size_t start = c->pos;
 
-	/* Only containers nest; checking them bounds the C stack. */
+	if (c->work-- == 0)
+		return reject(c, NULL,
+			      "writer schema %" PRId32 " costs more than %d steps per byte to decode (records "
+			      "nested too deep inside an array or map)",
+			      p->id, WORK_PER_BYTE);
+	/* Only containers nest; checking them bounds the C stack. A REF is
+	 * its record's level, checked first so the reason names its field. */
 	if (depth > MAX_DEPTH && (op->kind == OP_UNION || op->kind == OP_RECORD || op->kind == OP_ARRAY ||
-				  op->kind == OP_MAP))
+				  op->kind == OP_MAP || op->kind == OP_REF))
 		return reject(c, op, "malformed Avro: values nested deeper than %d levels at byte %zu", MAX_DEPTH,
 			      start);
 	switch (op->kind) {
@@ -1116,6 +1308,8 @@ static int run(const struct plan *p, uint32_t i, struct cursor *c, uint8_t *ev, 
 	case OP_ARRAY:
 	case OP_MAP:
 		return run_blocks(p, op, c, ev, depth);
+	case OP_REF:
+		return run(p, op->child, c, ev, depth);
 	case OP_SET:
 		if (op->store == ST_ID) {
 			size_t n = strlen(op->text);
@@ -1337,7 +1531,7 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 
 	memset(out, 0, sizeof(*out));
 	out->topic = topic;
-	struct cursor c = {b, len, HEADER_BYTES, errstr, errstr_size};
+	struct cursor c = {b, len, HEADER_BYTES, errstr, errstr_size, (uint64_t)WORK_PER_BYTE * (len + p->nops)};
 	if (run(p, p->root, &c, (uint8_t *)out, 0) != 0)
 		return QS_DECODE_REJECT;
 	if (c.pos != len) {
