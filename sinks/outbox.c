@@ -636,10 +636,10 @@ static int publish_batch(struct outbox *ob, struct stream *s, PGconn *conn, cons
 			produced = i;
 			break;
 		}
+		/* A local: RD_KAFKA_V_KEY casts its argument without parentheses. */
+		const char *kval = PQgetisnull(res, i, key) ? NULL : PQgetvalue(res, i, key);
 		rd_kafka_resp_err_t err = rd_kafka_producev(
-			ob->rk, RD_KAFKA_V_TOPIC(s->topic),
-			RD_KAFKA_V_KEY(PQgetisnull(res, i, key) ? NULL : PQgetvalue(res, i, key),
-				       (size_t)PQgetlength(res, i, key)),
+			ob->rk, RD_KAFKA_V_TOPIC(s->topic), RD_KAFKA_V_KEY(kval, (size_t)PQgetlength(res, i, key)),
 			RD_KAFKA_V_VALUE(ob->buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_HEADER(s->desc->id_header, PQgetvalue(res, i, 0), 8),
 			RD_KAFKA_V_HEADER(GROUP_HEADER, group, (ssize_t)strlen(group)),
