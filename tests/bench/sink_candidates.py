@@ -83,6 +83,11 @@ def build_flushes(a):
     return n, flushes
 
 
+def by_partition(rows):
+    """A flush's rows grouped by partition (offset order within), as pgsink.c's write_records sends them."""
+    return sorted(rows, key=lambda r: (TOPIC_NO[r[0]], r[1], r[3]))
+
+
 def esc(s):
     return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
@@ -214,6 +219,8 @@ def setup(cur, cand):
 def write_flush(conn, cand, rows, ids):
     """Builds the COPY data (untimed), then times one flush transaction; returns seconds."""
     cur = conn.cursor()
+    if cand.startswith(("log", "typed")):
+        rows = by_partition(rows)
     if cand in ("copy", "upsert"):
         data = [text_rows(rows, "latest" if cand == "copy" else "temp")]
     elif cand in ("log", "log-noidx"):
