@@ -1,8 +1,15 @@
 /*
  * pgsink.c: the PostgreSQL side of the worker (see pgsink.h). Bulk data goes
- * through COPY into temporary tables and one INSERT ... SELECT ... ON CONFLICT
- * each, ordered by key so that concurrent workers lock cells in the same order
- * and cannot deadlock on them.
+ * through COPY: the aggregate deltas into a temporary table and one INSERT ...
+ * SELECT ... ON CONFLICT, ordered by key so that concurrent workers lock cells
+ * in the same order and cannot deadlock on them; the record versions (binary
+ * COPY), dead letters and alerts straight into their append-only tables.
+ *
+ * Record versions (qualstream.record_log, migration 006) are appended, never
+ * updated: a restore reads each record's latest version, and after a flush
+ * commits, a partition whose log has grown by as many rows as it held live
+ * ones is compacted in a transaction of its own (superseded versions
+ * deleted), so the log stays within about twice the live records.
  */
 #include "pgsink.h"
 
@@ -18,13 +25,34 @@
 #include "dates.h"
 #include "embedded.h"
 #include "errstr.h"
+#include "log.h"
 #include "xalloc.h"
+
+/*
+ * Rows appended to one partition's log since it was last compacted (or
+ * loaded), against the live records it then held: compaction runs when
+ * appended >= max(live, COMPACT_MIN), so its cost, a scan and sort of the
+ * partition's rows, is paid once per doubling: O(log n) per row appended.
+ */
+#define COMPACT_MIN 4096
+struct log_growth {
+	enum qs_topic topic;
+	int32_t partition;
+	int64_t live, appended;
+};
 
 struct pgsink {
 	PGconn *conn;
 	char *group;
 	char *topics[QS_TOPIC_COUNT];
-	/* COPY text buffer, kept across flushes */
+	/* qualstream.record_stream ids of (group, topic), 0 until looked up (lazily: migrate runs without them) */
+	int32_t stream[QS_TOPIC_COUNT];
+	struct log_growth *growth;
+	size_t n_growth;
+	/* write_records' order of the flush's records, kept across flushes */
+	const struct state_record **order;
+	size_t order_cap;
+	/* COPY buffer, kept across flushes */
 	char *buf;
 	size_t len, cap;
 };
@@ -128,6 +156,8 @@ void pgsink_free(struct pgsink *ps)
 	free(ps->group);
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		free(ps->topics[t]);
+	free(ps->growth);
+	free(ps->order);
 	free(ps->buf);
 	free(ps);
 }
@@ -245,19 +275,88 @@ int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int6
 	return rc;
 }
 
+/*
+ * Looks up (registering them the first time) the record_stream ids of the
+ * group's topics, outside any transaction: an id taken in a flush that rolls
+ * back would name nothing.
+ */
+static int resolve_streams(struct pgsink *ps, char *errstr, size_t errstr_size)
+{
+	if (ps->stream[0])
+		return 0;
+	const char *params[1 + QS_TOPIC_COUNT] = {ps->group};
+	for (int t = 0; t < QS_TOPIC_COUNT; t++)
+		params[1 + t] = ps->topics[t];
+	/* Only missing rows are inserted: ON CONFLICT alone would use up an identity value per connection. */
+	PGresult *res = PQexecParams(
+		ps->conn,
+		"WITH t (topic) AS (VALUES ($2), ($3), ($4)),"
+		" ins AS (INSERT INTO qualstream.record_stream (consumer_group, topic)"
+		" SELECT $1, topic FROM t WHERE NOT EXISTS (SELECT 1 FROM qualstream.record_stream s"
+		" WHERE s.consumer_group = $1 AND s.topic = t.topic) ON CONFLICT DO NOTHING)"
+		" SELECT 1",
+		1 + QS_TOPIC_COUNT, NULL, params, NULL, NULL, 0);
+	int rc = PQresultStatus(res) == PGRES_TUPLES_OK
+			 ? 0
+			 : pgsink_error(errstr, errstr_size, "registering in qualstream.record_stream", ps->conn, res);
+	PQclear(res);
+	if (rc)
+		return rc;
+	res = PQexecParams(ps->conn, "SELECT topic, id FROM qualstream.record_stream WHERE consumer_group = $1", 1,
+			   NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = pgsink_error(errstr, errstr_size, "reading qualstream.record_stream", ps->conn, res);
+	for (int r = 0; !rc && r < PQntuples(res); r++)
+		for (int t = 0; t < QS_TOPIC_COUNT; t++)
+			if (!strcmp(PQgetvalue(res, r, 0), ps->topics[t]))
+				ps->stream[t] = atoi(PQgetvalue(res, r, 1));
+	PQclear(res);
+	for (int t = 0; !rc && t < QS_TOPIC_COUNT; t++)
+		if (ps->stream[t] <= 0) {
+			errstr_set(errstr, errstr_size, "qualstream.record_stream has no id for %s", ps->topics[t]);
+			rc = PGSINK_ERROR; /* a concurrent registration not yet visible: the retry finds it */
+		}
+	if (rc)
+		memset(ps->stream, 0, sizeof(ps->stream));
+	return rc;
+}
+
+/* The growth record of a partition's log, added if new. */
+static struct log_growth *growth_of(struct pgsink *ps, enum qs_topic topic, int32_t partition)
+{
+	for (size_t i = 0; i < ps->n_growth; i++)
+		if (ps->growth[i].topic == topic && ps->growth[i].partition == partition)
+			return &ps->growth[i];
+	ps->growth = xrealloc(ps->growth, (ps->n_growth + 1) * sizeof(*ps->growth), "the record log counters");
+	ps->growth[ps->n_growth] = (struct log_growth){topic, partition, 0, 0};
+	return &ps->growth[ps->n_growth++];
+}
+
+/*
+ * A partition's latest versions in offset order: each record's version of
+ * the highest offset, whether or not the log was compacted. Sorts, whatever
+ * the statistics say: a join plan chosen on a table not analysed yet (a
+ * nested loop) is quadratic.
+ */
+#define LATEST_SQL                                                                                                 \
+	"SELECT \"offset\", value FROM (SELECT DISTINCT ON (record_id) \"offset\", value"                           \
+	" FROM qualstream.record_log WHERE stream = $1 AND partition = $2 ORDER BY record_id, \"offset\" DESC) l"    \
+	" ORDER BY \"offset\""
+
 int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partition, pgsink_record_cb cb, void *ctx,
 			char *errstr, size_t errstr_size)
 {
-	char part[16];
+	int rc = resolve_streams(ps, errstr, errstr_size);
+	if (rc)
+		return rc;
+	char stream[16], part[16];
+	snprintf(stream, sizeof(stream), "%d", ps->stream[topic]);
 	snprintf(part, sizeof(part), "%d", partition);
-	const char *params[3] = {ps->group, ps->topics[topic], part};
-	int rc = 0;
-	if (!PQsendQueryParams(ps->conn,
-			       "SELECT \"offset\", value FROM qualstream.record_latest"
-			       " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 ORDER BY \"offset\"",
-			       3, NULL, params, NULL, NULL, 1) ||
+	const char *params[2] = {stream, part};
+	int64_t loaded = 0, rows = 0;
+	if (!PQsendQueryParams(ps->conn, LATEST_SQL, 2, NULL, params, NULL, NULL, 1) ||
 	    !PQsetSingleRowMode(ps->conn)) {
-		return pgsink_error(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, NULL);
+		return pgsink_error(errstr, errstr_size, "loading qualstream.record_log", ps->conn, NULL);
 	}
 	/* Drain every result even after a failure, so the connection is usable again. */
 	for (PGresult *res; (res = PQgetResult(ps->conn)); PQclear(res)) {
@@ -266,20 +365,35 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 			uint64_t be;
 			memcpy(&be, PQgetvalue(res, 0, 0), sizeof(be));
 			int64_t offset = (int64_t)be64toh(be);
+			loaded++;
 			rc = cb(ctx, offset, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
 			if (rc)
 				snprintf(errstr, errstr_size, "restoring %s[%d] at offset %lld failed",
 					 ps->topics[topic], partition, (long long)offset);
 		} else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && rc == 0) {
-			rc = pgsink_error(errstr, errstr_size, "loading qualstream.record_latest", ps->conn, res);
+			rc = pgsink_error(errstr, errstr_size, "loading qualstream.record_log", ps->conn, res);
 		}
 	}
+	if (rc)
+		return rc;
+	/* Every version, live or superseded: the compaction's schedule starts from it. */
+	PGresult *res = PQexecParams(ps->conn,
+				     "SELECT count(*) FROM qualstream.record_log WHERE stream = $1 AND partition = $2", 2,
+				     NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	else
+		rc = pgsink_error(errstr, errstr_size, "counting qualstream.record_log", ps->conn, res);
+	PQclear(res);
+	struct log_growth *g = growth_of(ps, topic, partition);
+	g->live = loaded;
+	g->appended = rows - loaded;
 	return rc;
 }
 
-/* ---- COPY text format ---- */
+/* ---- COPY formats ---- */
 
-static void put(struct pgsink *ps, const char *s, size_t n)
+static void put(struct pgsink *ps, const void *s, size_t n)
 {
 	if (ps->len + n > ps->cap) {
 		size_t cap = ps->cap ? ps->cap : 1 << 16;
@@ -313,12 +427,12 @@ __attribute__((format(printf, 2, 3))) static void putf(struct pgsink *ps, const 
  * cannot hold, cannot occur: the string ends there. Other control characters
  * are ordinary data to COPY and are kept.
  */
-static void put_text(struct pgsink *ps, const char *s, char sep)
+static void put_utf8(struct pgsink *ps, const char *s, bool escape)
 {
 	size_t n = strlen(s);
 	for (size_t i = 0; i < n;) {
 		const char *esc = NULL;
-		switch (s[i]) {
+		switch (escape ? s[i] : 0) {
 		case '\\': esc = "\\\\"; break;
 		case '\t': esc = "\\t"; break;
 		case '\n': esc = "\\n"; break;
@@ -333,7 +447,49 @@ static void put_text(struct pgsink *ps, const char *s, char sep)
 			put(ps, "\xef\xbf\xbd", 3); /* U+FFFD for one byte that starts no character */
 		i += len ? len : 1;
 	}
+}
+
+static void put_text(struct pgsink *ps, const char *s, char sep)
+{
+	put_utf8(ps, s, true);
 	put(ps, &sep, 1);
+}
+
+/* ---- COPY binary format: a header, then per row a field count and each field as length + bytes ---- */
+
+static void put_be16(struct pgsink *ps, uint16_t v)
+{
+	v = htobe16(v);
+	put(ps, &v, 2);
+}
+
+static void put_be32(struct pgsink *ps, uint32_t v)
+{
+	v = htobe32(v);
+	put(ps, &v, 4);
+}
+
+static void put_be64(struct pgsink *ps, uint64_t v)
+{
+	v = htobe64(v);
+	put(ps, &v, 8);
+}
+
+static void put_binary_header(struct pgsink *ps)
+{
+	put(ps, "PGCOPY\n\377\r\n\0", 11);
+	put_be32(ps, 0); /* flags */
+	put_be32(ps, 0); /* header extension length */
+}
+
+/* A text field: the same UTF-8 rules as put_text, no escapes (binary COPY has none). */
+static void put_binary_text(struct pgsink *ps, const char *s)
+{
+	size_t at = ps->len;
+	put_be32(ps, 0); /* the length, set once known */
+	put_utf8(ps, s, false);
+	uint32_t len = htobe32((uint32_t)(ps->len - at - 4));
+	memcpy(ps->buf + at, &len, 4);
 }
 
 /* A bytea column as \\x hex (NULL as \N), then the separator. */
@@ -357,7 +513,8 @@ static void put_bytea(struct pgsink *ps, const void *data, size_t len, char sep)
 static int copy(struct pgsink *ps, const char *target, char *errstr, size_t errstr_size)
 {
 	char sql[256];
-	snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", target);
+	snprintf(sql, sizeof(sql), "COPY %s FROM STDIN%s", target,
+		 ps->len >= 11 && !memcmp(ps->buf, "PGCOPY\n", 7) ? " (FORMAT binary)" : "");
 	PGresult *res = PQexec(ps->conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		int rc = pgsink_error(errstr, errstr_size, sql, ps->conn, res);
@@ -442,36 +599,134 @@ static int write_deltas(struct pgsink *ps, const struct state *st, char *errstr,
 		 errstr, errstr_size);
 }
 
+static int by_partition(const void *a, const void *b)
+{
+	const struct state_record *x = *(const struct state_record *const *)a, *y = *(const struct state_record *const *)b;
+	if (x->topic != y->topic)
+		return x->topic < y->topic ? -1 : 1;
+	if (x->partition != y->partition)
+		return x->partition < y->partition ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * Appends the version of every record changed (a record changed twice in the
+ * flush: both, the later wins), grouped by partition: then a partition's rows
+ * lie in one run of heap pages per flush, and a restore reads those pages
+ * instead of nearly every page of the table (rows of all partitions
+ * interleaved).
+ */
 static int write_records(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
 {
 	const struct state_record *r;
 	size_t n = state_records(st, &r);
 	if (!n)
 		return 0;
-	for (size_t i = 0; i < n; i++) {
-		put_text(ps, ps->topics[r[i].topic], '\t');
-		putf(ps, "%d\t", r[i].partition);
-		put_text(ps, r[i].record_id, '\t');
-		putf(ps, "%lld\t", (long long)r[i].offset);
-		put_bytea(ps, r[i].value, r[i].value_len, '\n');
+	if (n > ps->order_cap) {
+		ps->order = xrealloc(ps->order, n * sizeof(*ps->order), "the record order");
+		ps->order_cap = n;
 	}
-	int rc = copy(ps, "qs_record", errstr, errstr_size);
-	if (rc)
-		return rc;
-	const char *params[1] = {ps->group};
-	/* A record changed twice in one flush: keep the later version (DISTINCT ON ... offset DESC). */
-	PGresult *res = PQexecParams(
-		ps->conn,
-		"INSERT INTO qualstream.record_latest AS r"
-		" SELECT DISTINCT ON (topic, partition, record_id) $1, topic, partition, record_id, \"offset\", value"
-		" FROM qs_record ORDER BY topic, partition, record_id, \"offset\" DESC"
-		" ON CONFLICT (consumer_group, topic, partition, record_id) DO UPDATE"
-		" SET \"offset\" = EXCLUDED.\"offset\", value = EXCLUDED.value",
-		1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		rc = pgsink_error(errstr, errstr_size, "upserting qualstream.record_latest", ps->conn, res);
-	PQclear(res);
-	return rc;
+	for (size_t i = 0; i < n; i++)
+		ps->order[i] = &r[i];
+	qsort(ps->order, n, sizeof(*ps->order), by_partition);
+	put_binary_header(ps);
+	for (size_t i = 0; i < n; i++) {
+		const struct state_record *v = ps->order[i];
+		put_be16(ps, 5);
+		put_be32(ps, 4);
+		put_be32(ps, (uint32_t)ps->stream[v->topic]);
+		put_be32(ps, 4);
+		put_be32(ps, (uint32_t)v->partition);
+		put_be32(ps, 8);
+		put_be64(ps, (uint64_t)v->offset);
+		put_binary_text(ps, v->record_id);
+		put_be32(ps, (uint32_t)v->value_len);
+		put(ps, v->value, v->value_len);
+	}
+	put_be16(ps, 0xffff); /* trailer: field count -1 */
+	return copy(ps, "qualstream.record_log (stream, partition, \"offset\", record_id, value)", errstr,
+		    errstr_size);
+}
+
+/*
+ * Deletes the partition's superseded versions in a transaction of its own.
+ * What a restore reads is unchanged: only rows that a committed later
+ * version of the same record supersedes go, and committed versions are only
+ * ever superseded, never undone (a fenced flush commits nothing). So it is
+ * safe beside flushes of the partition's owner, whoever that is now, and
+ * beside another worker's compaction, which the advisory lock makes skip
+ * instead of contend. Returns 0 or the failure's class; *live is set to the
+ * versions kept.
+ */
+static int compact(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *live, char *errstr,
+		   size_t errstr_size)
+{
+	char stream[16], part[16];
+	snprintf(stream, sizeof(stream), "%d", ps->stream[topic]);
+	snprintf(part, sizeof(part), "%d", partition);
+	const char *params[2] = {stream, part};
+	int rc = exec(ps->conn, "BEGIN", errstr, errstr_size);
+	PGresult *res = NULL;
+	if (!rc) {
+		res = PQexecParams(ps->conn, "SELECT pg_try_advisory_xact_lock(29015, hashtext($1 || ':' || $2))", 2,
+				   NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			rc = pgsink_error(errstr, errstr_size, "locking a record log for compaction", ps->conn, res);
+		else if (PQgetvalue(res, 0, 0)[0] != 't')
+			rc = 1; /* another connection compacts it right now */
+		PQclear(res);
+	}
+	if (!rc) {
+		/* By rank in a sort, like LATEST_SQL, for the same reason; deleted by row address (a TID scan). */
+		res = PQexecParams(ps->conn,
+				   "DELETE FROM qualstream.record_log WHERE ctid = ANY(ARRAY(SELECT ctid FROM"
+				   " (SELECT ctid, row_number() OVER (PARTITION BY record_id ORDER BY \"offset\" DESC) AS rank"
+				   " FROM qualstream.record_log WHERE stream = $1 AND partition = $2) v WHERE rank > 1))",
+				   2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			rc = pgsink_error(errstr, errstr_size, "compacting qualstream.record_log", ps->conn, res);
+		PQclear(res);
+	}
+	if (!rc) {
+		res = PQexecParams(ps->conn,
+				   "SELECT count(*) FROM qualstream.record_log WHERE stream = $1 AND partition = $2", 2,
+				   NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			*live = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		else
+			rc = pgsink_error(errstr, errstr_size, "counting qualstream.record_log", ps->conn, res);
+		PQclear(res);
+	}
+	if (!rc)
+		rc = exec(ps->conn, "COMMIT", errstr, errstr_size);
+	if (rc) {
+		char ignore[1];
+		(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
+	}
+	return rc > 0 ? 0 : rc;
+}
+
+/* After a commit: counts what the flush appended, and compacts each partition whose log has doubled. */
+static void compact_grown(struct pgsink *ps, const struct state *st)
+{
+	const struct state_record *r;
+	size_t n = state_records(st, &r);
+	for (size_t i = 0; i < n; i++) {
+		struct log_growth *g = growth_of(ps, r[i].topic, r[i].partition);
+		g->appended++;
+	}
+	for (size_t i = 0; i < ps->n_growth; i++) {
+		struct log_growth *g = &ps->growth[i];
+		if (g->appended < COMPACT_MIN || g->appended < g->live)
+			continue;
+		char err[512];
+		int64_t live = g->live + g->appended;
+		/* A failure costs nothing but the delay: the flush is committed, and the next one retries. */
+		if (compact(ps, g->topic, g->partition, &live, err, sizeof(err)))
+			log_warn("%s[%d]: %s", ps->topics[g->topic], g->partition, err);
+		else
+			*g = (struct log_growth){g->topic, g->partition, live, 0};
+	}
 }
 
 static int write_dead_letters(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
@@ -556,13 +811,14 @@ int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t
 	if (!state_progress_count(st))
 		return PGSINK_OK;
 	ps->len = 0;
-	int rc = exec(ps->conn,
-		      "BEGIN;"
-		      "CREATE TEMP TABLE IF NOT EXISTS qs_delta (plan_id text, measure text, stratum text, grain text,"
-		      " period_start date, numerator bigint, denominator bigint) ON COMMIT DELETE ROWS;"
-		      "CREATE TEMP TABLE IF NOT EXISTS qs_record (topic text, partition int, record_id text,"
-		      " \"offset\" bigint, value bytea) ON COMMIT DELETE ROWS",
-		      errstr, errstr_size);
+	int rc = resolve_streams(ps, errstr, errstr_size);
+	if (rc)
+		return rc;
+	rc = exec(ps->conn,
+		  "BEGIN;"
+		  "CREATE TEMP TABLE IF NOT EXISTS qs_delta (plan_id text, measure text, stratum text, grain text,"
+		  " period_start date, numerator bigint, denominator bigint) ON COMMIT DELETE ROWS",
+		  errstr, errstr_size);
 	/* Fence first: a worker that lost a partition stops here, before writing anything. */
 	if (!rc)
 		rc = advance_offsets(ps, st, errstr, errstr_size);
@@ -581,6 +837,8 @@ int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t
 	if (rc) {
 		char ignore[1];
 		(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
+	} else {
+		compact_grown(ps, st);
 	}
 	return rc;
 }

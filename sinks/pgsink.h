@@ -2,7 +2,7 @@
  * pgsink.h: everything the worker writes to or reads from PostgreSQL.
  * Migrations, rule parameters, partition claims and restore, and the flush:
  * one transaction that checks each partition's expected offset (the fence),
- * merges the aggregate deltas, upserts the records' latest versions, inserts
+ * merges the aggregate deltas, appends the records' new versions, inserts
  * dead letters and alerts, evaluates the plan alerts and advances
  * consumer_offsets. Any error leaves the database
  * as it was; the caller reconnects and rebuilds its state from it.
@@ -73,7 +73,10 @@ QS_WUR int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 
 /* Called for each persisted record of a partition in offset order; nonzero stops the load with that value. */
 typedef int (*pgsink_record_cb)(void *ctx, int64_t offset, const void *value, size_t len);
-/* Streams the partition's latest records (single-row mode, so memory stays flat). */
+/*
+ * Streams the partition's latest version of every record, in offset order
+ * (single-row mode, so memory stays flat), from qualstream.record_log.
+ */
 QS_WUR int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partition, pgsink_record_cb cb,
 			       void *ctx, char *errstr, size_t errstr_size);
 
@@ -81,7 +84,9 @@ QS_WUR int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t p
  * Writes everything pending in st in one transaction. PGSINK_FENCED when a
  * partition's stored offset is not the one st expects (another worker owns
  * it now); otherwise the class of the failure. Either way nothing was written.
- * The caller calls state_flushed on PGSINK_OK only.
+ * The caller calls state_flushed on PGSINK_OK only. After the commit it may
+ * compact the logs of partitions that grew (a transaction of its own; a
+ * failure there is logged and leaves the flush committed).
  */
 QS_WUR int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size);
 

@@ -1,8 +1,9 @@
 /*
  * test_pgsink.c: the flush transaction against a real PostgreSQL (tests/run.sh
  * starts one and exports QS_PG_DSN). Each test gets a fresh database. Checks
- * the additive merge, the record upsert, the dead-letter insert and, above
- * all, the fence: a worker whose expected offset is stale writes nothing.
+ * the additive merge, the record log (restore, compaction), the dead-letter
+ * insert and, above all, the fence: a worker whose expected offset is stale
+ * writes nothing.
  * Also the text rules on the way to it: errstr's UTF-8-safe cut and the
  * sink's replacement of invalid UTF-8, which once made a flush fail forever.
  */
@@ -203,6 +204,82 @@ START_TEST(records_load_in_offset_order)
 }
 END_TEST
 
+/* What a restore hands over: offset and value of each version, in call order. */
+struct versions {
+	int n;
+	int64_t offsets[2000];
+	char values[2000][24];
+};
+
+static int collect_cb(void *ctx, int64_t offset, const void *value, size_t len)
+{
+	struct versions *v = ctx;
+	ck_assert_int_lt(v->n, 2000);
+	ck_assert_uint_lt(len, sizeof(v->values[0]));
+	v->offsets[v->n] = offset;
+	memcpy(v->values[v->n], value, len);
+	v->values[v->n][len] = '\0';
+	v->n++;
+	return 0;
+}
+
+/*
+ * 1,000 deliveries, each written in 5 versions over 5 flushes: a restore gets
+ * only the latest version of each, in offset order, before the log is
+ * compacted (2,000 rows in it, half superseded) and after (the 5th flush
+ * brings the rows appended to 5,000, past pgsink.c's COMPACT_MIN of 4,096:
+ * only the 1,000 latest rows stay).
+ */
+START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
+{
+	enum { RECORDS = 1000, FLUSHES = 5 };
+	char err[512];
+	struct pgsink *ps = connect_sink();
+	int64_t next, clock;
+	ck_assert(pgsink_claim(ps, QS_TOPIC_DELIVERIES, 3, &next, &clock, err, sizeof(err)) == 0);
+	struct state *st = state_new(&rules, false);
+	struct part *p = state_part_add(st, QS_TOPIC_DELIVERIES, 3, next, QS_NO_TS);
+	static struct versions got;
+	int64_t offset = 0;
+	for (int f = 0; f < FLUSHES; f++) {
+		/* Each flush writes the records in a different order, so offset order is not id order. */
+		for (int i = 0; i < RECORDS; i++) {
+			int r = f % 2 ? RECORDS - 1 - i : i;
+			char id[16], value[24];
+			snprintf(id, sizeof(id), "D%04d", r);
+			snprintf(value, sizeof(value), "D%04d/%d", r, f);
+			struct qs_event ev = delivery(id, dates_from_civil(2021, 1 + f, 1));
+			state_apply(st, p, &ev, offset++, value, strlen(value));
+		}
+		ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == PGSINK_OK, "%s", err);
+		state_flushed(st);
+		if (f != 1 && f != FLUSHES - 1)
+			continue;
+		if (f == 1)
+			ck_assert_str_eq(query1("SELECT count(*) FROM qualstream.record_log"), "2000");
+		else
+			ck_assert_str_eq(query1("SELECT count(*) FROM qualstream.record_log"), "1000");
+		/* A new owner's restore, on a connection of its own. */
+		struct pgsink *owner = connect_sink();
+		got.n = 0;
+		ck_assert_msg(pgsink_load_records(owner, QS_TOPIC_DELIVERIES, 3, collect_cb, &got, err, sizeof(err)) == 0,
+			      "%s", err);
+		pgsink_free(owner);
+		ck_assert_int_eq(got.n, RECORDS);
+		for (int i = 0; i < RECORDS; i++) {
+			/* The f-th flush wrote offsets f*RECORDS.. in its own record order. */
+			int r = f % 2 ? RECORDS - 1 - i : i;
+			char want[24];
+			snprintf(want, sizeof(want), "D%04d/%d", r, f);
+			ck_assert_int_eq(got.offsets[i], (int64_t)f * RECORDS + i);
+			ck_assert_str_eq(got.values[i], want);
+		}
+	}
+	state_free(st);
+	pgsink_free(ps);
+}
+END_TEST
+
 /* errstr_set cuts at a character boundary: "é" (2 bytes) and "€" (3 bytes) at every buffer size. */
 START_TEST(errstr_cuts_at_characters)
 {
@@ -308,6 +385,7 @@ Suite *pgsink_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, flush_merges_and_fences);
 	tcase_add_test(tc, records_load_in_offset_order);
+	tcase_add_test(tc, restore_reads_latest_versions_and_compaction_keeps_them);
 	tcase_add_test(tc, flush_stores_invalid_utf8_as_replacement);
 	suite_add_tcase(s, tc);
 	TCase *text = tcase_create("text");

@@ -199,6 +199,41 @@ bench_cluster() {
 		R[$kind.verify]=FAILED
 	fi
 
+	# Baseline 4a: what PostgreSQL alone takes to receive the rows the worker
+	# persisted for this stream. The tables' rows (record versions, alerts,
+	# dead letters, aggregates, offsets) are dumped, then COPYed from psql in
+	# the same format the worker sends them (binary for the record versions)
+	# into tables of the same shape without indexes, one transaction each.
+	# Superseded record versions a compaction deleted are not in the dump, so
+	# the baseline is a little smaller than what the worker wrote.
+	say "[$kind] baseline: a plain COPY of the rows the worker persisted"
+	local tables=(record_log alerts dead_letter measure_period consumer_offsets) tb rows=0 n
+	# Before migration 006 the records were upserted into record_latest, sent as text.
+	[[ $(psql "$dsn" -X -At -c "SELECT to_regclass('qualstream.record_log') IS NULL") == t ]] &&
+		tables[0]=record_latest
+	psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA bench_copy" >/dev/null
+	for tb in "${tables[@]}"; do
+		local fmt=text
+		[[ $tb == record_log ]] && fmt=binary
+		psql "$dsn" -X -q -v ON_ERROR_STOP=1 \
+			-c "CREATE TABLE bench_copy.$tb (LIKE qualstream.$tb)" \
+			-c "\\copy qualstream.$tb TO '$dir/copy.$tb' (FORMAT $fmt)" >/dev/null
+		n=$(psql "$dsn" -X -At -c "SELECT count(*) FROM qualstream.$tb")
+		rows=$((rows + n))
+	done
+	psql "$dsn" -X -q -c CHECKPOINT >/dev/null
+	t0=$(now)
+	for tb in "${tables[@]}"; do
+		local fmt=text
+		[[ $tb == record_log ]] && fmt=binary
+		psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "\\copy bench_copy.$tb FROM '$dir/copy.$tb' (FORMAT $fmt)" \
+			>/dev/null
+	done
+	R[$kind.copy_s]=$(since "$t0")
+	R[$kind.copy_rows]=$rows
+	psql "$dsn" -X -q -c "DROP SCHEMA bench_copy CASCADE" >/dev/null
+	rm -f "$dir"/copy.*
+
 	# Stop this cluster now: the next one should not share the two cores with it.
 	if [[ $kind == mock ]]; then qs_mock_stop "$dir"; else qs_broker_stop "$work/broker" >/dev/null 2>&1; fi
 	clusters_started=("${clusters_started[@]/$kind/}")
@@ -214,19 +249,23 @@ echo
 echo "qualstream benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -n 1)),"
 echo "  source ${QS_BENCH_SOURCE:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')}, build $build"
 echo "  $n_total messages: demo stream $n_demo + $replicas x base (--scale $scale), $partitions partitions per topic"
-printf '%-6s %10s %11s %9s %7s %8s %8s %11s %7s %9s %8s %9s %7s\n' cluster "kcat ev/s" "worker ev/s" \
-	"(drain s)" ratio "flush %" "wall s" "ev/s (wall)" ratio "worker cpu" "peak RSS" entities verify
+printf '%-6s %10s %11s %9s %7s %10s %7s %8s %8s %11s %7s %9s %8s %9s %7s\n' cluster "kcat ev/s" "worker ev/s" \
+	"(drain s)" ratio "COPY ev/s" ratio "flush %" "wall s" "ev/s (wall)" ratio "worker cpu" "peak RSS" entities verify
 for k in "${kinds[@]}"; do
 	m=${R[$k.messages]}
 	b=$(rate "$m" "${R[$k.base_s]}")
 	d=$(rate "$m" "${R[$k.drain_s]}")
 	w=$(rate "$m" "${R[$k.wall_s]}")
-	printf '%-6s %10.0f %11.0f %9.1f %7.3f %7.0f%% %8.1f %11.0f %7.3f %7s s %4s MiB %9s %7s\n' "$k" "$b" "$d" \
-		"${R[$k.drain_s]}" "$(rate "$d" "$b")" "${R[$k.flush_pct]}" "${R[$k.wall_s]}" "$w" "$(rate "$w" "$b")" \
-		"${R[$k.cpu_s]}" "${R[$k.rss_mib]}" "${R[$k.entities]}" "${R[$k.verify]}"
+	c=$(rate "$m" "${R[$k.copy_s]}")
+	printf '%-6s %10.0f %11.0f %9.1f %7.3f %10.0f %7.3f %7.0f%% %8.1f %11.0f %7.3f %7s s %4s MiB %9s %7s\n' "$k" \
+		"$b" "$d" "${R[$k.drain_s]}" "$(rate "$d" "$b")" "$c" "$(rate "$d" "$c")" "${R[$k.flush_pct]}" \
+		"${R[$k.wall_s]}" "$w" "$(rate "$w" "$b")" "${R[$k.cpu_s]}" "${R[$k.rss_mib]}" "${R[$k.entities]}" \
+		"${R[$k.verify]}"
 done
 echo "  kcat ev/s = messages / time for three kcat (one per topic, side by side) to read them all;"
 echo "  worker ev/s = messages / drain time (first partition assigned -> end-of-run line); ratio = worker / kcat;"
+echo "  COPY ev/s = messages / time for psql to COPY the rows the worker persisted (${R[${kinds[0]}.copy_rows]} on"
+echo "  ${kinds[0]}) into unindexed tables of the same shape; its ratio = worker / COPY (issue 11, 4a);"
 echo "  flush % = share of the drain spent in flushes (PostgreSQL); wall = the whole worker process;"
 echo "  worker cpu = its user + sys time; peak RSS = the worker's own getrusage figure"
 if [[ -n $hot_summary ]]; then

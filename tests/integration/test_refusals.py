@@ -67,7 +67,7 @@ def test_row_the_database_refuses_is_dead_lettered(env):
     victim = next(i for i in ids if ids.count(i) == 1)
     refused = [m for m in messages if m.topic == "deliveries" and m.record and m.record["delivery_id"] == victim]
     assert len(refused) == 1
-    env.execute(f"ALTER TABLE qualstream.record_latest ADD CONSTRAINT qs_test_refuse"
+    env.execute(f"ALTER TABLE qualstream.record_log ADD CONSTRAINT qs_test_refuse"
                 f" CHECK (record_id <> '{victim}')")
     env.produce(messages)
     w = env.run_to_end(timeout=90)

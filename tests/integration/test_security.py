@@ -126,7 +126,7 @@ def test_reader_writes_nothing(env, logins):
                 "INSERT INTO qualstream.dead_letter (consumer_group, topic, partition, \"offset\", reason)"
                 " VALUES ('g', 't', 0, 0, 'x')",
                 "UPDATE qualstream.alerts SET published_at = now()",
-                "TRUNCATE qualstream.record_latest",
+                "TRUNCATE qualstream.record_log",
                 "CREATE TABLE qualstream.mine (x int)",
                 "CREATE VIEW qualstream.mine AS SELECT 1"]:
         assert refused(reader, sql), sql
@@ -150,7 +150,8 @@ def test_writer_touches_only_the_qualstream_schema(env, logins):
                 "UPDATE qualstream.rule SET value = 1 WHERE name = 'cw13_timely_days'",
                 "INSERT INTO qualstream.schema_migrations (name) VALUES ('999_mine.sql')",
                 "DELETE FROM qualstream.measure_period",
-                "TRUNCATE qualstream.record_latest",
+                "TRUNCATE qualstream.record_log",
+                "UPDATE qualstream.record_log SET value = ''",  # versions are appended, never rewritten
                 # The outboxes: append, then only mark published.
                 "UPDATE qualstream.dead_letter SET reason = 'rewritten'",
                 "UPDATE qualstream.alerts SET details = 'rewritten'"]:
@@ -166,6 +167,7 @@ def test_writer_touches_only_the_qualstream_schema(env, logins):
                 "INSERT INTO qualstream.dead_letter (consumer_group, topic, partition, \"offset\", reason)"
                 " VALUES ('g', 't', 0, 0, 'x')",
                 "UPDATE qualstream.dead_letter SET published_at = now()",
+                "DELETE FROM qualstream.record_log WHERE stream = 0",  # compaction
                 "SELECT qualstream.alert_evaluate('g', 'e', 'd', NULL)",
                 "SELECT * FROM qualstream.rule"]:
         assert not refused(writer, sql), sql
