@@ -136,6 +136,7 @@ struct restore_ctx {
 	struct worker *w;
 	struct part *p;
 	enum qs_topic topic;
+	size_t records; /* replayed so far */
 };
 
 static int restore_record(void *ctx, int64_t offset, const void *value, size_t len)
@@ -155,6 +156,7 @@ static int restore_record(void *ctx, int64_t offset, const void *value, size_t l
 		return -1;
 	}
 	state_restore(rc->w->st, rc->p, &ev, offset);
+	rc->records++;
 	return 0;
 }
 
@@ -358,7 +360,7 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 	int64_t *next = calloc((size_t)list->cnt + 1, sizeof(*next));
 	int64_t *clock = calloc((size_t)list->cnt + 1, sizeof(*clock));
 	int32_t *stale = calloc((size_t)list->cnt + 1, sizeof(*stale));
-	size_t n_stale = 0, restored = 0;
+	size_t n_stale = 0, restored = 0, records = 0;
 	free(w->assigned);
 	w->assigned = calloc((size_t)list->cnt + 1, sizeof(*w->assigned));
 	w->n_assigned = 0;
@@ -389,7 +391,7 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 			continue;
 		int64_t t1 = now_ms();
 		struct part *p = state_part_add(w->st, (enum qs_topic)topic, tp->partition, next[i], clock[i]);
-		struct restore_ctx rctx = {w, p, (enum qs_topic)topic};
+		struct restore_ctx rctx = {w, p, (enum qs_topic)topic, 0};
 		int lrc = pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rctx, err,
 					      sizeof(err));
 		if (lrc) {
@@ -402,13 +404,16 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 			goto done;
 		}
 		restored++;
+		records += rctx.records;
 		log_info("assigned %s[%d]: resuming at offset %lld, state restored in %lld ms", tp->topic,
 			 tp->partition, (long long)next[i], (long long)(now_ms() - t1));
 	}
 	w->kept += keep.kept;
 	w->restored += restored;
-	log_info("assignment of %zu partitions: %zu kept, %zu restored, %zu parked, in %lld ms; %zu entities held",
-		 w->n_assigned, keep.kept, restored, keep.parked, (long long)(now_ms() - t0), state_entities(w->st));
+	log_info("assignment of %zu partitions: %zu kept, %zu restored, %zu parked, in %lld ms (%zu records"
+		 " replayed); %zu entities held",
+		 w->n_assigned, keep.kept, restored, keep.parked, (long long)(now_ms() - t0), records,
+		 state_entities(w->st));
 	check_copartitioned(w);
 	rc = 0;
 done:
