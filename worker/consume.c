@@ -473,14 +473,15 @@ static struct refused *find_refused(const struct worker *w, enum qs_topic topic,
 
 /*
  * After a commit: forgets the suspect ranges and refused messages it has
- * passed (or whose partition is no longer held), since they are settled.
+ * passed, or whose partition is no longer ours (dropped or parked: if it comes
+ * back, a refused message is found again by the same search).
  */
 static void settle(struct worker *w)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < w->n_suspects; i++) {
 		struct part *p = state_part(w->st, w->suspects[i].topic, w->suspects[i].partition);
-		if (p && state_part_next_offset(p) < w->suspects[i].end)
+		if (p && !state_part_parked(p) && state_part_next_offset(p) < w->suspects[i].end)
 			w->suspects[k++] = w->suspects[i];
 	}
 	if (w->n_suspects && !k)
@@ -489,7 +490,7 @@ static void settle(struct worker *w)
 	k = 0;
 	for (size_t i = 0; i < w->n_refused; i++) {
 		struct part *p = state_part(w->st, w->refused[i].at.topic, w->refused[i].at.partition);
-		if (p && state_part_next_offset(p) <= w->refused[i].at.offset)
+		if (p && !state_part_parked(p) && state_part_next_offset(p) <= w->refused[i].at.offset)
 			w->refused[k++] = w->refused[i];
 		else
 			free(w->refused[i].reason);
