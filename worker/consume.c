@@ -95,8 +95,10 @@ struct worker {
 	rd_kafka_resp_err_t last_kafka_err;
 	int64_t last_kafka_log_ms;
 	unsigned kafka_repeats;
+	/* When the partitions parked by the last assignment are dropped (0: none parked). */
+	int64_t parked_until_ms;
 	/* counters for the log and the end-of-run summary */
-	uint64_t applied, dead_letters, alerts, flushes, resets;
+	uint64_t applied, dead_letters, alerts, flushes, resets, kept, restored;
 	int64_t started_ms, first_message_ms;
 };
 
@@ -134,6 +136,7 @@ struct restore_ctx {
 	struct worker *w;
 	struct part *p;
 	enum qs_topic topic;
+	size_t records; /* replayed so far */
 };
 
 static int restore_record(void *ctx, int64_t offset, const void *value, size_t len)
@@ -153,6 +156,7 @@ static int restore_record(void *ctx, int64_t offset, const void *value, size_t l
 		return -1;
 	}
 	state_restore(rc->w->st, rc->p, &ev, offset);
+	rc->records++;
 	return 0;
 }
 
@@ -243,20 +247,81 @@ static int claim(struct worker *w, enum qs_topic topic, int32_t partition, int64
 	}
 }
 
+/* What an assignment does with each partition held when it arrives (see load_assignment). */
 struct keep_ctx {
-	const struct worker *w;
-	const int32_t *stale;
+	struct worker *w;
+	const int32_t *stale; /* partition numbers to restore */
 	size_t n_stale;
+	size_t kept, parked;
 };
 
-/* Keep a held partition when it is still assigned and its partition number needs no reload. */
+/*
+ * Keeps a held partition that is assigned again and needs no restore, and
+ * makes it live. One held but not assigned is parked (kept, inert) when this
+ * assignment restores nothing, and dropped otherwise: a restore must not need
+ * memory for both the partitions lost and the ones gained. A restore of
+ * partition number p drops every held partition p, since a family reading two
+ * topics shares its entities across partition p of both.
+ */
 static bool keep_part(void *ctx, enum qs_topic topic, int32_t partition)
 {
-	const struct keep_ctx *k = ctx;
+	struct keep_ctx *k = ctx;
 	for (size_t i = 0; i < k->n_stale; i++)
 		if (k->stale[i] == partition)
 			return false;
-	return is_assigned((void *)k->w, topic, partition);
+	struct part *p = state_part(k->w->st, topic, partition);
+	if (is_assigned(k->w, topic, partition)) {
+		state_part_park(p, false);
+		k->kept++;
+		return true;
+	}
+	if (k->n_stale)
+		return false;
+	state_part_park(p, true);
+	k->parked++;
+	return true;
+}
+
+/* Parks every held partition (state_retain callback; ctx: the state). */
+static bool park_part(void *ctx, enum qs_topic topic, int32_t partition)
+{
+	state_part_park(state_part(ctx, topic, partition), true);
+	return true;
+}
+
+/* Keeps only the held partitions that are assigned (state_retain callback; ctx: the worker). */
+static bool assigned_part(void *ctx, enum qs_topic topic, int32_t partition)
+{
+	return is_assigned(ctx, topic, partition);
+}
+
+/*
+ * How long partitions parked by an assignment wait to come back before they
+ * are dropped: until the group would have noticed that the member that took
+ * them failed, whether it died (session.timeout.ms) or stalls restoring them
+ * (max.poll.interval.ms, since a restore runs in the rebalance callback).
+ */
+static int64_t park_grace_ms(const struct worker *w)
+{
+	static const char *const timeouts[] = {"session.timeout.ms", "max.poll.interval.ms"};
+	int64_t ms = 0;
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+		char v[32] = "0"; /* both are known properties: the client always has a value, set or default */
+		size_t len = sizeof(v);
+		rd_kafka_conf_get(rd_kafka_conf(w->rk), timeouts[i], v, &len);
+		ms += strtol(v, NULL, 10);
+	}
+	return ms;
+}
+
+/* Drops the parked partitions once their grace has run out (called from the run loop). */
+static void expire_parked(struct worker *w)
+{
+	if (!w->parked_until_ms || now_ms() < w->parked_until_ms)
+		return;
+	w->parked_until_ms = 0;
+	state_retain(w->st, assigned_part, w);
+	log_info("dropped the partitions parked since the last assignment: %zu entities held", state_entities(w->st));
 }
 
 /* Logs a family's partition that arrived without its twin on another topic (see README, CAW7). */
@@ -279,21 +344,23 @@ static void check_copartitioned(const struct worker *w)
 }
 
 /*
- * Makes the state hold exactly the partitions in `list`, as PostgreSQL has
- * them, and sets each entry's offset to where it resumes. A partition already
- * held whose stored offset equals ours is kept as it is (the usual case after
- * a rebalance that gave it back). Because a family reading two topics shares
- * its entities across partition p of both, a reload of any partition p
- * reloads every held partition p.
+ * Makes the state hold the partitions in `list` as PostgreSQL has them, and
+ * sets each entry's offset to where it resumes. A held partition, live or
+ * parked by an earlier rebalance, whose stored offset and clock equal ours is
+ * kept as it is: nothing was committed for it since this worker's last flush
+ * (every write for a partition advances its offset, or in wall-clock mode its
+ * clock, in the same fenced transaction), so a restore would rebuild exactly
+ * what is in memory. Every other partition is restored from record_latest.
  */
 static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *list)
 {
 	char err[512];
 	int rc = -1;
+	int64_t t0 = now_ms();
 	int64_t *next = calloc((size_t)list->cnt + 1, sizeof(*next));
 	int64_t *clock = calloc((size_t)list->cnt + 1, sizeof(*clock));
 	int32_t *stale = calloc((size_t)list->cnt + 1, sizeof(*stale));
-	size_t n_stale = 0;
+	size_t n_stale = 0, restored = 0, records = 0;
 	free(w->assigned);
 	w->assigned = calloc((size_t)list->cnt + 1, sizeof(*w->assigned));
 	w->n_assigned = 0;
@@ -309,21 +376,22 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 		if (claim(w, (enum qs_topic)topic, tp->partition, &next[i], &clock[i]))
 			goto done;
 		struct part *p = state_part(w->st, (enum qs_topic)topic, tp->partition);
-		if (!p || state_part_next_offset(p) != next[i])
+		if (!p || state_part_next_offset(p) != next[i] || state_part_clock(p) != clock[i])
 			stale[n_stale++] = tp->partition;
 		tp->offset = next[i];
 		w->assigned[w->n_assigned++] = (struct assigned){(enum qs_topic)topic, tp->partition, false};
 	}
-	struct keep_ctx keep = {w, stale, n_stale};
+	struct keep_ctx keep = {w, stale, n_stale, 0, 0};
 	state_retain(w->st, keep_part, &keep);
+	w->parked_until_ms = keep.parked ? now_ms() + park_grace_ms(w) : 0;
 	for (int i = 0; i < list->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &list->elems[i];
 		int topic = topic_of(w, tp->topic);
 		if (topic < 0 || state_part(w->st, (enum qs_topic)topic, tp->partition))
 			continue;
-		int64_t t0 = now_ms();
+		int64_t t1 = now_ms();
 		struct part *p = state_part_add(w->st, (enum qs_topic)topic, tp->partition, next[i], clock[i]);
-		struct restore_ctx rctx = {w, p, (enum qs_topic)topic};
+		struct restore_ctx rctx = {w, p, (enum qs_topic)topic, 0};
 		int lrc = pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rctx, err,
 					      sizeof(err));
 		if (lrc) {
@@ -332,11 +400,20 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 			else
 				log_warn("%s", err);
 			state_reset(w->st); /* a half-restored shard must not be used */
+			w->parked_until_ms = 0;
 			goto done;
 		}
+		restored++;
+		records += rctx.records;
 		log_info("assigned %s[%d]: resuming at offset %lld, state restored in %lld ms", tp->topic,
-			 tp->partition, (long long)next[i], (long long)(now_ms() - t0));
+			 tp->partition, (long long)next[i], (long long)(now_ms() - t1));
 	}
+	w->kept += keep.kept;
+	w->restored += restored;
+	log_info("assignment of %zu partitions: %zu kept, %zu restored, %zu parked, in %lld ms (%zu records"
+		 " replayed); %zu entities held",
+		 w->n_assigned, keep.kept, restored, keep.parked, (long long)(now_ms() - t0), records,
+		 state_entities(w->st));
 	check_copartitioned(w);
 	rc = 0;
 done:
@@ -396,14 +473,15 @@ static struct refused *find_refused(const struct worker *w, enum qs_topic topic,
 
 /*
  * After a commit: forgets the suspect ranges and refused messages it has
- * passed (or whose partition is no longer held), since they are settled.
+ * passed, or whose partition is no longer ours (dropped or parked: if it comes
+ * back, a refused message is found again by the same search).
  */
 static void settle(struct worker *w)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < w->n_suspects; i++) {
 		struct part *p = state_part(w->st, w->suspects[i].topic, w->suspects[i].partition);
-		if (p && state_part_next_offset(p) < w->suspects[i].end)
+		if (p && !state_part_parked(p) && state_part_next_offset(p) < w->suspects[i].end)
 			w->suspects[k++] = w->suspects[i];
 	}
 	if (w->n_suspects && !k)
@@ -412,7 +490,7 @@ static void settle(struct worker *w)
 	k = 0;
 	for (size_t i = 0; i < w->n_refused; i++) {
 		struct part *p = state_part(w->st, w->refused[i].at.topic, w->refused[i].at.partition);
-		if (p && state_part_next_offset(p) <= w->refused[i].at.offset)
+		if (p && !state_part_parked(p) && state_part_next_offset(p) <= w->refused[i].at.offset)
 			w->refused[k++] = w->refused[i];
 		else
 			free(w->refused[i].reason);
@@ -520,9 +598,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 				log_error("assign: %s", rd_kafka_err2str(e));
 		}
 	} else {
-		/* Commit what we have before the partitions go; keep the state in case they come back. */
+		/*
+		 * Commit what we have before the partitions go, and park the state in
+		 * case they come back: the next assignment keeps what it gets back
+		 * unchanged. Uncommitted work is void: forget everything.
+		 */
+		w->parked_until_ms = 0;
 		if (w->fatal || flush(w))
 			state_reset(w->st);
+		else
+			state_retain(w->st, park_part, w->st);
 		rd_kafka_assign(rk, NULL);
 		free(w->assigned);
 		w->assigned = NULL;
@@ -536,8 +621,8 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 		w->first_message_ms = now_ms();
 	int topic = topic_of(w, rd_kafka_topic_name(rkm->rkt));
 	struct part *p = topic < 0 ? NULL : state_part(w->st, (enum qs_topic)topic, rkm->partition);
-	if (!p || rkm->offset < state_part_next_offset(p))
-		return; /* not ours any more, or read again after a seek: already counted */
+	if (!p || state_part_parked(p) || rkm->offset < state_part_next_offset(p))
+		return; /* not ours (any more), or read again after a seek: already counted */
 	struct assigned *a = w->cfg->exit_at_end ? find_assigned(w, (enum qs_topic)topic, rkm->partition) : NULL;
 	if (a) /* end-of-partition flags matter only when stopping at the end */
 		a->eof = false;
@@ -710,6 +795,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 
 	w.started_ms = w.last_flush_ms = now_ms();
 	while (!*stop) {
+		expire_parked(&w);
 		state_wall_clock(w.st, wall_ms()); /* wall-clock mode: timers fire as days pass */
 		/* Wait at most until the flush is due, so a short flush.interval.ms is kept. */
 		int64_t due = w.last_flush_ms + cfg->flush_interval_ms - now_ms();
@@ -761,11 +847,12 @@ fail:
 		getrusage(RUSAGE_SELF, &ru);
 		log_info("applied %llu events, %llu dead letters, %llu encounter alert transitions, %llu flushes,"
 			 " %llu resets in %.1f s"
-			 " (%.0f events/s since the first message); %zu entities held; peak RSS %ld MiB",
+			 " (%.0f events/s since the first message); %zu entities held; peak RSS %ld MiB;"
+			 " at assignments %llu partitions kept, %llu restored",
 			 (unsigned long long)w.applied, (unsigned long long)w.dead_letters,
 			 (unsigned long long)w.alerts, (unsigned long long)w.flushes, (unsigned long long)w.resets, secs,
 			 busy > 0 ? (double)(w.applied + w.dead_letters) / busy : 0.0, w.st ? state_entities(w.st) : 0,
-			 ru.ru_maxrss / 1024);
+			 ru.ru_maxrss / 1024, (unsigned long long)w.kept, (unsigned long long)w.restored);
 	}
 	if (topics)
 		rd_kafka_topic_partition_list_destroy(topics);

@@ -31,6 +31,7 @@ struct part {
 	int64_t next;     /* next offset to read */
 	int64_t clock_ms; /* the partition's clock, QS_NO_TS before its first event time */
 	bool progressed;  /* listed in st->progressed */
+	bool parked;      /* held but not assigned: see state_part_park */
 	struct shard *shards[QS_MAX_FAMILIES]; /* per family in measures_families order; NULL if not this topic's */
 };
 
@@ -193,6 +194,21 @@ void state_retain(struct state *st, bool (*keep)(void *ctx, enum qs_topic topic,
 int64_t state_part_next_offset(const struct part *p)
 {
 	return p->next;
+}
+
+int64_t state_part_clock(const struct part *p)
+{
+	return p->clock_ms;
+}
+
+void state_part_park(struct part *p, bool parked)
+{
+	p->parked = parked;
+}
+
+bool state_part_parked(const struct part *p)
+{
+	return p->parked;
 }
 
 static void mark_progressed(struct state *st, struct part *p)
@@ -426,7 +442,7 @@ void state_wall_clock(struct state *st, int64_t now_ms)
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		for (size_t i = 0; i < st->parts[t].len; i++) {
 			struct part *p = st->parts[t].items[i];
-			if (!p || (p->clock_ms != QS_NO_TS && dates_day_of_ms(p->clock_ms) >= today))
+			if (!p || p->parked || (p->clock_ms != QS_NO_TS && dates_day_of_ms(p->clock_ms) >= today))
 				continue; /* alerts change by the day; a clock stepped back waits for it */
 			int64_t judged = p->clock_ms;
 			p->clock_ms = now_ms;

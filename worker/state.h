@@ -91,6 +91,16 @@ void state_retain(struct state *st, bool (*keep)(void *ctx, enum qs_topic topic,
 /* Drops every partition and every pending output: the state after a failed flush. */
 void state_reset(struct state *st);
 int64_t state_part_next_offset(const struct part *p);
+/* p's clock: QS_NO_TS before its first event time. */
+int64_t state_part_clock(const struct part *p);
+
+/*
+ * Parks p (parked true) or makes it live again. A parked partition is held but
+ * not assigned: its entities wait in case it comes back unchanged, and it must
+ * not move (state_wall_clock leaves it alone; the caller applies nothing to it).
+ */
+void state_part_park(struct part *p, bool parked);
+bool state_part_parked(const struct part *p);
 
 /*
  * Folds a decoded event read at `offset` of p into the families, adds the

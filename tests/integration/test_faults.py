@@ -61,6 +61,14 @@ def resumed_midway(worker):
             re.findall(r"assigned (\S+)\[(\d+)\]: resuming at offset (\d+)", worker.text()) if int(o) > 0}
 
 
+ASSIGNMENT = re.compile(r"assignment of (\d+) partitions: (\d+) kept, (\d+) restored, (\d+) parked")
+
+
+def assignments(worker):
+    """(assigned, kept, restored, parked) of each assignment the worker logged, in order."""
+    return [tuple(map(int, m)) for m in ASSIGNMENT.findall(worker.text())]
+
+
 class Trickle(threading.Thread):
     """Produces messages in order in the background, spread over about `seconds`, so data
     keeps flowing while the test changes the group, the broker or the workers around it.
@@ -171,6 +179,48 @@ def test_three_workers_join_and_leave_midstream(env):
     assert applied_events(w1) > 0
     assert resumed_midway(w1) | resumed_midway(w2), "no joiner took over a partition mid-stream"
     assert resumed_midway(w0), "the survivor never took a partition back mid-stream"
+
+
+def test_partitions_coming_back_unchanged_are_kept(env):
+    """Issue 11 item 5: a partition that comes back to the worker that held it, with its
+    stored offset unchanged, keeps its state instead of being restored from PostgreSQL.
+    A holds all 12 partitions (3 topics x 4) and has committed the first part. B joins
+    (range assignor: each gets 2 of every topic's 4 partitions), reads the second part
+    but never flushes, and is killed. Its partitions' stored offsets never moved, so when
+    the group hands them back A keeps the state it parked when it lost them, and re-reads
+    what B had read. The counts are the assignor's arithmetic, not the worker's; the
+    result is the fault-free one."""
+    messages = qsgen.generate(hostile=True, **dict(MEDIUM, seed=26))
+    first, second, rest = split(messages, 0.4, 0.7)
+    env.produce(first)
+    a = env.start("flush.interval.ms=100")
+    env.wait_committed(len(first), worker=a)
+    assert assignments(a) == [(12, 0, 12, 0)], a.tail()
+
+    b = env.start("flush.interval.ms=600000", "flush.max.events=10000000")
+    b.wait_log("assignment of ", timeout=60)
+    a.wait_log("assignment of ", count=2, timeout=60)
+    # A got back, unchanged, the half it kept; the other half waits parked.
+    assert assignments(a)[1] == (6, 6, 0, 6), a.tail()
+    assert assignments(b) == [(6, 0, 6, 0)], b.tail()
+    before = env.offsets()
+    env.produce(second)
+    wait_until(lambda: env.committed() >= len(first) + len(second) // 3, 60, "A committing its half")
+    b.signal(signal.SIGKILL)
+    b.wait(30)
+    # B's stored offsets never moved: it committed nothing.
+    theirs = {tp for tp, n in env.offsets().items() if n == before[tp]}
+    assert len(theirs) >= 6, (before, env.offsets())
+
+    a.wait_log("assignment of ", count=3, timeout=60)
+    assert assignments(a)[2] == (12, 12, 0, 0), a.tail()
+    restores = a.text().count("state restored in")
+    env.produce(rest)
+    env.wait_committed(env.produced, timeout=90, worker=a)
+    a.signal(signal.SIGTERM)
+    assert a.wait(60) == 0, a.tail()
+    assert a.text().count("state restored in") == restores == 12, "A restored a partition it held"
+    assert_end_state(env, messages)
 
 
 # --------------------------------------------------------------------------- 2. broker restart
@@ -299,6 +349,13 @@ def test_zombie_worker_is_fenced(env):
     # is a legitimate owner again. The rest of the stream flows to both; A holds its share
     # un-flushed until SIGTERM makes both flush and exit; a fresh worker reads anything left.
     a.wait_log("assigned ", count=a.text().count("assigned ") + 1, timeout=60)
+    # A fenced worker keeps nothing of its memory: its first assignment after the fence
+    # restores every partition it gets.
+    a.wait_log("assignment of ", count=2, timeout=60)
+    after_fence = ASSIGNMENT.findall(a.text().split("fenced: ", 1)[1])
+    assert after_fence, a.tail()
+    assigned, kept, restored, _ = map(int, after_fence[0])
+    assert kept == 0 and restored == assigned > 0, a.tail()
     env.produce(third)
     time.sleep(2)
     for w in (a, b):
