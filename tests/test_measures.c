@@ -475,7 +475,7 @@ END_TEST
 
 /*
  * The record index (hashmap.h): 120,000 ids of 24-27 bytes, some a prefix of
- * others, fill several 1 MiB chunks; each gets the next number once, keeps it,
+ * others, fill chunks up to 1 MiB; each gets the next number once, keeps it,
  * and reads back byte for byte. The numbers are worked out from the loop, not
  * from the map.
  */

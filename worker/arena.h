@@ -37,7 +37,7 @@ void arena_free(struct arena *a);
  * are zeroed when they come into being; a family's slab indexed by the
  * numbers of an idmap (hashmap.h) holds one element per id.
  */
-#define SLAB_SHIFT 12
+#define SLAB_SHIFT 8 /* 256 elements: a partition with few entities holds little */
 
 struct slab {
 	unsigned char **chunks;

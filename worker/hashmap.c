@@ -7,8 +7,14 @@
 
 #include "xalloc.h"
 
-#define ID_CHUNK (1u << 20) /* bytes per id chunk: offsets in 4-byte units fit 18 bits */
+#define ID_CHUNK (1u << 20) /* bytes per id chunk at most: offsets in 4-byte units fit 18 bits */
 #define ID_CHUNKS_MAX (1u << 14)
+
+/* Chunk k's size: 4 KiB doubling to 1 MiB, so a partition with few ids holds little. */
+static uint32_t chunk_size(uint32_t k)
+{
+	return k >= 8 ? ID_CHUNK : 4096u << k;
+}
 
 uint64_t hash_bytes(const void *data, size_t len)
 {
@@ -77,16 +83,17 @@ uint32_t idmap_find(const struct idmap *m, const char *id)
 static uint32_t store(struct idmap *m, const char *id, size_t len)
 {
 	size_t need = (len + 1 + 3) & ~(size_t)3;
-	if (!m->nchunks || m->used + need > ID_CHUNK) {
+	if (!m->nchunks || m->used + need > chunk_size(m->nchunks - 1)) {
 		if (m->nchunks == ID_CHUNKS_MAX) {
-			fprintf(stderr, "qualstream: more than %u MiB of ids in one partition\n", ID_CHUNKS_MAX);
+			fprintf(stderr, "qualstream: more than %u chunks of ids in one partition\n", ID_CHUNKS_MAX);
 			abort();
 		}
 		if (m->nchunks == m->chunks_cap) {
 			m->chunks_cap = m->chunks_cap ? m->chunks_cap * 2 : 4;
 			m->chunks = xrealloc(m->chunks, m->chunks_cap * sizeof(*m->chunks), "the id store");
 		}
-		m->chunks[m->nchunks++] = xmalloc(ID_CHUNK, "the id store");
+		m->chunks[m->nchunks] = xmalloc(chunk_size(m->nchunks), "the id store");
+		m->nchunks++;
 		m->used = 0;
 	}
 	char *at = m->chunks[m->nchunks - 1] + m->used;

@@ -11,10 +11,10 @@
  *
  * struct idmap: NUL-terminated ids (encounter_id, member_id, ...) to dense
  * numbers 0, 1, 2, ... in order of first sight, each id stored once, in
- * 1 MiB chunks, and found again by its number. The numbers index the
+ * chunks of 4 KiB growing to 1 MiB, and found again by its number. The numbers index the
  * families' slabs. An id is compared byte for byte, never by hash alone, so
  * two different ids never share a number (no collision policy is needed).
- * Capacity: 2^32 - 1 ids and 16 GiB of id bytes per map; beyond that the
+ * Capacity: 2^32 - 1 ids and about 16 GiB of id bytes per map; beyond that the
  * process aborts like on out-of-memory (xalloc.h).
  */
 #ifndef QS_HASHMAP_H
