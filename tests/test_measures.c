@@ -10,6 +10,7 @@
 
 #include "dates.h"
 #include "encounters.h"
+#include "hashmap.h"
 #include "measures/ntsv.h"
 #include "state.h"
 #include "suites.h"
@@ -472,6 +473,39 @@ START_TEST(cycle_counts_like_a_missing_original)
 }
 END_TEST
 
+/*
+ * The record index (hashmap.h): 120,000 ids of 24-27 bytes, some a prefix of
+ * others, fill chunks up to 1 MiB; each gets the next number once, keeps it,
+ * and reads back byte for byte. The numbers are worked out from the loop, not
+ * from the map.
+ */
+START_TEST(idmap_numbers_each_id_once)
+{
+	struct idmap m = {0};
+	char id[32];
+	bool added;
+	uint32_t wrong = 0;
+	for (uint32_t i = 0; i < 120000; i++) {
+		snprintf(id, sizeof(id), "ENC-PLAN-C-%07u%s.r01", i / 2, i % 2 ? "-R1" : "");
+		wrong += idmap_add(&m, id, &added) != i || !added;
+	}
+	ck_assert_uint_eq(wrong, 0);
+	ck_assert_uint_gt(m.nchunks, 2);
+	for (uint32_t i = 0; i < 120000; i += 7) {
+		snprintf(id, sizeof(id), "ENC-PLAN-C-%07u%s.r01", i / 2, i % 2 ? "-R1" : "");
+		ck_assert_uint_eq(idmap_add(&m, id, &added), i);
+		ck_assert(!added);
+		ck_assert_uint_eq(idmap_find(&m, id), i);
+		ck_assert_str_eq(idmap_str(&m, i), id);
+	}
+	ck_assert_uint_eq(idmap_find(&m, "ENC-PLAN-C-0000001-R1.r0"), TABLE_NONE); /* a prefix of an id is another id */
+	ck_assert_uint_eq(idmap_find(&m, ""), TABLE_NONE);
+	ck_assert_uint_eq(idmap_add(&m, "", NULL), 120000);
+	ck_assert_str_eq(idmap_str(&m, 120000), "");
+	idmap_free(&m);
+}
+END_TEST
+
 Suite *measures_suite(void)
 {
 	Suite *s = suite_create("measures");
@@ -496,6 +530,9 @@ Suite *measures_suite(void)
 	tcase_add_test(tc, ntsv_each_criterion);
 	tcase_add_test(tc, ntsv_37_weeks_is_term);
 	tcase_add_test(tc, ntsv_correction_moves_month_and_hospital_then_void);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("index");
+	tcase_add_test(tc, idmap_numbers_each_id_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

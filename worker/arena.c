@@ -68,3 +68,39 @@ void arena_free(struct arena *a)
 	a->used = 0;
 	a->total = 0;
 }
+
+void slab_reserve(struct slab *s, uint32_t n)
+{
+	while (s->len < n) {
+		uint32_t chunk = s->len >> SLAB_SHIFT;
+		if (chunk == s->nchunks) {
+			if (s->nchunks == s->chunks_cap) {
+				s->chunks_cap = s->chunks_cap ? s->chunks_cap * 2 : 16;
+				s->chunks = xrealloc(s->chunks, s->chunks_cap * sizeof(*s->chunks), "a slab");
+			}
+			s->chunks[s->nchunks++] = xcalloc(1u << SLAB_SHIFT, s->width, "a slab chunk");
+		}
+		/* Chunks are zeroed when allocated and elements never freed one by one: the rest of this chunk is ready. */
+		uint32_t end = (chunk + 1) << SLAB_SHIFT;
+		s->len = n < end ? n : end;
+	}
+}
+
+uint32_t slab_push(struct slab *s)
+{
+	slab_reserve(s, s->len + 1);
+	return s->len - 1;
+}
+
+void slab_free(struct slab *s)
+{
+	for (uint32_t i = 0; i < s->nchunks; i++)
+		free(s->chunks[i]);
+	free(s->chunks);
+	*s = (struct slab){.width = s->width};
+}
+
+size_t slab_bytes(const struct slab *s)
+{
+	return (size_t)s->nchunks * ((size_t)s->width << SLAB_SHIFT);
+}

@@ -1,81 +1,137 @@
-/* hashmap.c: linear probing, grown at 70% load (see hashmap.h). */
+/* hashmap.c: linear probing grown at 3/4 load, and ids stored once (see hashmap.h). */
 #include "hashmap.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "xalloc.h"
 
-struct hashmap_slot {
-	uint64_t hash;
-	const char *key; /* NULL: empty slot */
-	void *value;
-};
+#define ID_CHUNK (1u << 20) /* bytes per id chunk at most: offsets in 4-byte units fit 18 bits */
+#define ID_CHUNKS_MAX (1u << 14)
 
-uint64_t hashmap_hash(const void *data, size_t len)
+/* Chunk k's size: 4 KiB doubling to 1 MiB, so a partition with few ids holds little. */
+static uint32_t chunk_size(uint32_t k)
+{
+	return k >= 8 ? ID_CHUNK : 4096u << k;
+}
+
+uint64_t hash_bytes(const void *data, size_t len)
 {
 	const unsigned char *p = data;
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 1099511628211ULL;
+	uint64_t h = 0x243f6a8885a308d3ULL ^ len;
+	for (; len >= 8; len -= 8, p += 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		h = hash_words(h, w);
 	}
-	return h;
+	uint64_t w = 0;
+	memcpy(&w, p, len);
+	return hash_words(h, w);
 }
 
-static struct hashmap_slot *find(const struct hashmap *m, const char *key, uint64_t h)
+static void place(uint64_t *slots, size_t mask, uint64_t s)
 {
-	size_t mask = m->cap - 1;
-	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		struct hashmap_slot *s = &m->slots[i];
-		if (!s->key || (s->hash == h && strcmp(s->key, key) == 0))
-			return s;
+	size_t i = (uint32_t)(s >> 32) & mask;
+	while (slots[i])
+		i = (i + 1) & mask;
+	slots[i] = s;
+}
+
+void table_insert(struct table *t, uint64_t h, uint32_t value)
+{
+	if ((t->len + 1) * 4 > t->cap * 3) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+		uint64_t *slots = xcalloc(cap, sizeof(*slots), "an index table");
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slots[i])
+				place(slots, cap - 1, t->slots[i]);
+		free(t->slots);
+		t->slots = slots;
+		t->cap = cap;
 	}
+	place(t->slots, t->cap - 1, (uint64_t)table_tag(h) << 32 | ((uint64_t)value + 1));
+	t->len++;
 }
 
-static void grow(struct hashmap *m)
+void table_free(struct table *t)
 {
-	size_t cap = m->cap ? m->cap * 2 : 64;
-	struct hashmap_slot *old = m->slots;
-	size_t old_cap = m->cap;
-	m->slots = xcalloc(cap, sizeof(*m->slots), "a hash table");
-	m->cap = cap;
-	for (size_t i = 0; i < old_cap; i++)
-		if (old[i].key)
-			*find(m, old[i].key, old[i].hash) = old[i];
-	free(old);
+	free(t->slots);
+	t->slots = NULL;
+	t->cap = t->len = 0;
 }
 
-void *hashmap_get(const struct hashmap *m, const char *key)
+struct id_key {
+	const struct idmap *m;
+	const char *id;
+	size_t len;
+};
+
+static bool id_eq(const void *ctx, uint32_t n)
 {
-	if (!m->cap)
-		return NULL;
-	struct hashmap_slot *s = find(m, key, hashmap_hash(key, strlen(key)));
-	return s->key ? s->value : NULL;
+	const struct id_key *k = ctx;
+	return strcmp(idmap_str(k->m, n), k->id) == 0;
 }
 
-void hashmap_put(struct hashmap *m, const char *key, void *value)
+uint32_t idmap_find(const struct idmap *m, const char *id)
 {
-	if ((m->len + 1) * 10 > m->cap * 7)
-		grow(m);
-	uint64_t h = hashmap_hash(key, strlen(key));
-	struct hashmap_slot *s = find(m, key, h);
-	if (!s->key) {
-		s->key = key;
-		s->hash = h;
-		m->len++;
+	struct id_key k = {m, id, strlen(id)};
+	return table_find(&m->index, hash_bytes(id, k.len), id_eq, &k);
+}
+
+/* Copies id (len bytes and its NUL) into the chunks; returns its ref. */
+static uint32_t store(struct idmap *m, const char *id, size_t len)
+{
+	size_t need = (len + 1 + 3) & ~(size_t)3;
+	if (!m->nchunks || m->used + need > chunk_size(m->nchunks - 1)) {
+		if (m->nchunks == ID_CHUNKS_MAX) {
+			fprintf(stderr, "qualstream: more than %u chunks of ids in one partition\n", ID_CHUNKS_MAX);
+			abort();
+		}
+		if (m->nchunks == m->chunks_cap) {
+			m->chunks_cap = m->chunks_cap ? m->chunks_cap * 2 : 4;
+			m->chunks = xrealloc(m->chunks, m->chunks_cap * sizeof(*m->chunks), "the id store");
+		}
+		m->chunks[m->nchunks] = xmalloc(chunk_size(m->nchunks), "the id store");
+		m->nchunks++;
+		m->used = 0;
 	}
-	s->value = value;
+	char *at = m->chunks[m->nchunks - 1] + m->used;
+	memcpy(at, id, len + 1);
+	memset(at + len + 1, 0, need - len - 1);
+	uint32_t ref = (m->nchunks - 1) << 18 | m->used / 4;
+	m->used += (uint32_t)need;
+	return ref;
 }
 
-void hashmap_free(struct hashmap *m)
+uint32_t idmap_add(struct idmap *m, const char *id, bool *added)
 {
-	free(m->slots);
-	m->slots = NULL;
-	m->cap = m->len = 0;
+	struct id_key k = {m, id, strlen(id)};
+	uint64_t h = hash_bytes(id, k.len);
+	uint32_t n = table_find(&m->index, h, id_eq, &k);
+	if (added)
+		*added = n == TABLE_NONE;
+	if (n != TABLE_NONE)
+		return n;
+	if (m->len == TABLE_NONE) {
+		fprintf(stderr, "qualstream: more than %u ids in one partition\n", TABLE_NONE - 1);
+		abort();
+	}
+	if (m->len == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 64;
+		m->refs = xrealloc(m->refs, m->cap * sizeof(*m->refs), "the id store");
+	}
+	m->refs[m->len] = store(m, id, k.len);
+	table_insert(&m->index, h, m->len);
+	return m->len++;
 }
 
-size_t hashmap_bytes(const struct hashmap *m)
+void idmap_free(struct idmap *m)
 {
-	return m->cap * sizeof(struct hashmap_slot);
+	table_free(&m->index);
+	for (uint32_t i = 0; i < m->nchunks; i++)
+		free(m->chunks[i]);
+	free(m->chunks);
+	free(m->refs);
+	memset(m, 0, sizeof(*m));
 }

@@ -10,19 +10,15 @@
 
 #include <stdint.h>
 
-#include "arena.h"
 #include "hashmap.h"
 
 struct intern {
-	struct arena arena;
-	struct hashmap map; /* string -> (uintptr_t) index + 1 */
-	const char **strings;
-	uint32_t len, cap;
+	struct idmap map;
 };
 
 /* The number of s, adding it on first sight. Aborts on OOM. */
 uint32_t intern_id(struct intern *in, const char *s);
-/* The string of a number returned by intern_id; borrowed until intern_free. */
+/* The string of a number returned by intern_id ("" for any other); borrowed until intern_free. */
 const char *intern_str(const struct intern *in, uint32_t id);
 void intern_free(struct intern *in);
 

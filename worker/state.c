@@ -14,13 +14,20 @@
 #include "xalloc.h"
 
 /*
- * A family's entities for one partition number. A family reading two topics
- * (CAW7: encounters and member events) sees partition p of both through one
- * shard; it lives while any held partition refers to it.
+ * Everything held for one partition number, over all topics: the record
+ * index (every record id numbered once, for all families: encounter ids in
+ * the chains, delivery and member-event ids in their idmaps), the member and
+ * care plan ids the families key by, and each family's entities in slabs
+ * indexed by those numbers. A family reading two topics (CAW7: encounters and
+ * member events) sees partition p of both through one store; it lives while
+ * any held partition with that number refers to it.
  */
-struct shard {
-	void *state;
-	struct arena arena;
+struct store {
+	struct chains chains;       /* encounter ids and chains, read by CW13 and CAW7 */
+	struct idmap deliveries;    /* delivery_id -> record number */
+	struct idmap member_events; /* event_id -> record number */
+	struct idmap names;         /* member_id, care_plan_id -> number */
+	void *family[QS_MAX_FAMILIES];
 	int refs;
 };
 
@@ -32,7 +39,7 @@ struct part {
 	int64_t clock_ms; /* the partition's clock, QS_NO_TS before its first event time */
 	bool progressed;  /* listed in st->progressed */
 	bool parked;      /* held but not assigned: see state_part_park */
-	struct shard *shards[QS_MAX_FAMILIES]; /* per family in measures_families order; NULL if not this topic's */
+	struct store *store;
 };
 
 #define VEC(T)                                                                                             \
@@ -46,8 +53,8 @@ struct state {
 	bool wall;       /* clocks follow state_wall_clock, not event time */
 	int64_t wall_ms; /* the last wall clock set */
 	struct intern intern;
-	VEC(struct part *) parts[QS_TOPIC_COUNT];    /* indexed by partition number */
-	VEC(struct shard *) shards[QS_MAX_FAMILIES]; /* indexed by partition number */
+	VEC(struct part *) parts[QS_TOPIC_COUNT]; /* indexed by partition number */
+	VEC(struct store *) stores;               /* indexed by partition number */
 	VEC(struct part *) progressed;
 	/* delta accumulator: cells[] in insertion order, index[] maps hash -> cells position + 1 */
 	VEC(struct state_delta) cells;
@@ -78,14 +85,16 @@ struct state *state_new(const struct qs_rules *rules, bool wall_clock)
 
 static void part_free(struct state *st, struct part *p)
 {
-	for (size_t f = 0; f < measures_family_count; f++) {
-		struct shard *sh = p->shards[f];
-		if (sh && --sh->refs == 0) {
-			measures_families[f]->state_free(sh->state);
-			arena_free(&sh->arena);
-			free(sh);
-			st->shards[f].items[p->partition] = NULL;
-		}
+	struct store *s = p->store;
+	if (--s->refs == 0) {
+		for (size_t f = 0; f < measures_family_count; f++)
+			measures_families[f]->state_free(s->family[f]);
+		chains_free(&s->chains);
+		idmap_free(&s->deliveries);
+		idmap_free(&s->member_events);
+		idmap_free(&s->names);
+		free(s);
+		st->stores.items[p->partition] = NULL;
 	}
 	free(p);
 }
@@ -122,8 +131,7 @@ void state_free(struct state *st)
 	arena_free(&st->pending);
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		free(st->parts[t].items);
-	for (size_t f = 0; f < QS_MAX_FAMILIES; f++)
-		free(st->shards[f].items);
+	free(st->stores.items);
 	free(st->progressed.items);
 	free(st->cells.items);
 	free(st->index);
@@ -154,20 +162,18 @@ struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t parti
 	p->partition = partition;
 	p->expected = p->next = next_offset;
 	p->clock_ms = clock_ms;
-	for (size_t f = 0; f < measures_family_count; f++) {
-		if (!(measures_families[f]->topics & QS_TOPIC_BIT(topic)))
-			continue;
-		while (st->shards[f].len <= (size_t)partition)
-			*VEC_PUSH(st->shards[f]) = NULL;
-		struct shard *sh = st->shards[f].items[partition];
-		if (!sh) {
-			sh = xcalloc(1, sizeof(*sh), "a shard");
-			sh->state = measures_families[f]->state_new();
-			st->shards[f].items[partition] = sh;
-		}
-		sh->refs++;
-		p->shards[f] = sh;
+	while (st->stores.len <= (size_t)partition)
+		*VEC_PUSH(st->stores) = NULL;
+	struct store *s = st->stores.items[partition];
+	if (!s) {
+		s = xcalloc(1, sizeof(*s), "a partition store");
+		chains_init(&s->chains);
+		for (size_t f = 0; f < measures_family_count; f++)
+			s->family[f] = measures_families[f]->state_new();
+		st->stores.items[partition] = s;
 	}
+	s->refs++;
+	p->store = s;
 	st->parts[topic].items[partition] = p;
 	return p;
 }
@@ -326,13 +332,14 @@ static const char *record_id(const struct qs_event *ev)
  * What a family may use on p: live output goes to the pending deltas and
  * alerts, a restore's nowhere. judged_ms: the clock p's alerts were reported at.
  */
-static struct family_ctx family_ctx(struct state *st, struct part *p, struct shard *sh, bool live,
-				    int64_t judged_ms)
+static struct family_ctx family_ctx(struct state *st, struct part *p, bool live, int64_t judged_ms)
 {
 	return (struct family_ctx){
 		.intern = &st->intern,
-		.arena = &sh->arena,
 		.rules = st->rules,
+		.chains = &p->store->chains,
+		.names = &p->store->names,
+		.record = 0,
 		.sink = live ? (struct contrib_sink){accumulate, st} : (struct contrib_sink){discard, NULL},
 		.alerts = live ? (struct alert_sink){record_alert, st} : (struct alert_sink){discard_alert, NULL},
 		.clock_ms = p->clock_ms,
@@ -340,28 +347,51 @@ static struct family_ctx family_ctx(struct state *st, struct part *p, struct sha
 	};
 }
 
+static bool reads(size_t f, enum qs_topic topic)
+{
+	return measures_families[f]->topics & QS_TOPIC_BIT(topic);
+}
+
+/*
+ * One lookup in the partition's record index per event: an encounter goes
+ * into the chains, which every family reading encounters reads before and
+ * after; any other record's number is the index of its entities in the
+ * families' slabs.
+ */
 static void fold(struct state *st, struct part *p, const struct qs_event *ev, int64_t offset, bool live,
 		 int64_t judged_ms)
 {
-	for (size_t f = 0; f < measures_family_count; f++) {
-		struct shard *sh = p->shards[f];
-		if (!sh)
-			continue;
-		struct family_ctx ctx = family_ctx(st, p, sh, live, judged_ms);
-		measures_families[f]->apply(sh->state, &ctx, ev, offset);
+	struct store *s = p->store;
+	struct family_ctx ctx = family_ctx(st, p, live, judged_ms);
+	if (ev->topic == QS_TOPIC_ENCOUNTERS) {
+		const struct qs_encounter *e = &ev->u.encounter;
+		struct chain_change ch;
+		chains_begin(&s->chains, e, &ch);
+		for (size_t f = 0; f < measures_family_count; f++)
+			if (reads(f, ev->topic) && measures_families[f]->chain_before)
+				measures_families[f]->chain_before(s->family[f], &ctx, &ch);
+		chains_commit(&s->chains, &ch, e, offset, intern_id(&st->intern, e->plan_id),
+			      idmap_add(&s->names, e->member_id, NULL));
+		for (size_t f = 0; f < measures_family_count; f++)
+			if (reads(f, ev->topic) && measures_families[f]->chain_after)
+				measures_families[f]->chain_after(s->family[f], &ctx, &ch);
+		chains_end(&s->chains, &ch);
+		return;
 	}
+	ctx.record = ev->topic == QS_TOPIC_DELIVERIES ? idmap_add(&s->deliveries, ev->u.delivery.delivery_id, NULL)
+						      : idmap_add(&s->member_events, ev->u.member.event_id, NULL);
+	for (size_t f = 0; f < measures_family_count; f++)
+		if (reads(f, ev->topic))
+			measures_families[f]->apply(s->family[f], &ctx, ev, offset);
 }
 
-/* p's clock moved on from judged_ms: lets the families' timers fire. */
+/* p's clock moved on from judged_ms: lets the timers of the families reading p's topic fire. */
 static void fire_timers(struct state *st, struct part *p, int64_t judged_ms)
 {
-	for (size_t f = 0; f < measures_family_count; f++) {
-		struct shard *sh = p->shards[f];
-		if (!sh || !measures_families[f]->tick)
-			continue;
-		struct family_ctx ctx = family_ctx(st, p, sh, true, judged_ms);
-		measures_families[f]->tick(sh->state, &ctx);
-	}
+	struct family_ctx ctx = family_ctx(st, p, true, judged_ms);
+	for (size_t f = 0; f < measures_family_count; f++)
+		if (reads(f, p->topic) && measures_families[f]->tick)
+			measures_families[f]->tick(p->store->family[f], &ctx);
 }
 
 /* When the event happened, by the stream's account (README "The clock"); QS_NO_TS if it does not say. */
@@ -520,9 +550,14 @@ void state_flushed(struct state *st)
 size_t state_entities(const struct state *st)
 {
 	size_t n = 0;
-	for (size_t f = 0; f < measures_family_count; f++)
-		for (size_t i = 0; i < st->shards[f].len; i++)
-			if (st->shards[f].items[i])
-				n += measures_families[f]->count(st->shards[f].items[i]->state);
+	for (size_t i = 0; i < st->stores.len; i++) {
+		const struct store *s = st->stores.items[i];
+		if (!s)
+			continue;
+		n += s->chains.records + s->deliveries.len + s->member_events.len;
+		for (size_t f = 0; f < measures_family_count; f++)
+			if (measures_families[f]->count)
+				n += measures_families[f]->count(s->family[f]);
+	}
 	return n;
 }

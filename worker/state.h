@@ -145,7 +145,11 @@ const char *state_str(const struct state *st, uint32_t id);
 /* The flush committed: clears pending output and makes the new offsets the expected ones. */
 void state_flushed(struct state *st);
 
-/* Entities held over all partitions, for logs. */
+/*
+ * Entities held over all partitions, for logs and the memory report: every
+ * record (encounter, delivery, member event: one per id, whatever families
+ * read it) plus the families' own aggregates (member-years).
+ */
 size_t state_entities(const struct state *st);
 
 #endif

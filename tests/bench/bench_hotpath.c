@@ -330,6 +330,49 @@ static void pass_apply(struct bench *b, struct state *st)
 	state_flushed(st);
 }
 
+/*
+ * Distinct records (topic, id) in the stream, counted here, independently of
+ * the state: the denominator of bytes per held record, the same whatever the
+ * state counts as an entity. A private open-addressing set of copies.
+ */
+static size_t count_records(struct bench *b)
+{
+	const struct stream *s = b->s;
+	size_t cap = 1;
+	while (cap < s->n * 2)
+		cap *= 2;
+	char **set = calloc(cap, sizeof(*set));
+	if (!set)
+		return 0;
+	struct qs_event ev;
+	char why[QS_DECODE_ERRSTR_SIZE], key[2 + QS_ID_MAX];
+	size_t n = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct msg *m = &s->msgs[i];
+		if (decode_message(b->dec, m->topic, m->has_value ? s->bytes + m->off : NULL, m->len, &ev, why,
+				   sizeof(why)) != QS_DECODE_OK)
+			continue;
+		const char *id = ev.topic == QS_TOPIC_ENCOUNTERS   ? ev.u.encounter.encounter_id
+				 : ev.topic == QS_TOPIC_DELIVERIES ? ev.u.delivery.delivery_id
+								   : ev.u.member.event_id;
+		snprintf(key, sizeof(key), "%d%s", (int)ev.topic, id);
+		uint64_t h = 1469598103934665603ULL;
+		for (const char *p = key; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		size_t j = h & (cap - 1);
+		while (set[j] && strcmp(set[j], key))
+			j = (j + 1) & (cap - 1);
+		if (!set[j]) {
+			set[j] = strdup(key);
+			n++;
+		}
+	}
+	for (size_t j = 0; j < cap; j++)
+		free(set[j]);
+	free(set);
+	return n;
+}
+
 static struct state *fresh_state(struct bench *b)
 {
 	memset(b->next_offset, 0, sizeof(b->next_offset));
@@ -461,6 +504,7 @@ int main(int argc, char **argv)
 	pass_touch(b);
 	pass_decode(b);
 	printf("hotpath decode: %zu ok, %zu rejected\n", b->ok, b->rejected);
+	size_t records = count_records(b);
 
 	double t[MAX_REPS];
 	struct timing ta, tb, tc1, tc2;
@@ -569,6 +613,8 @@ int main(int argc, char **argv)
 	       "bytes/entity (after the final flush)\n",
 	       entities, (double)heap_per_state / 1048576.0, entities ? (double)heap_per_state / (double)entities : 0.0,
 	       (double)rss_per_state / 1048576.0, entities ? (double)rss_per_state / (double)entities : 0.0);
+	printf("hotpath memory: %zu distinct records (topic, id) in the stream: heap %.0f bytes/record\n", records,
+	       records ? (double)heap_per_state / (double)records : 0.0);
 	static const char *const fam[QS_TOPIC_COUNT] = {"encounters only", "deliveries only", "member events only"};
 	for (int topic = 0; topic < QS_TOPIC_COUNT; topic++)
 		if (by_topic[topic])
@@ -578,13 +624,15 @@ int main(int argc, char **argv)
 	/* One line for scripts. */
 	printf("hotpath-summary events=%zu a_ns=%.2f b_ns=%.2f c1_ns=%.2f c2_ns=%.2f b_ratio=%.3f c1_ratio=%.3f "
 	       "c2_ratio=%.3f c2_allocs_per_event=%.6f c2_other_allocs_per_event=%.6f c1_allocs_per_new_entity=%.4f "
-	       "entities=%zu heap_bytes_per_entity=%.0f rss_bytes_per_entity=%.0f sink=%llu\n",
+	       "entities=%zu heap_bytes_per_entity=%.0f rss_bytes_per_entity=%.0f records=%zu heap_bytes_per_record=%.0f "
+	       "sink=%llu\n",
 	       s.n, base_ns, tb.median * 1e9 / (double)s.n, tc1.median * 1e9 / (double)s.n,
 	       tc2.median * 1e9 / (double)s.n, tb.median / ta.median, tc1.median / ta.median, tc2.median / ta.median,
 	       (double)a_steady.calls / n_dec, (double)(a_steady.calls - a_steady.chunks) / n_dec,
 	       entities ? (double)a_new.calls / (double)entities : 0.0, entities,
 	       entities ? (double)heap_per_state / (double)entities : 0.0,
-	       entities ? (double)rss_per_state / (double)entities : 0.0, (unsigned long long)(b->sink & 0xff));
+	       entities ? (double)rss_per_state / (double)entities : 0.0, records,
+	       records ? (double)heap_per_state / (double)records : 0.0, (unsigned long long)(b->sink & 0xff));
 	rc = 0;
 done:
 	state_free(st);

@@ -1,15 +1,12 @@
 /*
  * caw.c: member-year entities and per-period distinct counts shared by the
- * California families (see caw.h). caw_entity_get finds a member-year by a
- * key built on the stack; caw_move and caw_count_event keep the per-month
+ * California families (see caw.h). caw_entity_get finds a member-year by its
+ * fixed-width key; caw_move and caw_count_event keep the per-month
  * counters of CAW7-CAW9 and emit exactly what a change adds and retracts.
  */
 #include "caw.h"
 
-#include <stdio.h>
-
-/* tag + plan number + ':' + year + ':' + id + NUL, with room to spare. */
-#define CAW_KEY_MAX (1 + 10 + 1 + 12 + 1 + QS_ID_MAX + 1)
+#include <string.h>
 
 const struct caw_period caw_periods[CAW_PERIODS] = {
 	{QS_GRAIN_MONTH, 0, 1},   {QS_GRAIN_MONTH, 1, 1},   {QS_GRAIN_MONTH, 2, 1},   {QS_GRAIN_MONTH, 3, 1},
@@ -45,54 +42,90 @@ int32_t caw_period_start(int year, size_t p)
 	return dates_from_civil(year, caw_periods[p].first + 1, 1);
 }
 
-void *caw_entity_get(struct hashmap *entities, struct family_ctx *ctx, size_t size, char tag, uint32_t plan,
-		     const char *id, int32_t day)
+void caw_years_init(struct caw_years *ys, size_t size)
+{
+	memset(ys, 0, sizeof(*ys));
+	ys->years.width = (uint32_t)size;
+}
+
+void caw_years_free(struct caw_years *ys)
+{
+	table_free(&ys->index);
+	slab_free(&ys->years);
+}
+
+struct year_key {
+	const struct caw_years *ys;
+	struct caw_entity e;
+};
+
+static bool year_eq(const void *ctx, uint32_t n)
+{
+	const struct year_key *k = ctx;
+	const struct caw_entity *e = caw_year(k->ys, n);
+	return e->id == k->e.id && e->plan == k->e.plan && e->year == k->e.year && e->tag == k->e.tag;
+}
+
+uint32_t caw_entity_get(struct caw_years *ys, struct family_ctx *ctx, char tag, uint32_t plan, uint32_t id,
+			int32_t day)
 {
 	int year;
 	dates_to_civil(day, &year, NULL, NULL);
-	/* The plan number and year are fixed-format fields before the id, so no two triples share a key. */
-	char key[CAW_KEY_MAX];
-	snprintf(key, sizeof(key), "%c%u:%d:%s", tag, plan, year, id);
-	struct caw_entity *e = hashmap_get(entities, key);
-	if (!e) {
-		e = arena_alloc(ctx->arena, size);
-		e->plan = plan;
+	struct year_key k = {ys, {.plan = plan, .year = year, .id = id, .tag = tag}};
+	uint64_t h = hash_words((uint64_t)plan << 32 | id, (uint64_t)(uint32_t)year << 8 | (unsigned char)tag);
+	uint32_t n = table_find(&ys->index, h, year_eq, &k);
+	if (n == TABLE_NONE) {
+		n = slab_push(&ys->years);
+		struct caw_entity *e = caw_year(ys, n);
+		*e = k.e;
 		e->stratum = intern_id(ctx->intern, "");
-		e->year = year;
-		hashmap_put(entities, arena_strdup(ctx->arena, key), e);
+		table_insert(&ys->index, h, n);
 	}
-	return e;
+	return n;
 }
 
-struct caw_place caw_place_at(struct caw_counts *cc, struct family_ctx *ctx, char tag, uint32_t plan,
-			      const char *id, int32_t day, unsigned rows)
+void caw_counts_init(struct caw_counts *cc)
 {
-	return (struct caw_place){caw_entity_get(&cc->entities, ctx, sizeof(struct caw_counter), tag, plan, id, day),
-				  caw_month(day), rows};
+	caw_years_init(&cc->years, sizeof(struct caw_counter));
+	cc->places = SLAB_OF(struct caw_place);
 }
 
-static void count(const struct caw_place *at, int32_t by)
+struct caw_place caw_place_at(struct caw_counts *cc, struct family_ctx *ctx, char tag, uint32_t plan, uint32_t id,
+			      int32_t day, unsigned rows)
 {
-	if (!at->year)
+	return (struct caw_place){caw_entity_get(&cc->years, ctx, tag, plan, id, day) + 1, (uint8_t)caw_month(day),
+				  (uint8_t)rows};
+}
+
+static struct caw_counter *counter(struct caw_counts *cc, uint32_t year)
+{
+	return year ? caw_year(&cc->years, year - 1) : NULL;
+}
+
+static void count(struct caw_counts *cc, const struct caw_place *at, int32_t by)
+{
+	struct caw_counter *y = counter(cc, at->year);
+	if (!y)
 		return;
 	for (int row = 0; row < CAW_ROWS; row++)
 		if (at->rows & 1u << row)
-			at->year->count[row][at->month] += by;
+			y->count[row][at->month] += by;
 }
 
-void caw_move(struct family_ctx *ctx, size_t (*contribs)(const struct caw_counter *, struct qs_contrib *),
-	      struct caw_place *at, struct caw_place to)
+void caw_move(struct caw_counts *cc, struct family_ctx *ctx,
+	      size_t (*contribs)(const struct caw_counter *, struct qs_contrib *), struct caw_place *at,
+	      struct caw_place to)
 {
 	if (at->year == to.year && at->month == to.month && at->rows == to.rows)
 		return;
-	struct caw_counter *touched[2] = {at->year, to.year != at->year ? to.year : NULL};
+	struct caw_counter *touched[2] = {counter(cc, at->year), to.year != at->year ? counter(cc, to.year) : NULL};
 	struct qs_contrib before[2 * QS_MAX_CONTRIBS], after[2 * QS_MAX_CONTRIBS];
 	size_t n_before = 0, n_after = 0;
 	for (int i = 0; i < 2; i++)
 		if (touched[i])
 			n_before += contribs(touched[i], before + n_before);
-	count(at, -1);
-	count(&to, 1);
+	count(cc, at, -1);
+	count(cc, &to, 1);
 	*at = to;
 	for (int i = 0; i < 2; i++)
 		if (touched[i])
@@ -101,17 +134,10 @@ void caw_move(struct family_ctx *ctx, size_t (*contribs)(const struct caw_counte
 }
 
 void caw_count_event(struct caw_counts *cc, struct family_ctx *ctx,
-		     size_t (*contribs)(const struct caw_counter *, struct qs_contrib *), const char *event_id,
-		     struct caw_place to)
+		     size_t (*contribs)(const struct caw_counter *, struct qs_contrib *), struct caw_place to)
 {
-	struct caw_place *at = hashmap_get(&cc->events, event_id);
-	if (!at) {
-		if (!to.year)
-			return;
-		at = arena_alloc(ctx->arena, sizeof(*at));
-		hashmap_put(&cc->events, arena_strdup(ctx->arena, event_id), at);
-	}
-	caw_move(ctx, contribs, at, to);
+	slab_reserve(&cc->places, ctx->record + 1); /* a new event counts nowhere yet */
+	caw_move(cc, ctx, contribs, slab_at(&cc->places, ctx->record), to);
 }
 
 size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int base, int sub,
@@ -131,13 +157,8 @@ size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int
 	return n;
 }
 
-size_t caw_counts_len(const struct caw_counts *cc)
-{
-	return cc->events.len + cc->entities.len;
-}
-
 void caw_counts_free(struct caw_counts *cc)
 {
-	hashmap_free(&cc->events);
-	hashmap_free(&cc->entities);
+	caw_years_free(&cc->years);
+	slab_free(&cc->places);
 }

@@ -41,21 +41,41 @@ size_t caw_period_of(int month, enum qs_grain grain);
 /* Day number of the first day of period p of year. */
 int32_t caw_period_start(int year, size_t p);
 
-/* What every member-year entity starts with: the cells it writes to. */
+/*
+ * What every member-year entity starts with: the cells it writes to, and its
+ * key (tag, plan, year, id number). tag keeps kinds of entity in one index
+ * apart ('I'nitial care plans by member, 'R'evised ones by care_plan_id); id
+ * is the member_id's (or care_plan_id's) number in the partition's names.
+ */
 struct caw_entity {
 	uint32_t plan;    /* interned plan_id */
 	uint32_t stratum; /* interned "" */
-	int year;
+	int32_t year;
+	uint32_t id;
+	char tag;
 };
 
+/* Member-year entities of one family: a fixed-width key index over a slab. */
+struct caw_years {
+	struct table index;
+	struct slab years; /* of the family's entity type, a struct caw_entity first */
+};
+
+/* An empty index of entities of `size` bytes. */
+void caw_years_init(struct caw_years *ys, size_t size);
+void caw_years_free(struct caw_years *ys);
+
 /*
- * The entity of (tag, plan, id) for the year holding day, from entities;
- * created zeroed (size bytes, a struct caw_entity first) in ctx->arena on first
- * sight. tag keeps kinds of entity in one map apart ('I'nitial care plans by
- * member, 'R'evised ones by care_plan_id). id is borrowed.
+ * The number of the (tag, plan, id) entity for the year holding day; created
+ * zeroed but for its struct caw_entity on first sight.
  */
-void *caw_entity_get(struct hashmap *entities, struct family_ctx *ctx, size_t size, char tag, uint32_t plan,
-		     const char *id, int32_t day);
+uint32_t caw_entity_get(struct caw_years *ys, struct family_ctx *ctx, char tag, uint32_t plan, uint32_t id,
+			int32_t day);
+
+static inline void *caw_year(const struct caw_years *ys, uint32_t n)
+{
+	return slab_at(&ys->years, n);
+}
 
 /* A member-year as per-month counters: count[row][month] active events (or chains) of that row. */
 struct caw_counter {
@@ -63,22 +83,24 @@ struct caw_counter {
 	int32_t count[CAW_ROWS][CAW_MONTHS];
 };
 
-/* Where one event (or chain) counts: 1 in each of `rows` (bits) of one month. year NULL: nowhere. */
+/* Where one event (or chain) counts: 1 in each of `rows` (bits) of one month. year 0: nowhere. */
 struct caw_place {
-	struct caw_counter *year;
-	int month;
-	unsigned rows;
+	uint32_t year; /* the member-year's number + 1 */
+	uint8_t month;
+	uint8_t rows;
 };
 
-/* Counter entities and the place of every event that ever counted. */
+/* Counter entities and, by member-event record number, where each event's latest version counts. */
 struct caw_counts {
-	struct hashmap events;   /* event_id -> struct caw_place: where its latest version counts */
-	struct hashmap entities; /* member-year key -> struct caw_counter */
+	struct caw_years years; /* of struct caw_counter */
+	struct slab places;     /* of struct caw_place */
 };
+
+void caw_counts_init(struct caw_counts *cc);
 
 /* The place at `day`'s month of the (tag, plan, id) member-year, created on first sight. */
-struct caw_place caw_place_at(struct caw_counts *cc, struct family_ctx *ctx, char tag, uint32_t plan,
-			      const char *id, int32_t day, unsigned rows);
+struct caw_place caw_place_at(struct caw_counts *cc, struct family_ctx *ctx, char tag, uint32_t plan, uint32_t id,
+			      int32_t day, unsigned rows);
 
 /*
  * Moves what counts at *at to `to` and emits the contribution changes of the
@@ -86,17 +108,17 @@ struct caw_place caw_place_at(struct caw_counts *cc, struct family_ctx *ctx, cha
  * they are the same place. contribs is the family's pure rule: it writes a
  * member-year's contributions (at most QS_MAX_CONTRIBS) and returns how many.
  */
-void caw_move(struct family_ctx *ctx, size_t (*contribs)(const struct caw_counter *, struct qs_contrib *),
-	      struct caw_place *at, struct caw_place to);
+void caw_move(struct caw_counts *cc, struct family_ctx *ctx,
+	      size_t (*contribs)(const struct caw_counter *, struct qs_contrib *), struct caw_place *at,
+	      struct caw_place to);
 
 /*
- * The latest version of member event event_id counts at `to` (year NULL:
+ * The latest version of the member event ctx->record counts at `to` (year 0:
  * nowhere, e.g. VOID or another body): moves it there from where its previous
- * version counted. An event that never counted and does not now costs nothing.
+ * version counted.
  */
 void caw_count_event(struct caw_counts *cc, struct family_ctx *ctx,
-		     size_t (*contribs)(const struct caw_counter *, struct qs_contrib *), const char *event_id,
-		     struct caw_place to);
+		     size_t (*contribs)(const struct caw_counter *, struct qs_contrib *), struct caw_place to);
 
 /*
  * Distinct counts per period: the member-year counts once in each period where
@@ -106,9 +128,6 @@ void caw_count_event(struct caw_counts *cc, struct family_ctx *ctx,
 size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int base, int sub,
 			     struct qs_contrib *out);
 
-/* Entities and event places held, for the family's count(). */
-size_t caw_counts_len(const struct caw_counts *cc);
-/* Frees the index tables (entities live in the family's arena). */
 void caw_counts_free(struct caw_counts *cc);
 
 #endif

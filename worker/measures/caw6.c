@@ -10,28 +10,27 @@
 #include <stdlib.h>
 
 #include "caw.h"
+#include "xalloc.h"
 
-struct caw6_year;
-
-/* The latest version of one coordination event that counts. */
+/* The latest version of one coordination event, by member-event record number. */
 struct caw6_event {
-	struct caw6_event *next; /* next event of the same member-year */
-	struct caw6_year *year;  /* where it counts; NULL: nowhere (voided, or no longer BhCoordination) */
-	int64_t offset;          /* of this version: breaks event_date ties */
+	int64_t offset;  /* of this version: breaks event_date ties */
+	uint32_t next;   /* next event of the same member-year, record number + 1; 0: none */
+	uint32_t year;   /* where it counts, member-year number + 1; 0: nowhere (voided, or not BhCoordination) */
 	int32_t event_date;
-	int month; /* 0-11, of event_date */
+	uint8_t month; /* 0-11, of event_date */
 	bool receives_smhs;
-	enum qs_outcome county_provider_outcome, member_outcome;
+	uint8_t county_provider_outcome, member_outcome; /* enum qs_outcome */
 };
 
 struct caw6_year {
 	struct caw_entity e;
-	struct caw6_event *events;
+	uint32_t events; /* first event, record number + 1 */
 };
 
 struct caw6_state {
-	struct hashmap events; /* event_id -> struct caw6_event, once it has counted */
-	struct hashmap years;  /* member-year key -> struct caw6_year */
+	struct slab events;     /* struct caw6_event by record number */
+	struct caw_years years; /* of struct caw6_year */
 };
 
 /* Whether a decides over b (NULL: nothing yet) as the member's latest event of a period. */
@@ -40,17 +39,29 @@ static bool later(const struct caw6_event *a, const struct caw6_event *b)
 	return !b || a->event_date > b->event_date || (a->event_date == b->event_date && a->offset > b->offset);
 }
 
-static size_t contribs(const struct caw6_year *y, struct qs_contrib *out)
+static struct caw6_event *event(const struct caw6_state *st, uint32_t n)
+{
+	return slab_at(&st->events, n);
+}
+
+static struct caw6_year *year_of(const struct caw6_state *st, uint32_t year)
+{
+	return year ? caw_year(&st->years, year - 1) : NULL;
+}
+
+static size_t contribs(const struct caw6_state *st, const struct caw6_year *y, struct qs_contrib *out)
 {
 	if (!y)
 		return 0;
 	const struct caw6_event *latest[CAW_PERIODS] = {NULL};
-	for (const struct caw6_event *ev = y->events; ev; ev = ev->next)
+	for (uint32_t n = y->events; n; n = event(st, n - 1)->next) {
+		const struct caw6_event *ev = event(st, n - 1);
 		for (int g = 0; g < QS_GRAIN_COUNT; g++) {
 			size_t p = caw_period_of(ev->month, (enum qs_grain)g);
 			if (later(ev, latest[p]))
 				latest[p] = ev;
 		}
+	}
 	size_t n = 0;
 	for (size_t p = 0; p < CAW_PERIODS; p++) {
 		const struct caw6_event *ev = latest[p];
@@ -69,14 +80,14 @@ static size_t contribs(const struct caw6_year *y, struct qs_contrib *out)
 	return n;
 }
 
-static void unlink_event(struct caw6_year *y, struct caw6_event *ev)
+static void unlink_event(struct caw6_state *st, struct caw6_year *y, uint32_t record)
 {
-	struct caw6_event **p = &y->events;
-	while (*p && *p != ev)
-		p = &(*p)->next;
+	uint32_t *p = &y->events;
+	while (*p && *p != record + 1)
+		p = &event(st, *p - 1)->next;
 	if (*p)
-		*p = ev->next;
-	ev->next = NULL;
+		*p = event(st, record)->next;
+	event(st, record)->next = 0;
 }
 
 static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset)
@@ -84,63 +95,63 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	struct caw6_state *st = state;
 	const struct qs_member_event *m = &ev->u.member;
 	bool counts = m->status == QS_STATUS_ACTIVE && m->body == QS_BODY_BH_COORDINATION;
-	struct caw6_event *e = hashmap_get(&st->events, m->event_id);
-	if (!e && !counts)
-		return; /* never counted and does not now */
+	slab_reserve(&st->events, ctx->record + 1);
+	struct caw6_event *e = event(st, ctx->record);
+	if (!e->year && !counts)
+		return; /* does not count, and did not */
 
-	struct caw6_year *from = e ? e->year : NULL;
-	struct caw6_year *to = counts ? caw_entity_get(&st->years, ctx, sizeof(struct caw6_year), 'M',
-						      intern_id(ctx->intern, m->plan_id), m->member_id,
-						      m->u.bh_coordination.event_date)
-				      : NULL;
+	uint32_t from_n = e->year;
+	uint32_t to_n = counts ? caw_entity_get(&st->years, ctx, 'M', intern_id(ctx->intern, m->plan_id),
+						idmap_add(ctx->names, m->member_id, NULL),
+						m->u.bh_coordination.event_date) + 1
+			       : 0;
+	struct caw6_year *from = year_of(st, from_n), *to = year_of(st, to_n);
 	struct qs_contrib before[2 * QS_MAX_CONTRIBS], after[2 * QS_MAX_CONTRIBS];
-	size_t n_before = contribs(from, before);
+	size_t n_before = contribs(st, from, before);
 	if (to != from)
-		n_before += contribs(to, before + n_before);
+		n_before += contribs(st, to, before + n_before);
 
-	if (!e) {
-		e = arena_alloc(ctx->arena, sizeof(*e));
-		hashmap_put(&st->events, arena_strdup(ctx->arena, m->event_id), e);
-	}
 	if (from)
-		unlink_event(from, e);
-	e->year = to;
+		unlink_event(st, from, ctx->record);
+	e->year = to_n;
 	if (to) {
 		e->offset = offset;
 		e->event_date = m->u.bh_coordination.event_date;
-		e->month = caw_month(e->event_date);
+		e->month = (uint8_t)caw_month(e->event_date);
 		e->receives_smhs = m->u.bh_coordination.receives_smhs;
-		e->county_provider_outcome = m->u.bh_coordination.county_provider_outcome;
-		e->member_outcome = m->u.bh_coordination.member_outcome;
+		e->county_provider_outcome = (uint8_t)m->u.bh_coordination.county_provider_outcome;
+		e->member_outcome = (uint8_t)m->u.bh_coordination.member_outcome;
 		e->next = to->events;
-		to->events = e;
+		to->events = ctx->record + 1;
 	}
 
-	size_t n_after = contribs(from, after);
+	size_t n_after = contribs(st, from, after);
 	if (to != from)
-		n_after += contribs(to, after + n_after);
+		n_after += contribs(st, to, after + n_after);
 	measures_emit_diff(ctx, before, n_before, after, n_after);
 }
 
 static void *state_new(void)
 {
-	return calloc(1, sizeof(struct caw6_state));
+	struct caw6_state *st = xcalloc(1, sizeof(*st), "the CAW6 state");
+	st->events = SLAB_OF(struct caw6_event);
+	caw_years_init(&st->years, sizeof(struct caw6_year));
+	return st;
 }
 
 static void state_free(void *state)
 {
 	struct caw6_state *st = state;
 	if (st) {
-		hashmap_free(&st->events);
-		hashmap_free(&st->years);
+		slab_free(&st->events);
+		caw_years_free(&st->years);
 	}
 	free(st);
 }
 
 static size_t count(const void *state)
 {
-	const struct caw6_state *st = state;
-	return st->events.len + st->years.len;
+	return ((const struct caw6_state *)state)->years.years.len;
 }
 
 const struct family family_caw6 = {

@@ -9,35 +9,22 @@
  * flips, every month of the year changes at once.
  *
  * Member events and encounters arrive on co-partitioned topics and meet in one
- * shard (state.c), so this family also keeps its own encounter chains.
+ * partition store (state.c), whose encounter chains this family reads.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "caw.h"
 #include "chain.h"
+#include "xalloc.h"
 
 /* A member-year qualifies from this many distinct enrolled months (CA4.1). */
 #define CAW7_MIN_MONTHS 5
 
 enum { ROW_ENROLLED, ROW_SMI, ROW_ED }; /* caw_counter rows */
 
-struct caw7_record {
-	struct chain_record base;
-	uint32_t plan;      /* interned plan_id */
-	const char *member; /* member_id, in the arena */
-	int32_t service_to;
-	bool ed_visit;
-};
-
-struct caw7_chain {
-	struct chain base;
-	struct caw_place place; /* where its ED visit counts */
-};
-
 struct caw7_state {
-	struct caw_counts counts; /* enrollment events by event_id, member-years */
-	struct chains chains;     /* of struct caw7_record, struct caw7_chain */
+	struct caw_counts counts; /* enrollment events by record number, member-years */
+	struct slab visits;       /* struct caw_place by chain number: where its ED visit counts */
 };
 
 static size_t contribs(const struct caw_counter *y, struct qs_contrib *out)
@@ -70,61 +57,47 @@ static size_t contribs(const struct caw_counter *y, struct qs_contrib *out)
  * original's plan and member (as CW13_TIMELY counts under the original's plan),
  * or to the content's while the original has not arrived.
  */
-static void recount(struct caw7_state *st, struct family_ctx *ctx, struct caw7_chain *c)
+static void recount(struct caw7_state *st, struct family_ctx *ctx, uint32_t c)
 {
-	const struct chain_record *original, *content;
-	struct caw_place to = {NULL, 0, 0};
-	if (chain_current(&c->base, &original, &content) && content &&
-	    ((const struct caw7_record *)content)->ed_visit) {
-		const struct caw7_record *owner = (const struct caw7_record *)(original ? original : content);
-		to = caw_place_at(&st->counts, ctx, 'M', owner->plan, owner->member,
-				  ((const struct caw7_record *)content)->service_to, 1u << ROW_ED);
+	const struct chains *cs = ctx->chains;
+	uint32_t original, content;
+	struct caw_place to = {0, 0, 0};
+	if (chain_current(cs, c, &original, &content) && content != CHAIN_NIL && chains_node(cs, content)->ed_visit) {
+		const struct chain_node *owner = chains_node(cs, original != CHAIN_NIL ? original : content);
+		to = caw_place_at(&st->counts, ctx, 'M', owner->plan, owner->member, chains_node(cs, content)->service_to,
+				  1u << ROW_ED);
 	}
-	caw_move(ctx, contribs, &c->place, to);
+	caw_move(&st->counts, ctx, contribs, slab_at(&st->visits, c), to);
 }
 
-static void apply_encounter(struct caw7_state *st, struct family_ctx *ctx, const struct qs_encounter *e,
-			    int64_t offset)
+/* Each chain remembers where its visit counts, so only the chains after the change need reading. */
+static void chain_after(void *state, struct family_ctx *ctx, const struct chain_change *ch)
 {
-	struct chain_change ch;
-	chains_begin(&st->chains, ctx->arena, e, &ch);
-	struct caw7_record *x = (struct caw7_record *)chains_commit(&st->chains, ctx->arena, &ch, e, offset);
-	x->plan = intern_id(ctx->intern, e->plan_id);
-	if (!x->member || strcmp(x->member, e->member_id) != 0)
-		x->member = arena_strdup(ctx->arena, e->member_id);
-	x->service_to = e->service_to;
-	x->ed_visit = e->ed_visit;
-
-	/* Each chain remembers where its visit counts (place), so only the after needs reading. */
-	recount(st, ctx, (struct caw7_chain *)ch.to);
-	if (ch.from && ch.from != ch.to)
-		recount(st, ctx, (struct caw7_chain *)ch.from); /* emptied or smaller: its visit may move */
-	chains_end(&st->chains, &ch);
+	struct caw7_state *st = state;
+	slab_reserve(&st->visits, chains_count(ctx->chains));
+	recount(st, ctx, ch->to);
+	if (ch->from != CHAIN_NIL && ch->from != ch->to)
+		recount(st, ctx, ch->from); /* emptied or smaller: its visit may move */
 }
 
 static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset)
 {
+	(void)offset;
 	struct caw7_state *st = state;
-	if (ev->topic == QS_TOPIC_ENCOUNTERS) {
-		apply_encounter(st, ctx, &ev->u.encounter, offset);
-		return;
-	}
 	const struct qs_member_event *m = &ev->u.member;
-	struct caw_place to = {NULL, 0, 0};
+	struct caw_place to = {0, 0, 0};
 	if (m->status == QS_STATUS_ACTIVE && m->body == QS_BODY_ENROLLMENT)
-		to = caw_place_at(&st->counts, ctx, 'M', intern_id(ctx->intern, m->plan_id), m->member_id,
-				  m->u.enrollment.month,
+		to = caw_place_at(&st->counts, ctx, 'M', intern_id(ctx->intern, m->plan_id),
+				  idmap_add(ctx->names, m->member_id, NULL), m->u.enrollment.month,
 				  1u << ROW_ENROLLED | (m->u.enrollment.smi_sud ? 1u << ROW_SMI : 0));
-	caw_count_event(&st->counts, ctx, contribs, m->event_id, to);
+	caw_count_event(&st->counts, ctx, contribs, to);
 }
 
 static void *state_new(void)
 {
-	struct caw7_state *st = calloc(1, sizeof(*st));
-	if (st) {
-		st->chains.record_size = sizeof(struct caw7_record);
-		st->chains.chain_size = sizeof(struct caw7_chain);
-	}
+	struct caw7_state *st = xcalloc(1, sizeof(*st), "the CAW7 state");
+	caw_counts_init(&st->counts);
+	st->visits = SLAB_OF(struct caw_place);
 	return st;
 }
 
@@ -133,15 +106,14 @@ static void state_free(void *state)
 	struct caw7_state *st = state;
 	if (st) {
 		caw_counts_free(&st->counts);
-		chains_free(&st->chains);
+		slab_free(&st->visits);
 	}
 	free(st);
 }
 
 static size_t count(const void *state)
 {
-	const struct caw7_state *st = state;
-	return caw_counts_len(&st->counts) + st->chains.records;
+	return ((const struct caw7_state *)state)->counts.years.years.len;
 }
 
 const struct family family_caw7 = {
@@ -150,5 +122,6 @@ const struct family family_caw7 = {
 	.state_new = state_new,
 	.state_free = state_free,
 	.apply = apply,
+	.chain_after = chain_after,
 	.count = count,
 };

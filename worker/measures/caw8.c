@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "caw.h"
+#include "xalloc.h"
 
 enum { ROW_PLANS, ROW_GOALS }; /* caw_counter rows */
 
@@ -28,19 +29,22 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	(void)offset;
 	struct caw8_state *st = state;
 	const struct qs_member_event *m = &ev->u.member;
-	struct caw_place to = {NULL, 0, 0};
+	struct caw_place to = {0, 0, 0};
 	if (m->status == QS_STATUS_ACTIVE && m->body == QS_BODY_CARE_PLAN) {
 		bool initial = m->u.care_plan.plan_type == QS_CARE_PLAN_INITIAL;
-		to = caw_place_at(&st->counts, ctx, initial ? 'I' : 'R', intern_id(ctx->intern, m->plan_id),
-				  initial ? m->member_id : m->u.care_plan.care_plan_id, m->u.care_plan.completed_on,
+		uint32_t id = idmap_add(ctx->names, initial ? m->member_id : m->u.care_plan.care_plan_id, NULL);
+		to = caw_place_at(&st->counts, ctx, initial ? 'I' : 'R', intern_id(ctx->intern, m->plan_id), id,
+				  m->u.care_plan.completed_on,
 				  1u << ROW_PLANS | (m->u.care_plan.care_goals_documented ? 1u << ROW_GOALS : 0));
 	}
-	caw_count_event(&st->counts, ctx, contribs, m->event_id, to);
+	caw_count_event(&st->counts, ctx, contribs, to);
 }
 
 static void *state_new(void)
 {
-	return calloc(1, sizeof(struct caw8_state));
+	struct caw8_state *st = xcalloc(1, sizeof(*st), "the CAW8 state");
+	caw_counts_init(&st->counts);
+	return st;
 }
 
 static void state_free(void *state)
@@ -53,7 +57,7 @@ static void state_free(void *state)
 
 static size_t count(const void *state)
 {
-	return caw_counts_len(&((const struct caw8_state *)state)->counts);
+	return ((const struct caw8_state *)state)->counts.years.years.len;
 }
 
 const struct family family_caw8 = {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "caw.h"
+#include "xalloc.h"
 
 enum { ROW_COORDINATOR, ROW_CONTACT }; /* caw_counter rows */
 
@@ -26,19 +27,23 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	(void)offset;
 	struct caw9_state *st = state;
 	const struct qs_member_event *m = &ev->u.member;
-	struct caw_place to = {NULL, 0, 0};
+	struct caw_place to = {0, 0, 0};
 	if (m->status == QS_STATUS_ACTIVE && m->body == QS_BODY_COORDINATOR_ASSIGNED)
-		to = caw_place_at(&st->counts, ctx, 'M', intern_id(ctx->intern, m->plan_id), m->member_id,
-				  m->u.coordinator_assigned.month, 1u << ROW_COORDINATOR);
+		to = caw_place_at(&st->counts, ctx, 'M', intern_id(ctx->intern, m->plan_id),
+				  idmap_add(ctx->names, m->member_id, NULL), m->u.coordinator_assigned.month,
+				  1u << ROW_COORDINATOR);
 	else if (m->status == QS_STATUS_ACTIVE && m->body == QS_BODY_CARE_TEAM_CONTACT)
-		to = caw_place_at(&st->counts, ctx, 'M', intern_id(ctx->intern, m->plan_id), m->member_id,
-				  m->u.care_team_contact.contact_date, 1u << ROW_CONTACT);
-	caw_count_event(&st->counts, ctx, contribs, m->event_id, to);
+		to = caw_place_at(&st->counts, ctx, 'M', intern_id(ctx->intern, m->plan_id),
+				  idmap_add(ctx->names, m->member_id, NULL), m->u.care_team_contact.contact_date,
+				  1u << ROW_CONTACT);
+	caw_count_event(&st->counts, ctx, contribs, to);
 }
 
 static void *state_new(void)
 {
-	return calloc(1, sizeof(struct caw9_state));
+	struct caw9_state *st = xcalloc(1, sizeof(*st), "the CAW9 state");
+	caw_counts_init(&st->counts);
+	return st;
 }
 
 static void state_free(void *state)
@@ -51,7 +56,7 @@ static void state_free(void *state)
 
 static size_t count(const void *state)
 {
-	return caw_counts_len(&((const struct caw9_state *)state)->counts);
+	return ((const struct caw9_state *)state)->counts.years.years.len;
 }
 
 const struct family family_caw9 = {

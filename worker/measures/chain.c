@@ -1,185 +1,199 @@
 /*
  * chain.c: encounter chains as a functional graph with cached roots (see
- * chain.h). A node is record_size bytes followed by its encounter_id, so the
- * index key and the chain's root name need no copy of their own.
+ * chain.h). Nodes and chains are slab elements addressed by number.
  */
 #include "chain.h"
 
 #include <string.h>
 
-static const char *node_id(const struct chains *cs, const struct chain_record *n)
+#include "dates.h"
+
+void chains_init(struct chains *cs)
 {
-	return (const char *)n + cs->record_size;
+	memset(cs, 0, sizeof(*cs));
+	cs->nodes = SLAB_OF(struct chain_node);
+	cs->roots = SLAB_OF(uint32_t);
+	cs->spare = CHAIN_NIL;
 }
 
-struct chain_record *chains_record(const struct chains *cs, const char *encounter_id)
+static uint32_t *root_of(const struct chains *cs, uint32_t c)
 {
-	struct chain_record *n = hashmap_get(&cs->nodes, encounter_id);
-	return n && n->present ? n : NULL;
+	return slab_at(&cs->roots, c);
 }
 
 /* The node of id, created (not present, no edge, no chain) on first sight. */
-static struct chain_record *node(struct chains *cs, struct arena *arena, const char *id)
+static uint32_t node(struct chains *cs, const char *id, bool *fresh)
 {
-	struct chain_record *n = hashmap_get(&cs->nodes, id);
-	if (!n) {
-		size_t len = strlen(id) + 1;
-		n = arena_alloc(arena, cs->record_size + len);
-		memcpy((char *)n + cs->record_size, id, len);
-		hashmap_put(&cs->nodes, node_id(cs, n), n);
+	uint32_t n = idmap_add(&cs->ids, id, fresh);
+	if (n >= cs->nodes.len) {
+		slab_reserve(&cs->nodes, n + 1);
+		struct chain_node *x = chains_node(cs, n);
+		x->parent = x->children = x->sibling = x->chain = CHAIN_NIL;
 	}
 	return n;
 }
 
-/* A new chain rooted at root: a recycled one if any, zeroed like a fresh one. */
-static struct chain *chain_new(struct chains *cs, struct arena *arena, struct chain_record *root)
+/* A new chain rooted at root: a recycled one if any. */
+static uint32_t chain_new(struct chains *cs, uint32_t root)
 {
-	struct chain *c = cs->spare;
-	if (c) {
-		cs->spare = c->next_spare;
-		memset(c, 0, cs->chain_size);
-	} else {
-		c = arena_alloc(arena, cs->chain_size);
-	}
-	c->root = node_id(cs, root);
-	c->node = root;
-	root->chain = c;
+	uint32_t c = cs->spare;
+	if (c != CHAIN_NIL)
+		cs->spare = *root_of(cs, c);
+	else
+		c = slab_push(&cs->roots);
+	*root_of(cs, c) = root;
+	chains_node(cs, root)->chain = c;
 	return c;
 }
 
 /* r or the first of its later siblings that is not `skip`. */
-static struct chain_record *other(struct chain_record *r, const struct chain_record *skip)
+static uint32_t other(const struct chains *cs, uint32_t r, uint32_t skip)
 {
-	while (r && r == skip)
-		r = r->sibling;
+	while (r != CHAIN_NIL && r == skip)
+		r = chains_node(cs, r)->sibling;
 	return r;
 }
 
 /*
  * The node after n in a depth-first walk of top's in-tree along the reverse
- * edges, NULL at the end. No stack: the way back up is each node's out-edge.
- * On a cycle, top is a child of its predecessor; skipping it there ends the
- * walk instead of going round.
+ * edges, CHAIN_NIL at the end. No stack: the way back up is each node's
+ * out-edge. On a cycle, top is a child of its predecessor; skipping it there
+ * ends the walk instead of going round.
  */
-static struct chain_record *walk_next(const struct chain_record *top, const struct chain_record *n)
+static uint32_t walk_next(const struct chains *cs, uint32_t top, uint32_t n)
 {
-	struct chain_record *c = other(n->children, top);
-	if (c)
+	uint32_t c = other(cs, chains_node(cs, n)->children, top);
+	if (c != CHAIN_NIL)
 		return c;
-	for (; n != top; n = n->parent) {
-		c = other(n->sibling, top);
-		if (c)
+	for (; n != top; n = chains_node(cs, n)->parent) {
+		c = other(cs, chains_node(cs, n)->sibling, top);
+		if (c != CHAIN_NIL)
 			return c;
 	}
-	return NULL;
+	return CHAIN_NIL;
 }
 
-static void unlink_child(struct chain_record *parent, struct chain_record *r)
+static void unlink_child(struct chains *cs, uint32_t parent, uint32_t r)
 {
-	struct chain_record **p = &parent->children;
+	uint32_t *p = &chains_node(cs, parent)->children;
 	while (*p != r)
-		p = &(*p)->sibling;
-	*p = r->sibling;
-	r->sibling = NULL;
+		p = &chains_node(cs, *p)->sibling;
+	struct chain_node *x = chains_node(cs, r);
+	*p = x->sibling;
+	x->sibling = CHAIN_NIL;
 }
 
-void chains_begin(struct chains *cs, struct arena *arena, const struct qs_encounter *e, struct chain_change *ch)
+void chains_begin(struct chains *cs, const struct qs_encounter *e, struct chain_change *ch)
 {
-	struct chain_record *x = node(cs, arena, e->encounter_id);
-	struct chain_record *named = NULL;
+	uint32_t x = node(cs, e->encounter_id, NULL);
+	uint32_t named = CHAIN_NIL;
 	if (e->frequency != QS_FREQ_ORIGINAL) {
-		bool fresh = !hashmap_get(&cs->nodes, e->original_encounter_id);
-		named = node(cs, arena, e->original_encounter_id);
-		if (fresh && named != x)
-			chain_new(cs, arena, named); /* a placeholder roots the chain of its missing original */
+		bool fresh;
+		named = node(cs, e->original_encounter_id, &fresh);
+		if (fresh)
+			chain_new(cs, named); /* a placeholder roots the chain of its missing original */
 	}
+	const struct chain_node *xn = chains_node(cs, x);
 	ch->record = x;
-	ch->from = x->chain;
+	ch->from = xn->chain;
 	ch->named = named;
-	ch->moves = !x->chain || x->parent != named;
+	ch->moves = xn->chain == CHAIN_NIL || xn->parent != named;
 	if (!ch->moves)
 		ch->to = ch->from;
-	else if (!named)
-		ch->to = ch->from && ch->from->node == x ? ch->from : NULL;
+	else if (named == CHAIN_NIL)
+		ch->to = ch->from != CHAIN_NIL && chains_root(cs, ch->from) == x ? ch->from : CHAIN_NIL;
 	else
-		ch->to = named->chain; /* NULL only for a new id naming itself */
+		ch->to = chains_node(cs, named)->chain; /* CHAIN_NIL only for a new id naming itself */
 }
 
-struct chain_record *chains_commit(struct chains *cs, struct arena *arena, struct chain_change *ch,
-				   const struct qs_encounter *e, int64_t offset)
+void chains_commit(struct chains *cs, struct chain_change *ch, const struct qs_encounter *e, int64_t offset,
+		   uint32_t plan, uint32_t member)
 {
-	struct chain_record *x = ch->record, *named = ch->named;
-	if (!x->present) {
-		x->present = true;
+	uint32_t x = ch->record, named = ch->named;
+	struct chain_node *xn = chains_node(cs, x);
+	if (!xn->present) {
+		xn->present = true;
 		cs->records++;
 	}
-	x->offset = offset;
-	x->frequency = e->frequency;
+	xn->offset = offset;
+	xn->frequency = (uint8_t)e->frequency;
+	xn->source = (uint8_t)e->source;
+	xn->plan = plan;
+	xn->member = member;
+	xn->service_to = e->service_to;
+	xn->submitted_day = e->submitted_at == QS_NO_TS ? QS_NO_DATE : dates_day_of_ms(e->submitted_at);
+	xn->ed_visit = e->ed_visit;
 	if (!ch->moves)
-		return x;
+		return;
 
-	if (x->parent)
-		unlink_child(x->parent, x);
-	x->parent = named;
-	if (named) {
-		x->sibling = named->children;
-		named->children = x;
+	if (xn->parent != CHAIN_NIL)
+		unlink_child(cs, xn->parent, x);
+	xn->parent = named;
+	if (named != CHAIN_NIL) {
+		struct chain_node *nn = chains_node(cs, named);
+		xn->sibling = nn->children;
+		nn->children = x;
 	}
 	/*
 	 * Every node whose root may change is in x's in-tree (its path to a root
 	 * runs through x). Clearing their cached root marks them: the node x now
 	 * names is marked exactly when the new edge closes a cycle through x.
 	 */
-	for (struct chain_record *n = x; n; n = walk_next(x, n))
-		n->chain = NULL;
-	struct chain *c = named ? named->chain : NULL;
-	if (!c) {
+	for (uint32_t n = x; n != CHAIN_NIL; n = walk_next(cs, x, n))
+		chains_node(cs, n)->chain = CHAIN_NIL;
+	uint32_t c = named != CHAIN_NIL ? chains_node(cs, named)->chain : CHAIN_NIL;
+	if (c == CHAIN_NIL) {
 		/* x is a root (an ORIGINAL) or on the new cycle, whose smallest id is the root. */
-		struct chain_record *root = x;
-		if (named)
-			for (struct chain_record *n = named; n != x; n = n->parent)
-				if (strcmp(node_id(cs, n), node_id(cs, root)) < 0)
+		uint32_t root = x;
+		if (named != CHAIN_NIL)
+			for (uint32_t n = named; n != x; n = chains_node(cs, n)->parent)
+				if (strcmp(chains_id(cs, n), chains_id(cs, root)) < 0)
 					root = n;
-		c = ch->from && ch->from->node == root ? ch->from : chain_new(cs, arena, root);
+		c = ch->from != CHAIN_NIL && chains_root(cs, ch->from) == root ? ch->from : chain_new(cs, root);
 	}
-	for (struct chain_record *n = x; n; n = walk_next(x, n))
-		n->chain = c;
+	for (uint32_t n = x; n != CHAIN_NIL; n = walk_next(cs, x, n))
+		chains_node(cs, n)->chain = c;
 	ch->to = c;
-	return x;
 }
 
 void chains_end(struct chains *cs, struct chain_change *ch)
 {
-	struct chain *from = ch->from;
-	if (from && from != ch->to && from->node->chain != from) {
-		from->next_spare = cs->spare;
+	uint32_t from = ch->from;
+	if (from != CHAIN_NIL && from != ch->to && chains_node(cs, chains_root(cs, from))->chain != from) {
+		*root_of(cs, from) = cs->spare;
 		cs->spare = from;
 	}
 }
 
-bool chain_current(const struct chain *c, const struct chain_record **original,
-		   const struct chain_record **content)
+bool chain_current(const struct chains *cs, uint32_t c, uint32_t *original, uint32_t *content)
 {
-	*original = *content = NULL;
-	const struct chain_record *top = c->node, *replacement = NULL;
-	if (top->chain != c)
+	*original = *content = CHAIN_NIL;
+	uint32_t top = chains_root(cs, c), replacement = CHAIN_NIL;
+	const struct chain_node *t = chains_node(cs, top);
+	if (t->chain != c)
 		return true; /* emptied: its root now names another record */
-	for (const struct chain_record *r = top; r; r = walk_next(top, r)) {
-		if (!r->present)
+	for (uint32_t r = top; r != CHAIN_NIL; r = walk_next(cs, top, r)) {
+		const struct chain_node *n = chains_node(cs, r);
+		if (!n->present)
 			continue; /* the placeholder of a missing original */
-		if (r->frequency == QS_FREQ_VOID)
+		if (n->frequency == QS_FREQ_VOID)
 			return false; /* a voided encounter counts nowhere */
-		if (r->frequency == QS_FREQ_REPLACEMENT && (!replacement || r->offset > replacement->offset))
+		if (n->frequency == QS_FREQ_REPLACEMENT &&
+		    (replacement == CHAIN_NIL || n->offset > chains_node(cs, replacement)->offset))
 			replacement = r;
 	}
 	/* Only a root can be an ORIGINAL: an ORIGINAL has no out-edge. */
-	const struct chain_record *o = top->present && top->frequency == QS_FREQ_ORIGINAL ? top : NULL;
+	uint32_t o = t->present && t->frequency == QS_FREQ_ORIGINAL ? top : CHAIN_NIL;
 	*original = o;
-	*content = replacement ? replacement : o;
+	*content = replacement != CHAIN_NIL ? replacement : o;
 	return true;
 }
 
 void chains_free(struct chains *cs)
 {
-	hashmap_free(&cs->nodes);
+	idmap_free(&cs->ids);
+	slab_free(&cs->nodes);
+	slab_free(&cs->roots);
+	cs->spare = CHAIN_NIL;
+	cs->records = 0;
 }

@@ -12,44 +12,64 @@
 #include <string.h>
 
 #include "dates.h"
-#include "hashmap.h"
 #include "xalloc.h"
 
-struct cw13_state {
-	struct chains chains; /* of struct cw13_record, struct cw13_chain */
-	/* Timer heap: the owed chains, least (timer_day, root) first. */
-	struct cw13_chain **heap;
-	size_t heap_len, heap_cap;
+/* What a chain's alert is at one moment: enough to report it raised or resolved. */
+struct judgement {
+	enum qs_alert_kind kind;
+	uint32_t plan, source; /* source: the interned stratum */
+	uint32_t member;       /* the original's member number */
+	int32_t service_to;
+	int32_t submitted_day;
 };
 
-size_t cw13_record_contribs(const struct cw13_record *r, struct qs_contrib *out)
+struct timer {
+	int32_t day;    /* the next day its chain's alert changes */
+	uint32_t chain;
+};
+
+struct cw13_state {
+	/* Timer heap: the owed chains, least (day, root id) first. */
+	struct timer *heap;
+	size_t heap_len, heap_cap;
+	struct slab heap_pos; /* uint32_t by chain number: position in the heap + 1; 0 when not scheduled */
+	uint32_t strata[2];   /* interned "MEDICARE", "MEDICAID" by enum qs_source */
+	bool have_strata;
+	/* Read by chain_before for chain_after: the chains as they were. */
+	struct qs_contrib before[QS_MAX_CONTRIBS];
+	size_t n_before;
+	uint32_t to_before;
+	struct judgement was_from, was_to;
+};
+
+size_t cw13_record_contribs(const struct chain_node *r, uint32_t stratum, struct qs_contrib *out)
 {
 	if (r->submitted_day == QS_NO_DATE)
 		return 0;
-	out[0] = (struct qs_contrib){QS_M_CW13_SUBMISSIONS, r->plan, r->source, r->submitted_day, 1, 0,
-				     QS_GRAINS_ALL};
+	out[0] = (struct qs_contrib){QS_M_CW13_SUBMISSIONS, r->plan, stratum, r->submitted_day, 1, 0, QS_GRAINS_ALL};
 	return 1;
 }
 
-/* The chain's original and content when it counts (not voided, original arrived); else false. */
-static bool judged(const struct chain *c, const struct cw13_record **original, int32_t *service_to)
+/* The chain's original and content's service_to when it counts (not voided, original arrived); else false. */
+static bool judged(const struct chains *cs, uint32_t c, const struct chain_node **original, int32_t *service_to)
 {
-	const struct chain_record *o, *content;
-	if (!chain_current(c, &o, &content) || !o)
+	uint32_t o, content;
+	if (!chain_current(cs, c, &o, &content) || o == CHAIN_NIL)
 		return false;
-	*original = (const struct cw13_record *)o;
-	*service_to = ((const struct cw13_record *)content)->service_to;
+	*original = chains_node(cs, o);
+	*service_to = chains_node(cs, content)->service_to;
 	return true;
 }
 
-size_t cw13_chain_contribs(const struct chain *c, const struct qs_rules *rules, struct qs_contrib *out)
+size_t cw13_chain_contribs(const struct chains *cs, uint32_t c, const struct qs_rules *rules,
+			   const uint32_t strata[2], struct qs_contrib *out)
 {
-	const struct cw13_record *original;
+	const struct chain_node *original;
 	int32_t service_to;
-	if (!judged(c, &original, &service_to) || original->submitted_day == QS_NO_DATE)
+	if (!judged(cs, c, &original, &service_to) || original->submitted_day == QS_NO_DATE)
 		return 0;
 	int32_t on_time = original->submitted_day - service_to <= rules->cw13_timely_days;
-	out[0] = (struct qs_contrib){QS_M_CW13_TIMELY, original->plan, original->source,
+	out[0] = (struct qs_contrib){QS_M_CW13_TIMELY, original->plan, strata[original->source],
 				     original->submitted_day, on_time, 1, QS_GRAINS_ALL};
 	return 1;
 }
@@ -59,7 +79,7 @@ size_t cw13_chain_contribs(const struct chain *c, const struct qs_rules *rules, 
  * clock_day (QS_NO_DATE before the partition has a clock: no owed chain is
  * late then).
  */
-static enum qs_alert_kind alert_of(const struct cw13_record *original, int32_t service_to, int32_t clock_day,
+static enum qs_alert_kind alert_of(const struct chain_node *original, int32_t service_to, int32_t clock_day,
 				   const struct qs_rules *rules)
 {
 	if (original->submitted_day != QS_NO_DATE)
@@ -74,11 +94,11 @@ static enum qs_alert_kind alert_of(const struct cw13_record *original, int32_t s
 }
 
 /* The first day after clock_day on which a chain's alert changes with time alone, or QS_NO_DATE. */
-static int32_t next_change(const struct chain *c, int32_t clock_day, const struct qs_rules *rules)
+static int32_t next_change(const struct chains *cs, uint32_t c, int32_t clock_day, const struct qs_rules *rules)
 {
-	const struct cw13_record *original;
+	const struct chain_node *original;
 	int32_t service_to;
-	if (!judged(c, &original, &service_to) || original->submitted_day != QS_NO_DATE)
+	if (!judged(cs, c, &original, &service_to) || original->submitted_day != QS_NO_DATE)
 		return QS_NO_DATE; /* only an owed original changes with time */
 	int32_t due_soon = service_to + rules->alert_due_soon_days;
 	int32_t overdue = service_to + rules->cw13_timely_days + 1;
@@ -89,84 +109,86 @@ static int32_t next_change(const struct chain *c, int32_t clock_day, const struc
 
 /* --- the timer heap ---------------------------------------------------- */
 
-/* Ties break by root so that the order of a tick's alerts does not depend on how the heap was built. */
-static bool before(const struct cw13_chain *a, const struct cw13_chain *b)
+/* Ties break by root id so that the order of a tick's alerts does not depend on how the heap was built. */
+static bool before(const struct chains *cs, struct timer a, struct timer b)
 {
-	return a->timer_day != b->timer_day ? a->timer_day < b->timer_day : strcmp(a->base.root, b->base.root) < 0;
+	return a.day != b.day ? a.day < b.day
+			      : strcmp(chains_id(cs, chains_root(cs, a.chain)), chains_id(cs, chains_root(cs, b.chain))) < 0;
 }
 
-static void heap_place(struct cw13_state *st, size_t i, struct cw13_chain *c)
+static uint32_t *heap_pos(const struct cw13_state *st, uint32_t chain)
 {
-	st->heap[i] = c;
-	c->heap_pos = (uint32_t)i + 1;
+	return slab_at(&st->heap_pos, chain);
 }
 
-static void sift(struct cw13_state *st, size_t i)
+static void heap_place(struct cw13_state *st, size_t i, struct timer t)
 {
-	struct cw13_chain *c = st->heap[i];
-	while (i > 0 && before(c, st->heap[(i - 1) / 2])) {
+	st->heap[i] = t;
+	*heap_pos(st, t.chain) = (uint32_t)i + 1;
+}
+
+static void sift(struct cw13_state *st, const struct chains *cs, size_t i)
+{
+	struct timer t = st->heap[i];
+	while (i > 0 && before(cs, t, st->heap[(i - 1) / 2])) {
 		heap_place(st, i, st->heap[(i - 1) / 2]);
 		i = (i - 1) / 2;
 	}
 	for (;;) {
 		size_t l = 2 * i + 1, m = i;
-		struct cw13_chain *least = c;
-		if (l < st->heap_len && before(st->heap[l], least))
+		struct timer least = t;
+		if (l < st->heap_len && before(cs, st->heap[l], least))
 			least = st->heap[m = l];
-		if (l + 1 < st->heap_len && before(st->heap[l + 1], least))
+		if (l + 1 < st->heap_len && before(cs, st->heap[l + 1], least))
 			least = st->heap[m = l + 1];
 		if (m == i)
 			break;
 		heap_place(st, i, least);
 		i = m;
 	}
-	heap_place(st, i, c);
+	heap_place(st, i, t);
 }
 
-/* Puts c in the heap at day, moves it there, or (day QS_NO_DATE) takes it out. */
-static void schedule(struct cw13_state *st, struct cw13_chain *c, int32_t day)
+/* Puts chain c in the heap at day, moves it there, or (day QS_NO_DATE) takes it out. */
+static void schedule(struct cw13_state *st, const struct chains *cs, uint32_t c, int32_t day)
 {
+	uint32_t *pos = heap_pos(st, c);
 	if (day == QS_NO_DATE) {
-		if (!c->heap_pos)
+		if (!*pos)
 			return;
-		size_t i = c->heap_pos - 1;
-		struct cw13_chain *last = st->heap[--st->heap_len];
-		c->heap_pos = 0;
+		size_t i = *pos - 1;
+		struct timer last = st->heap[--st->heap_len];
+		*pos = 0;
 		if (i < st->heap_len) {
 			heap_place(st, i, last);
-			sift(st, i);
+			sift(st, cs, i);
 		}
 		return;
 	}
-	c->timer_day = day;
-	if (!c->heap_pos) {
+	if (!*pos) {
 		if (st->heap_len == st->heap_cap) {
 			st->heap_cap = st->heap_cap ? st->heap_cap * 2 : 256;
 			st->heap = xrealloc(st->heap, st->heap_cap * sizeof(*st->heap), "the alert timers");
 		}
-		heap_place(st, st->heap_len++, c);
+		heap_place(st, st->heap_len++, (struct timer){day, c});
+	} else {
+		st->heap[*pos - 1].day = day;
 	}
-	sift(st, c->heap_pos - 1);
+	sift(st, cs, *pos - 1);
 }
 
 /* --- alert transitions -------------------------------------------------- */
 
-/* What a chain's alert is at one moment: enough to report it raised or resolved. */
-struct judgement {
-	enum qs_alert_kind kind;
-	uint32_t plan, source;
-	int32_t service_to;
-	int32_t submitted_day;
-};
-
-static struct judgement judge(const struct chain *c, int32_t clock_day, const struct qs_rules *rules)
+static struct judgement judge(const struct cw13_state *st, const struct chains *cs, uint32_t c, int32_t clock_day,
+			      const struct qs_rules *rules)
 {
-	struct judgement j = {QS_ALERT_NONE, 0, 0, QS_NO_DATE, QS_NO_DATE};
-	const struct cw13_record *original;
-	if (judged(c, &original, &j.service_to)) {
+	struct judgement j = {QS_ALERT_NONE, 0, 0, 0, QS_NO_DATE, QS_NO_DATE};
+	const struct chain_node *original;
+	if (c != CHAIN_NIL && judged(cs, c, &original, &j.service_to)) {
 		j.kind = alert_of(original, j.service_to, clock_day, rules);
 		j.plan = original->plan;
-		j.source = original->source;
+		j.source = st->strata[original->source];
+		j.member = original->member;
 		j.submitted_day = original->submitted_day;
 	}
 	return j;
@@ -178,19 +200,20 @@ static int32_t clock_day(int64_t clock_ms)
 }
 
 /* Words an operator can act on, for the alert `j` raised, or resolved because the chain now is `now`. */
-static void describe(char *buf, size_t size, const struct chain *c, const struct judgement *j, bool raised,
-		     const struct judgement *now, int32_t day, const struct qs_rules *rules)
+static void describe(char *buf, size_t size, const struct chains *cs, uint32_t c, const struct judgement *j,
+		     bool raised, const struct judgement *now, int32_t day, const struct qs_rules *rules)
 {
 	char end[11], due[11], sub[11];
+	const char *root = chains_id(cs, chains_root(cs, c));
 	dates_format(j->service_to, end);
 	dates_format(j->service_to + rules->cw13_timely_days, due);
 	if (!raised) {
-		const struct cw13_record *original;
+		const struct chain_node *original;
 		int32_t service_to;
 		if (now->kind == QS_ALERT_OVERDUE)
 			snprintf(buf, size, "Escalated to OVERDUE: not submitted %d days after the service end %s.",
 				 day - j->service_to, end);
-		else if (!judged(c, &original, &service_to))
+		else if (!judged(cs, c, &original, &service_to))
 			snprintf(buf, size, "Resolved: the encounter was voided.");
 		else if (j->kind != QS_ALERT_LATE_SUBMISSION && original->submitted_day != QS_NO_DATE)
 			snprintf(buf, size, "Resolved: submitted on %s, %d days after the service end %s.",
@@ -205,36 +228,36 @@ static void describe(char *buf, size_t size, const struct chain *c, const struct
 		snprintf(buf, size,
 			 "Encounter %s was submitted on %s, %d days after its service end %s: more than %d days,"
 			 " so it counts against CW13 timeliness.",
-			 c->root, dates_format(j->submitted_day, sub), j->submitted_day - j->service_to, end,
+			 root, dates_format(j->submitted_day, sub), j->submitted_day - j->service_to, end,
 			 rules->cw13_timely_days);
 		break;
 	case QS_ALERT_DUE_SOON:
 		snprintf(buf, size,
 			 "Encounter %s is %d days past its service end %s and not submitted; submit it by %s to"
 			 " count as timely.",
-			 c->root, day - j->service_to, end, due);
+			 root, day - j->service_to, end, due);
 		break;
 	default:
 		snprintf(buf, size,
 			 "Encounter %s is %d days past its service end %s and still not submitted: it can no"
 			 " longer count as timely (due %s); submit it to keep CW13 frequency and data complete.",
-			 c->root, day - j->service_to, end, due);
+			 root, day - j->service_to, end, due);
 		break;
 	}
 }
 
-static void report(struct family_ctx *ctx, const struct cw13_chain *c, const struct judgement *j, bool raised,
+static void report(struct family_ctx *ctx, uint32_t c, const struct judgement *j, bool raised,
 		   const struct judgement *now, int32_t day)
 {
 	char details[512];
-	describe(details, sizeof(details), &c->base, j, raised, now, day, ctx->rules);
+	describe(details, sizeof(details), ctx->chains, c, j, raised, now, day, ctx->rules);
 	struct qs_alert a = {
 		.kind = j->kind,
 		.raised = raised,
 		.plan = j->plan,
 		.source = j->source,
-		.member_id = c->member_id,
-		.encounter_id = c->base.root,
+		.member_id = idmap_str(ctx->names, j->member),
+		.encounter_id = chains_id(ctx->chains, chains_root(ctx->chains, c)),
 		.due_date = j->service_to + ctx->rules->cw13_timely_days,
 		.detected_at = ctx->clock_ms,
 		.details = details,
@@ -247,10 +270,9 @@ static void report(struct family_ctx *ctx, const struct cw13_chain *c, const str
  * and reschedules its timer. The same condition (kind, plan, source) is no
  * transition, even if its dates moved: it is raised once.
  */
-static void settle(struct cw13_state *st, struct family_ctx *ctx, struct cw13_chain *c, const struct judgement *was,
-		   int32_t day)
+static void settle(struct cw13_state *st, struct family_ctx *ctx, uint32_t c, const struct judgement *was, int32_t day)
 {
-	struct judgement now = judge(&c->base, day, ctx->rules);
+	struct judgement now = judge(st, ctx->chains, c, day, ctx->rules);
 	bool same = was->kind == now.kind &&
 		    (now.kind == QS_ALERT_NONE || (was->plan == now.plan && was->source == now.source));
 	if (!same) {
@@ -259,87 +281,72 @@ static void settle(struct cw13_state *st, struct family_ctx *ctx, struct cw13_ch
 		if (now.kind != QS_ALERT_NONE)
 			report(ctx, c, &now, true, &now, day);
 	}
-	schedule(st, c, next_change(&c->base, day, ctx->rules));
+	schedule(st, ctx->chains, c, next_change(ctx->chains, c, day, ctx->rules));
 }
 
 /* --- the family ---------------------------------------------------------- */
 
 /* Contributions of a record and of the (one or two) chains it touches. */
-static size_t contribs(const struct cw13_record *r, const struct chain *a, const struct chain *b,
-		       const struct qs_rules *rules, struct qs_contrib *out)
+static size_t contribs(const struct cw13_state *st, const struct chains *cs, const struct chain_node *r, uint32_t a,
+		       uint32_t b, const struct qs_rules *rules, struct qs_contrib *out)
 {
-	size_t n = r ? cw13_record_contribs(r, out) : 0;
-	if (a)
-		n += cw13_chain_contribs(a, rules, out + n);
-	if (b && b != a)
-		n += cw13_chain_contribs(b, rules, out + n);
+	size_t n = r ? cw13_record_contribs(r, st->strata[r->source], out) : 0;
+	if (a != CHAIN_NIL)
+		n += cw13_chain_contribs(cs, a, rules, st->strata, out + n);
+	if (b != CHAIN_NIL && b != a)
+		n += cw13_chain_contribs(cs, b, rules, st->strata, out + n);
 	return n;
 }
 
-/* What chain c was judged at before the change: was_from, was_to or (a chain new to it) nothing. */
-static const struct judgement *was_of(const struct chain *c, const struct chain_change *ch, struct chain *to_before,
-				      const struct judgement *was_from, const struct judgement *was_to)
-{
-	static const struct judgement none = {QS_ALERT_NONE, 0, 0, QS_NO_DATE, QS_NO_DATE};
-	if (c == ch->from)
-		return was_from;
-	return c == to_before ? was_to : &none;
-}
-
-static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset)
+static void chain_before(void *state, struct family_ctx *ctx, const struct chain_change *ch)
 {
 	struct cw13_state *st = state;
-	const struct qs_encounter *e = &ev->u.encounter;
-	struct qs_contrib before[QS_MAX_CONTRIBS], after[QS_MAX_CONTRIBS];
-	int32_t judged_day = clock_day(ctx->judged_ms), day = clock_day(ctx->clock_ms);
+	const struct chains *cs = ctx->chains;
+	if (!st->have_strata) {
+		st->strata[QS_SOURCE_MEDICARE] = intern_id(ctx->intern, "MEDICARE");
+		st->strata[QS_SOURCE_MEDICAID] = intern_id(ctx->intern, "MEDICAID");
+		st->have_strata = true;
+	}
+	int32_t judged_day = clock_day(ctx->judged_ms);
+	const struct chain_node *old = chains_node(cs, ch->record);
+	st->to_before = ch->to;
+	st->n_before = contribs(st, cs, old->present ? old : NULL, ch->from, ch->to, ctx->rules, st->before);
+	st->was_from = judge(st, cs, ch->from, judged_day, ctx->rules);
+	st->was_to = judge(st, cs, ch->to, judged_day, ctx->rules);
+}
 
-	/* The (at most two) chains the version changes, read before and after (chain.h). */
-	struct chain_change ch;
-	chains_begin(&st->chains, ctx->arena, e, &ch);
-	struct chain *to_before = ch.to;
-	const struct cw13_record *old = ch.record->present ? (const struct cw13_record *)ch.record : NULL;
-	size_t n_before = contribs(old, ch.from, to_before, ctx->rules, before);
-	struct judgement was_from = ch.from ? judge(ch.from, judged_day, ctx->rules) : (struct judgement){0};
-	struct judgement was_to = to_before ? judge(to_before, judged_day, ctx->rules) : (struct judgement){0};
-
-	struct cw13_record *r =
-		(struct cw13_record *)chains_commit(&st->chains, ctx->arena, &ch, e, offset);
-	r->plan = intern_id(ctx->intern, e->plan_id);
-	r->source = intern_id(ctx->intern, e->source == QS_SOURCE_MEDICARE ? "MEDICARE" : "MEDICAID");
-	r->service_from = e->service_from;
-	r->service_to = e->service_to;
-	r->submitted_day = e->submitted_at == QS_NO_TS ? QS_NO_DATE : dates_day_of_ms(e->submitted_at);
-	r->ed_visit = e->ed_visit;
-	/* Alerts name the original's member; an ORIGINAL is always its own chain's root. */
-	struct cw13_chain *chain = (struct cw13_chain *)ch.to;
-	if (e->frequency == QS_FREQ_ORIGINAL && (!chain->member_id || strcmp(chain->member_id, e->member_id) != 0))
-		chain->member_id = arena_strdup(ctx->arena, e->member_id);
-
-	measures_emit_diff(ctx, before, n_before, after, contribs(r, ch.from, ch.to, ctx->rules, after));
-	settle(st, ctx, chain, was_of(ch.to, &ch, to_before, &was_from, &was_to), day);
-	if (ch.from && ch.from != ch.to)
-		settle(st, ctx, (struct cw13_chain *)ch.from, &was_from, day);
-	chains_end(&st->chains, &ch);
+static void chain_after(void *state, struct family_ctx *ctx, const struct chain_change *ch)
+{
+	struct cw13_state *st = state;
+	const struct chains *cs = ctx->chains;
+	slab_reserve(&st->heap_pos, chains_count(cs));
+	struct qs_contrib after[QS_MAX_CONTRIBS];
+	int32_t day = clock_day(ctx->clock_ms);
+	measures_emit_diff(ctx, st->before, st->n_before, after,
+			   contribs(st, cs, chains_node(cs, ch->record), ch->from, ch->to, ctx->rules, after));
+	/* What the chain the record is in now was judged at before: was_from, was_to or (new to it) nothing. */
+	static const struct judgement none = {QS_ALERT_NONE, 0, 0, 0, QS_NO_DATE, QS_NO_DATE};
+	const struct judgement *was = ch->to == ch->from ? &st->was_from : ch->to == st->to_before ? &st->was_to : &none;
+	settle(st, ctx, ch->to, was, day);
+	if (ch->from != CHAIN_NIL && ch->from != ch->to)
+		settle(st, ctx, ch->from, &st->was_from, day);
 }
 
 static void tick(void *state, struct family_ctx *ctx)
 {
 	struct cw13_state *st = state;
 	int32_t old_day = clock_day(ctx->judged_ms), day = clock_day(ctx->clock_ms);
-	while (st->heap_len && st->heap[0]->timer_day <= day) {
-		struct cw13_chain *c = st->heap[0];
-		struct judgement was = judge(&c->base, old_day, ctx->rules);
+	while (st->heap_len && st->heap[0].day <= day) {
+		uint32_t c = st->heap[0].chain;
+		struct judgement was = judge(st, ctx->chains, c, old_day, ctx->rules);
 		settle(st, ctx, c, &was, day); /* reschedules c after day, or takes it out */
 	}
 }
 
 static void *state_new(void)
 {
-	struct cw13_state *st = calloc(1, sizeof(*st));
-	if (st) {
-		st->chains.record_size = sizeof(struct cw13_record);
-		st->chains.chain_size = sizeof(struct cw13_chain);
-	}
+	struct cw13_state *st = xcalloc(1, sizeof(*st), "the CW13 state");
+	st->heap_pos = SLAB_OF(uint32_t);
 	return st;
 }
 
@@ -347,15 +354,10 @@ static void state_free(void *state)
 {
 	struct cw13_state *st = state;
 	if (st) {
-		chains_free(&st->chains);
+		slab_free(&st->heap_pos);
 		free(st->heap);
 	}
 	free(st);
-}
-
-static size_t count(const void *state)
-{
-	return ((const struct cw13_state *)state)->chains.records;
 }
 
 const struct family family_cw13 = {
@@ -363,7 +365,7 @@ const struct family family_cw13 = {
 	.topics = QS_TOPIC_BIT(QS_TOPIC_ENCOUNTERS),
 	.state_new = state_new,
 	.state_free = state_free,
-	.apply = apply,
+	.chain_before = chain_before,
+	.chain_after = chain_after,
 	.tick = tick,
-	.count = count,
 };

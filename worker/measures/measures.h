@@ -18,7 +18,9 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "chain.h"
 #include "event.h"
+#include "hashmap.h"
 #include "intern.h"
 #include "rules.h"
 
@@ -96,11 +98,17 @@ struct alert_sink {
 	void *ctx;
 };
 
-/* What a family's apply() may use besides its own entities. */
+/*
+ * What a family may use besides its own entities. The partition's record
+ * index (state.c) numbers every record id once, for all families: an event's
+ * record number is its index in the families' slabs.
+ */
 struct family_ctx {
-	struct intern *intern;       /* shared by all families; borrowed */
-	struct arena *arena;         /* the family's arena for this partition: entities live here */
+	struct intern *intern;        /* plan ids and strata, shared by all families; borrowed */
 	const struct qs_rules *rules; /* rule parameters; borrowed */
+	const struct chains *chains;  /* the partition's encounter chains (chain.h), read only */
+	struct idmap *names;          /* the partition's member_id and care_plan_id numbers */
+	uint32_t record;              /* apply(): the event's record number in its topic's index */
 	struct contrib_sink sink;
 	struct alert_sink alerts;
 	/*
@@ -124,19 +132,24 @@ struct family {
 	 * state for partition p is shared by partition p of each of its topics.
 	 */
 	unsigned topics;
-	/* Per-partition-number entity index: returns a zeroed, family-owned state. */
+	/* Per-partition-number entities: returns a zeroed, family-owned state. Aborts on OOM. */
 	void *(*state_new)(void);
-	/* Frees what state_new returned (entities themselves live in the partition arena). */
 	void (*state_free)(void *state);
-	/* Folds a decoded, validated event (read at `offset`) into the entities. */
+	/* Folds a decoded, validated delivery or member event (read at `offset`) into the entities. */
 	void (*apply)(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset);
+	/*
+	 * Encounters go into the partition's chains (chain.h): chain_before reads
+	 * them as they were, chain_after as they are; either may be NULL.
+	 */
+	void (*chain_before)(void *state, struct family_ctx *ctx, const struct chain_change *ch);
+	void (*chain_after)(void *state, struct family_ctx *ctx, const struct chain_change *ch);
 	/*
 	 * The partition's clock moved from ctx->judged_ms to ctx->clock_ms:
 	 * reports the alerts that changed with the date. NULL for a family
 	 * without timers.
 	 */
 	void (*tick)(void *state, struct family_ctx *ctx);
-	/* Number of entities held, for logs and the memory report. */
+	/* Entities of its own held (member-years; records are counted by the index), or NULL. */
 	size_t (*count)(const void *state);
 };
 

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hashmap.h"
+#include "xalloc.h"
 
 struct ntsv_state {
-	struct hashmap deliveries; /* delivery_id -> struct ntsv_delivery */
+	struct slab deliveries; /* struct ntsv_delivery by delivery record number */
 };
 
 /* A criterion either is missing, or passes or fails. */
@@ -62,8 +62,8 @@ void ntsv_fold(struct ntsv_delivery *d, struct intern *in, const struct qs_deliv
 	d->parity = ev->parity;
 	d->gestational_age_weeks = ev->gestational_age_weeks;
 	d->plurality = ev->plurality;
-	d->presentation = ev->presentation;
-	d->method = ev->method;
+	d->presentation = (int8_t)ev->presentation;
+	d->method = (uint8_t)ev->method;
 	d->live_birth = ev->live_birth;
 }
 
@@ -71,36 +71,27 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 {
 	(void)offset;
 	struct ntsv_state *st = state;
-	const struct qs_delivery *in = &ev->u.delivery;
-	struct ntsv_delivery *d = hashmap_get(&st->deliveries, in->delivery_id);
+	slab_reserve(&st->deliveries, ctx->record + 1); /* a new delivery is zeroed: inactive, counts nowhere */
+	struct ntsv_delivery *d = slab_at(&st->deliveries, ctx->record);
 	struct qs_contrib before[QS_MAX_CONTRIBS], after[QS_MAX_CONTRIBS];
-	size_t n_before = 0;
-	if (d) {
-		n_before = ntsv_contribs(d, before);
-	} else {
-		d = arena_alloc(ctx->arena, sizeof(*d));
-		hashmap_put(&st->deliveries, arena_strdup(ctx->arena, in->delivery_id), d);
-	}
-	ntsv_fold(d, ctx->intern, in);
+	size_t n_before = ntsv_contribs(d, before);
+	ntsv_fold(d, ctx->intern, &ev->u.delivery);
 	measures_emit_diff(ctx, before, n_before, after, ntsv_contribs(d, after));
 }
 
 static void *state_new(void)
 {
-	return calloc(1, sizeof(struct ntsv_state));
+	struct ntsv_state *st = xcalloc(1, sizeof(*st), "the NTSV state");
+	st->deliveries = SLAB_OF(struct ntsv_delivery);
+	return st;
 }
 
 static void state_free(void *state)
 {
 	struct ntsv_state *st = state;
 	if (st)
-		hashmap_free(&st->deliveries);
+		slab_free(&st->deliveries);
 	free(st);
-}
-
-static size_t count(const void *state)
-{
-	return ((const struct ntsv_state *)state)->deliveries.len;
 }
 
 const struct family family_ntsv = {
@@ -109,5 +100,4 @@ const struct family family_ntsv = {
 	.state_new = state_new,
 	.state_free = state_free,
 	.apply = apply,
-	.count = count,
 };

@@ -9,15 +9,15 @@
 
 #include "measures.h"
 
-/* The latest version of one delivery, as much as the rules need. */
+/* The latest version of one delivery, as much as the rules need (32 bytes; zeroed: counts nowhere). */
 struct ntsv_delivery {
-	bool active;
-	bool live_birth;
 	uint32_t plan, stratum_plan, stratum_hospital;
 	int32_t delivery_date;
 	int32_t parity, gestational_age_weeks, plurality; /* QS_NO_INT when null */
-	enum qs_presentation presentation;
-	enum qs_method method;
+	bool active;
+	bool live_birth;
+	int8_t presentation; /* enum qs_presentation */
+	uint8_t method;      /* enum qs_method */
 };
 
 /* Writes the delivery's contributions to out (at least QS_MAX_CONTRIBS long); returns how many. */
