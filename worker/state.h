@@ -11,8 +11,9 @@
  * it has read, or in wall-clock mode the machine's time. It is persisted with
  * the offset; when it moves, the families' timers fire.
  *
- * Entities are persisted as the raw message of each record's latest version
- * (qualstream.record_latest); restoring a partition replays those messages
+ * Entities are persisted as the raw message of each record's versions
+ * (qualstream.record_log, whose latest per record is the view
+ * qualstream.record_latest); restoring a partition replays those messages
  * through the same apply path with contributions discarded, so there is one
  * code path for live and restored state.
  */
