@@ -7,8 +7,8 @@
  *
  * Record versions (qualstream.record_log, migration 006) are appended, never
  * updated: a restore reads each record's latest version, and after a flush
- * commits, a partition whose log has grown by as many rows as it held live
- * ones is compacted in a transaction of its own (superseded versions
+ * commits, a partition whose log holds at least as many superseded versions
+ * as live ones is compacted in a transaction of its own (superseded versions
  * deleted), so the log stays within about twice the live records.
  */
 #include "pgsink.h"
@@ -29,16 +29,21 @@
 #include "xalloc.h"
 
 /*
- * Rows appended to one partition's log since it was last compacted (or
- * loaded), against the live records it then held: compaction runs when
- * appended >= max(live, COMPACT_MIN), so its cost, a scan and sort of the
- * partition's rows, is paid once per doubling: O(log n) per row appended.
+ * The rows of one partition's log, against the records its state holds
+ * (state_records_held): the difference is the superseded versions, which a
+ * restore reads and discards. Compaction runs when they are at least as
+ * many as the live ones and at least COMPACT_MIN, so the log stays within
+ * about twice its live records plus COMPACT_MIN, and a stream of mostly new
+ * records (whose log is nearly all live) is not compacted at all. Each
+ * compaction (a scan and sort of the partition's rows) then removes at
+ * least half of them: its cost is bounded by the rows it deletes.
  */
 #define COMPACT_MIN 4096
 struct log_growth {
 	enum qs_topic topic;
 	int32_t partition;
-	int64_t live, appended;
+	int64_t rows;
+	bool appended; /* in the flush just committed */
 };
 
 struct pgsink {
@@ -328,7 +333,7 @@ static struct log_growth *growth_of(struct pgsink *ps, enum qs_topic topic, int3
 		if (ps->growth[i].topic == topic && ps->growth[i].partition == partition)
 			return &ps->growth[i];
 	ps->growth = xrealloc(ps->growth, (ps->n_growth + 1) * sizeof(*ps->growth), "the record log counters");
-	ps->growth[ps->n_growth] = (struct log_growth){topic, partition, 0, 0};
+	ps->growth[ps->n_growth] = (struct log_growth){topic, partition, 0, false};
 	return &ps->growth[ps->n_growth++];
 }
 
@@ -353,7 +358,7 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 	snprintf(stream, sizeof(stream), "%d", ps->stream[topic]);
 	snprintf(part, sizeof(part), "%d", partition);
 	const char *params[2] = {stream, part};
-	int64_t loaded = 0, rows = 0;
+	int64_t rows = 0;
 	if (!PQsendQueryParams(ps->conn, LATEST_SQL, 2, NULL, params, NULL, NULL, 1) ||
 	    !PQsetSingleRowMode(ps->conn)) {
 		return pgsink_error(errstr, errstr_size, "loading qualstream.record_log", ps->conn, NULL);
@@ -365,7 +370,6 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 			uint64_t be;
 			memcpy(&be, PQgetvalue(res, 0, 0), sizeof(be));
 			int64_t offset = (int64_t)be64toh(be);
-			loaded++;
 			rc = cb(ctx, offset, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
 			if (rc)
 				snprintf(errstr, errstr_size, "restoring %s[%d] at offset %lld failed",
@@ -385,9 +389,7 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 	else
 		rc = pgsink_error(errstr, errstr_size, "counting qualstream.record_log", ps->conn, res);
 	PQclear(res);
-	struct log_growth *g = growth_of(ps, topic, partition);
-	g->live = loaded;
-	g->appended = rows - loaded;
+	growth_of(ps, topic, partition)->rows = rows;
 	return rc;
 }
 
@@ -655,10 +657,10 @@ static int write_records(struct pgsink *ps, const struct state *st, char *errstr
  * ever superseded, never undone (a fenced flush commits nothing). So it is
  * safe beside flushes of the partition's owner, whoever that is now, and
  * beside another worker's compaction, which the advisory lock makes skip
- * instead of contend. Returns 0 or the failure's class; *live is set to the
+ * instead of contend. Returns 0 or the failure's class; *rows is set to the
  * versions kept.
  */
-static int compact(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *live, char *errstr,
+static int compact(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *rows, char *errstr,
 		   size_t errstr_size)
 {
 	char stream[16], part[16];
@@ -692,7 +694,7 @@ static int compact(struct pgsink *ps, enum qs_topic topic, int32_t partition, in
 				   "SELECT count(*) FROM qualstream.record_log WHERE stream = $1 AND partition = $2", 2,
 				   NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)
-			*live = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+			*rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		else
 			rc = pgsink_error(errstr, errstr_size, "counting qualstream.record_log", ps->conn, res);
 		PQclear(res);
@@ -706,26 +708,28 @@ static int compact(struct pgsink *ps, enum qs_topic topic, int32_t partition, in
 	return rc > 0 ? 0 : rc;
 }
 
-/* After a commit: counts what the flush appended, and compacts each partition whose log has doubled. */
+/* After a commit: counts what the flush appended, and compacts each such partition that is half superseded. */
 static void compact_grown(struct pgsink *ps, const struct state *st)
 {
 	const struct state_record *r;
 	size_t n = state_records(st, &r);
 	for (size_t i = 0; i < n; i++) {
 		struct log_growth *g = growth_of(ps, r[i].topic, r[i].partition);
-		g->appended++;
+		g->rows++;
+		g->appended = true;
 	}
 	for (size_t i = 0; i < ps->n_growth; i++) {
 		struct log_growth *g = &ps->growth[i];
-		if (g->appended < COMPACT_MIN || g->appended < g->live)
+		if (!g->appended)
+			continue; /* unchanged, or no longer this worker's: its owner's flushes decide */
+		g->appended = false;
+		int64_t live = (int64_t)state_records_held(st, g->topic, g->partition);
+		if (g->rows - live < COMPACT_MIN || g->rows - live < live)
 			continue;
 		char err[512];
-		int64_t live = g->live + g->appended;
 		/* A failure costs nothing but the delay: the flush is committed, and the next one retries. */
-		if (compact(ps, g->topic, g->partition, &live, err, sizeof(err)))
+		if (compact(ps, g->topic, g->partition, &g->rows, err, sizeof(err)))
 			log_warn("%s[%d]: %s", ps->topics[g->topic], g->partition, err);
-		else
-			*g = (struct log_growth){g->topic, g->partition, live, 0};
 	}
 }
 

@@ -224,15 +224,16 @@ static int collect_cb(void *ctx, int64_t offset, const void *value, size_t len)
 }
 
 /*
- * 1,000 deliveries, each written in 5 versions over 5 flushes: a restore gets
+ * 1,000 deliveries, each written in 6 versions over 6 flushes: a restore gets
  * only the latest version of each, in offset order, before the log is
- * compacted (2,000 rows in it, half superseded) and after (the 5th flush
- * brings the rows appended to 5,000, past pgsink.c's COMPACT_MIN of 4,096:
- * only the 1,000 latest rows stay).
+ * compacted (2,000 rows in it after the 2nd flush, half superseded; 5,000
+ * after the 5th: 4,000 superseded, still below pgsink.c's COMPACT_MIN of
+ * 4,096) and after (the 6th brings the superseded versions to 5,000: only
+ * the 1,000 latest rows stay).
  */
 START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
 {
-	enum { RECORDS = 1000, FLUSHES = 5 };
+	enum { RECORDS = 1000, FLUSHES = 6 };
 	char err[512];
 	struct pgsink *ps = connect_sink();
 	int64_t next, clock;
@@ -253,12 +254,11 @@ START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
 		}
 		ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == PGSINK_OK, "%s", err);
 		state_flushed(st);
-		if (f != 1 && f != FLUSHES - 1)
+		if (f != 1 && f != 4 && f != FLUSHES - 1)
 			continue;
-		if (f == 1)
-			ck_assert_str_eq(query1("SELECT count(*) FROM qualstream.record_log"), "2000");
-		else
-			ck_assert_str_eq(query1("SELECT count(*) FROM qualstream.record_log"), "1000");
+		char want_rows[16];
+		snprintf(want_rows, sizeof(want_rows), "%d", f == FLUSHES - 1 ? RECORDS : (f + 1) * RECORDS);
+		ck_assert_str_eq(query1("SELECT count(*) FROM qualstream.record_log"), want_rows);
 		/* A new owner's restore, on a connection of its own. */
 		struct pgsink *owner = connect_sink();
 		got.n = 0;

@@ -142,11 +142,16 @@ void state_free(struct state *st)
 	free(st);
 }
 
-struct part *state_part(struct state *st, enum qs_topic topic, int32_t partition)
+static struct part *part_at(const struct state *st, enum qs_topic topic, int32_t partition)
 {
 	if (partition < 0 || (size_t)partition >= st->parts[topic].len)
 		return NULL;
 	return st->parts[topic].items[partition];
+}
+
+struct part *state_part(struct state *st, enum qs_topic topic, int32_t partition)
+{
+	return part_at(st, topic, partition);
 }
 
 struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t partition, int64_t next_offset,
@@ -560,4 +565,19 @@ size_t state_entities(const struct state *st)
 				n += measures_families[f]->count(s->family[f]);
 	}
 	return n;
+}
+
+size_t state_records_held(const struct state *st, enum qs_topic topic, int32_t partition)
+{
+	const struct part *p = part_at(st, topic, partition);
+	if (!p)
+		return 0;
+	switch (topic) {
+	case QS_TOPIC_ENCOUNTERS:
+		return p->store->chains.records;
+	case QS_TOPIC_DELIVERIES:
+		return p->store->deliveries.len;
+	default:
+		return p->store->member_events.len;
+	}
 }

@@ -153,4 +153,7 @@ void state_flushed(struct state *st);
  */
 size_t state_entities(const struct state *st);
 
+/* Records (distinct ids) of topic that partition's state holds; 0 if it holds none. */
+size_t state_records_held(const struct state *st, enum qs_topic topic, int32_t partition);
+
 #endif
