@@ -212,8 +212,11 @@ def test_partitions_coming_back_unchanged_are_kept(env):
     theirs = {tp for tp, n in env.offsets().items() if n == before[tp]}
     assert len(theirs) >= 6, (before, env.offsets())
 
-    a.wait_log("assignment of ", count=3, timeout=60)
-    assert assignments(a)[2] == (12, 12, 0, 0), a.tail()
+    # The group may rebalance more than once meanwhile (a loaded machine can add a round with
+    # the same split): whatever the rounds, A ends with all 12 and never restores one.
+    a.wait_log("assignment of 12 partitions", count=2, timeout=90)
+    later = assignments(a)[1:]
+    assert later[-1] == (12, 12, 0, 0) and all(restored == 0 for _, _, restored, _ in later), a.tail()
     restores = a.text().count("state restored in")
     env.produce(rest)
     env.wait_committed(env.produced, timeout=90, worker=a)
