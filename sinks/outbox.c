@@ -221,7 +221,7 @@ struct stream {
 	avro_value_t value;
 	bool must_recover; /* lock just taken or a batch failed: read the topic back before sending more */
 	int64_t published; /* H: every row of the group up to this id is on the topic (read by recover()) */
-	int64_t *skip;     /* ids above H found on the topic by recover(), ascending, none twice */
+	int64_t *skip;     /* ids above H found on the topic by recover(), ascending */
 	size_t n_skip, skip_cap;
 };
 
@@ -391,19 +391,6 @@ static int by_id(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 	return (x > y) - (x < y);
-}
-
-/* Sorts the skip set and drops repeats (a message the broker wrote twice before idempotence settled). */
-static void skip_sort(struct stream *s)
-{
-	if (!s->n_skip)
-		return;
-	qsort(s->skip, s->n_skip, sizeof(*s->skip), by_id);
-	size_t n = 1;
-	for (size_t i = 1; i < s->n_skip; i++)
-		if (s->skip[i] != s->skip[n - 1])
-			s->skip[n++] = s->skip[i];
-	s->n_skip = n;
 }
 
 /* Forgets the skip set's ids up to H, which a mark just covered. */
@@ -626,7 +613,7 @@ static int recover(struct outbox *ob, struct stream *s, PGconn *conn, const char
 				}
 		}
 	}
-	skip_sort(s);
+	qsort(s->skip, s->n_skip, sizeof(*s->skip), by_id);
 	rc = 0;
 done:
 	if (reader) {
@@ -708,7 +695,7 @@ static int publish_batch(struct outbox *ob, struct stream *s, PGconn *conn, cons
 			continue;
 		acked++;
 		if (ob->delivered[i].partition < 0)
-			continue; /* skipped: its message is where recovery found it, below the topic's end */
+			continue; /* skipped: the positions stay below its message, which a recovery finds again, then <= H */
 		int j = 0;
 		while (j < n_parts && parts[j] != ob->delivered[i].partition)
 			j++;
