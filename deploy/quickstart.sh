@@ -94,13 +94,13 @@ SELECT plan_id AS plan, hospital_id AS hospital, extract(year FROM period_start)
 FROM qualstream.ntsv_hospital WHERE grain = 'year'
 ORDER BY above_target DESC, rate DESC, plan, hospital, year"
 
-qs_log "alerts raised by the demo stream (qualstream.alerts; published to topic qualstream-alerts)"
+qs_log "alerts raised by the demo stream (qualstream.alerts_outbox; published to topic qualstream-alerts)"
 sql -c "
 SELECT a.kind, count(*) FILTER (WHERE a.state = 'RAISED') AS raised,
        count(*) FILTER (WHERE a.state = 'RESOLVED') AS resolved,
        (SELECT count(*) FROM qualstream.alert_open o WHERE o.kind = a.kind) AS open_now,
        count(a.published_at) AS published_to_topic
-FROM qualstream.alerts a GROUP BY a.kind ORDER BY a.kind"
+FROM qualstream.alerts_outbox a GROUP BY a.kind ORDER BY a.kind"
 
 qs_log "open alerts about plans (clock: the stream's event time; qualstream.alert_watermark)"
 sql -c "
@@ -116,7 +116,7 @@ FROM qualstream.alert_open WHERE kind IN ('DUE_SOON', 'OVERDUE')
 ORDER BY due_date, encounter_id LIMIT 10"
 
 qs_log "dead letters"
-sql -c "SELECT count(*) AS dead_letters, count(published_at) AS published_to_topic FROM qualstream.dead_letter"
+sql -c "SELECT count(*) AS dead_letters, count(published_at) AS published_to_topic FROM qualstream.dead_letter_outbox"
 sql -c "SELECT topic, partition, \"offset\", reason FROM qualstream.dead_letter ORDER BY topic, partition, \"offset\""
 
 if $keep; then

@@ -5,17 +5,28 @@
  * (producer, lock, batches, marking, recovery) is shared, and the streams are
  * published one after the other, never interleaved.
  *
+ * What is published is a high-water mark per group and stream: every row up
+ * to id H is on the topic, none after it is marked (qualstream.outbox_batch,
+ * migration 007). It is sound because a flush writes a group's outbox rows
+ * under the group's advisory lock, so the group's ids become visible in
+ * increasing order: a row the publisher has not seen never appears below one
+ * it has. Marking appends one narrow row per batch; the outbox rows are
+ * never rewritten.
+ *
  * Exactly once on each topic rests on four rules. (1) One publisher per group
  * at a time: the worker holding a PostgreSQL advisory lock on its connection;
  * one lock covers every stream. (2) Every message carries its row id (in its
- * stream's id header) and group in headers. (3) The rows a batch delivered
- * are marked published in the same transaction that records where the batch
- * ended in each partition of its topic (outbox_position), and the position
- * only moves when the whole batch was acknowledged. (4) A publisher that has
- * just taken the lock (after a crash or a reconnect), or whose batch of a
- * stream failed, first reads that stream's topic from the recorded positions
- * to its end and marks the ids it finds, so what a predecessor delivered but
- * did not mark is never sent again.
+ * stream's id header) and group in headers. (3) A batch moves H to its last
+ * id, in the same transaction that records where it ended in each partition
+ * of its topic (outbox_position), and only when every row of it was
+ * acknowledged (or skipped, below); a batch that failed in part marks
+ * nothing. (4) A publisher that has just taken the lock (after a crash or a
+ * reconnect), or whose batch of a stream failed, first reads that stream's
+ * topic from the recorded positions to its end and keeps the ids above H it
+ * finds as a skip set: what a predecessor (or its own failed batch) delivered
+ * but did not mark counts as acknowledged when its batch comes, and is never
+ * sent again. The positions only move with a mark, so until then every later
+ * recovery finds those messages again.
  */
 #include "outbox.h"
 
@@ -41,8 +52,8 @@
 
 /* Delivery of one message of the current batch. */
 struct delivery {
-	int state; /* 0 waiting, 1 acknowledged, -1 failed */
-	int32_t partition;
+	int state; /* 0 waiting, 1 acknowledged (or skipped: on the topic already), -1 failed */
+	int32_t partition; /* -1 for a skipped row */
 	int64_t offset;
 };
 
@@ -147,14 +158,14 @@ static int fill_alert(avro_value_t *rec, const PGresult *res, int row)
 }
 
 /*
- * One outbox stream. `select` reads, in binary format, at most BATCH
- * unpublished rows of group $1 in id order, the int8 row id first; `fill`
- * sets the Avro record from one of its rows (0, or nonzero with
- * avro_strerror() set).
+ * One outbox stream. `select` reads, in binary format, at most BATCH rows of
+ * group $1 above id $2 in id order, the int8 row id first; `fill` sets the
+ * Avro record from one of its rows (0, or nonzero with avro_strerror() set).
  */
 struct stream_desc {
 	const char *name;        /* what errors call its rows */
-	const char *table;       /* whose published_at the publisher sets */
+	const char *table;       /* where its rows are */
+	const char *stream;      /* its key in qualstream.outbox_batch */
 	const char *select;
 	const char *id_header;   /* carries the row id, 8 bytes big-endian */
 	const char *schema_file; /* embedded schema of the message value */
@@ -169,9 +180,10 @@ static const struct stream_desc descs[] = {
 	{
 		.name = "dead letters",
 		.table = "qualstream.dead_letter",
+		.stream = "dead_letter",
 		.select = "SELECT id, topic, partition, \"offset\", key, value, reason,"
 			  " (extract(epoch FROM detected_at) * 1000)::bigint"
-			  " FROM qualstream.dead_letter WHERE consumer_group = $1 AND published_at IS NULL"
+			  " FROM qualstream.dead_letter WHERE consumer_group = $1 AND id > $2::bigint"
 			  " ORDER BY id LIMIT " XSTR(BATCH),
 		.id_header = "qualstream.dead_letter_id",
 		.schema_file = "dead_letter.avsc",
@@ -183,10 +195,11 @@ static const struct stream_desc descs[] = {
 	{
 		.name = "alerts",
 		.table = "qualstream.alerts",
+		.stream = "alerts",
 		.select = "SELECT id, alert_id, kind, state, plan_id, source, member_id, encounter_id, hospital_id,"
 			  " period_start - date '1970-01-01', due_date - date '1970-01-01',"
 			  " (extract(epoch FROM detected_at) * 1000)::bigint, details"
-			  " FROM qualstream.alerts WHERE consumer_group = $1 AND published_at IS NULL"
+			  " FROM qualstream.alerts WHERE consumer_group = $1 AND id > $2::bigint"
 			  " ORDER BY id LIMIT " XSTR(BATCH),
 		.id_header = "qualstream.alert_row",
 		.schema_file = "alert.avsc",
@@ -207,6 +220,9 @@ struct stream {
 	avro_value_iface_t *iface;
 	avro_value_t value;
 	bool must_recover; /* lock just taken or a batch failed: read the topic back before sending more */
+	int64_t published; /* H: every row of the group up to this id is on the topic (read by recover()) */
+	int64_t *skip;     /* ids above H found on the topic by recover(), ascending */
+	size_t n_skip, skip_cap;
 };
 
 struct outbox {
@@ -279,6 +295,7 @@ static int stream_init(struct stream *s, const struct stream_desc *desc, const s
 /* Frees what stream_init made, also when it failed half-way. */
 static void stream_free(struct stream *s)
 {
+	free(s->skip);
 	if (s->value.iface)
 		avro_value_decref(&s->value);
 	if (s->iface)
@@ -361,46 +378,46 @@ static int run(PGconn *conn, const char *sql, int n, const char *const *params, 
 	return rc;
 }
 
-/* A growing text array literal "{1,2,3}" for one = ANY($n) parameter. */
-struct idlist {
-	char *text;
-	size_t len, cap;
-	size_t n;
-};
-
-static void idlist_add(struct idlist *l, long long id)
+static void skip_add(struct stream *s, int64_t id)
 {
-	if (l->len + 24 >= l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 4096;
-		l->text = xrealloc(l->text, cap, "an outbox id list");
-		l->cap = cap;
+	if (s->n_skip == s->skip_cap) {
+		s->skip_cap = s->skip_cap ? s->skip_cap * 2 : 1024;
+		s->skip = xrealloc(s->skip, s->skip_cap * sizeof(*s->skip), "an outbox skip set");
 	}
-	l->len += (size_t)snprintf(l->text + l->len, l->cap - l->len, "%s%lld", l->n++ ? "," : "{", id);
+	s->skip[s->n_skip++] = id;
 }
 
-static const char *idlist_done(struct idlist *l)
+static int by_id(const void *a, const void *b)
 {
-	idlist_add(l, 0); /* id 0 never exists: it just closes a possibly empty list */
-	l->text[l->len++] = '}';
-	l->text[l->len] = '\0';
-	return l->text;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Forgets the skip set's ids up to H, which a mark just covered. */
+static void skip_drop_published(struct stream *s)
+{
+	size_t i = 0;
+	while (i < s->n_skip && s->skip[i] <= s->published)
+		i++;
+	memmove(s->skip, s->skip + i, (s->n_skip - i) * sizeof(*s->skip));
+	s->n_skip -= i;
 }
 
 /*
- * Marks the rows `ids` of stream s published and moves the recorded
- * positions of its topic (partition -> next offset, n of them; positions
- * only grow), in one transaction.
+ * Marks the rows of stream s up to id `last` published (a batch row of
+ * qualstream.outbox_batch) and moves the recorded positions of its topic
+ * (partition -> next offset, n of them; positions only grow), in one
+ * transaction. On success H is `last`.
  */
-static int mark(struct stream *s, PGconn *conn, const char *group, struct idlist *ids, const int32_t *partitions,
+static int mark(struct stream *s, PGconn *conn, const char *group, int64_t last, const int32_t *partitions,
 		const int64_t *next, int n, char *errstr, size_t errstr_size)
 {
-	char update[256];
-	snprintf(update, sizeof(update),
-		 "UPDATE %s SET published_at = now()"
-		 " WHERE consumer_group = $1 AND id = ANY($2::bigint[]) AND published_at IS NULL",
-		 s->desc->table);
-	const char *p1[2] = {group, idlist_done(ids)};
-	if (run(conn, "BEGIN", 0, NULL, errstr, errstr_size) || run(conn, update, 2, p1, errstr, errstr_size))
+	char last_text[24];
+	snprintf(last_text, sizeof(last_text), "%lld", (long long)last);
+	const char *p1[3] = {group, s->desc->stream, last_text};
+	if (run(conn, "BEGIN", 0, NULL, errstr, errstr_size) ||
+	    run(conn, "INSERT INTO qualstream.outbox_batch (consumer_group, stream, last_id) VALUES ($1, $2, $3)", 3,
+		p1, errstr, errstr_size))
 		goto fail;
 	for (int i = 0; i < n; i++) {
 		char part[16], off[24];
@@ -414,7 +431,11 @@ static int mark(struct stream *s, PGconn *conn, const char *group, struct idlist
 			4, p2, errstr, errstr_size))
 			goto fail;
 	}
-	return run(conn, "COMMIT", 0, NULL, errstr, errstr_size);
+	if (run(conn, "COMMIT", 0, NULL, errstr, errstr_size))
+		return -1;
+	s->published = last;
+	skip_drop_published(s);
+	return 0;
 fail:;
 	char ignore[1];
 	(void)run(conn, "ROLLBACK", 0, NULL, ignore, sizeof(ignore));
@@ -477,10 +498,11 @@ fail:
 }
 
 /*
- * Rule (4) for stream s: reads its topic from the recorded positions to its
- * end and marks every id of this group found there under the stream's id
- * header. Waits first for every message of this producer in flight (of
- * either stream), so none lands after the read.
+ * Rule (4) for stream s: reads H from qualstream.outbox_batch, then its topic
+ * from the recorded positions to its end, and makes the skip set of every id
+ * above H of this group found there under the stream's id header. Waits first
+ * for every message of this producer in flight (of either stream), so none
+ * lands after the read.
  */
 static int recover(struct outbox *ob, struct stream *s, PGconn *conn, const char *group, char *errstr,
 		   size_t errstr_size)
@@ -490,7 +512,6 @@ static int recover(struct outbox *ob, struct stream *s, PGconn *conn, const char
 	rd_kafka_topic_partition_list_t *list = NULL;
 	const struct rd_kafka_metadata *md = NULL;
 	PGresult *res = NULL;
-	struct idlist ids = {0};
 	int32_t *parts = NULL;
 	int64_t *ends = NULL;
 	bool *pending = NULL; /* partitions still to read up to ends[] */
@@ -509,15 +530,20 @@ static int recover(struct outbox *ob, struct stream *s, PGconn *conn, const char
 		goto done;
 	}
 	int n = md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? 0 : md->topics[0].partition_cnt;
-	const char *params[2] = {group, s->topic};
+	/* H and the positions in one snapshot: a mark writes both in one transaction. */
+	const char *params[3] = {group, s->topic, s->desc->stream};
 	res = PQexecParams(conn,
-			   "SELECT partition, next_offset FROM qualstream.outbox_position"
-			   " WHERE consumer_group = $1 AND topic = $2",
-			   2, NULL, params, NULL, NULL, 0);
+			   "SELECT -1, coalesce(max(last_id), 0) FROM qualstream.outbox_batch"
+			   " WHERE consumer_group = $1 AND stream = $3"
+			   " UNION ALL SELECT partition, next_offset FROM qualstream.outbox_position"
+			   " WHERE consumer_group = $1 AND topic = $2 ORDER BY 1",
+			   3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		snprintf(errstr, errstr_size, "reading qualstream.outbox_position: %s", PQresultErrorMessage(res));
+		snprintf(errstr, errstr_size, "reading the outbox mark and positions: %s", PQresultErrorMessage(res));
 		goto done;
 	}
+	s->published = strtoll(PQgetvalue(res, 0, 1), NULL, 10); /* the first row, partition -1, holds H */
+	s->n_skip = 0;
 	parts = xcalloc((size_t)n + 1, sizeof(*parts), "outbox partitions");
 	ends = xcalloc((size_t)n + 1, sizeof(*ends), "outbox partitions");
 	pending = xcalloc((size_t)n + 1, sizeof(*pending), "outbox partitions");
@@ -575,8 +601,8 @@ static int recover(struct outbox *ob, struct stream *s, PGconn *conn, const char
 			if (!rkm->err && !rd_kafka_message_headers(rkm, &hdrs) &&
 			    !rd_kafka_header_get_last(hdrs, s->desc->id_header, &id, &id_len) &&
 			    !rd_kafka_header_get_last(hdrs, GROUP_HEADER, &grp, &grp_len) && id_len == 8 &&
-			    grp_len == strlen(group) && !memcmp(grp, group, grp_len))
-				idlist_add(&ids, be64(id));
+			    grp_len == strlen(group) && !memcmp(grp, group, grp_len) && be64(id) > s->published)
+				skip_add(s, be64(id));
 			if (rkm->err)
 				next = rkm->offset;
 			rd_kafka_message_destroy(rkm);
@@ -587,8 +613,7 @@ static int recover(struct outbox *ob, struct stream *s, PGconn *conn, const char
 				}
 		}
 	}
-	if (mark(s, conn, group, &ids, parts, ends, n, errstr, errstr_size))
-		goto done;
+	qsort(s->skip, s->n_skip, sizeof(*s->skip), by_id);
 	rc = 0;
 done:
 	if (reader) {
@@ -600,21 +625,24 @@ done:
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	PQclear(res);
-	free(ids.text);
 	free(parts);
 	free(ends);
 	free(pending);
 	return rc;
 }
 
-/* Publishes one batch of stream s; returns rows published, or -1. */
+/*
+ * Publishes one batch of stream s: the rows above H, each produced unless the
+ * skip set has it; returns the batch's rows, or -1.
+ */
 static int publish_batch(struct outbox *ob, struct stream *s, PGconn *conn, const char *group, char *errstr,
 			 size_t errstr_size)
 {
-	const char *params[1] = {group};
-	PGresult *res = PQexecParams(conn, s->desc->select, 1, NULL, params, NULL, NULL, 1);
+	char after[24];
+	snprintf(after, sizeof(after), "%lld", (long long)s->published);
+	const char *params[2] = {group, after};
+	PGresult *res = PQexecParams(conn, s->desc->select, 2, NULL, params, NULL, NULL, 1);
 	int n = -1, rows = 0;
-	struct idlist ids = {0};
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		snprintf(errstr, errstr_size, "reading %s: %s", s->desc->table, PQresultErrorMessage(res));
 		goto done;
@@ -625,14 +653,21 @@ static int publish_batch(struct outbox *ob, struct stream *s, PGconn *conn, cons
 		goto done;
 	}
 	ob->batch++;
-	size_t stream = (size_t)(s - ob->streams);
+	size_t stream = (size_t)(s - ob->streams), k = 0; /* k: the skip set's first id not below this row */
 	int key = s->desc->key_col, produced = rows;
 	for (int i = 0; i < rows; i++) {
+		int64_t id = be64(PQgetvalue(res, i, 0));
+		while (k < s->n_skip && s->skip[k] < id)
+			k++;
+		if (k < s->n_skip && s->skip[k] == id) {
+			ob->delivered[i] = (struct delivery){1, -1, -1};
+			continue;
+		}
 		ob->delivered[i] = (struct delivery){0, -1, -1};
 		size_t len = encode(ob, s, res, i);
 		if (!len) {
-			snprintf(errstr, errstr_size, "encoding row %lld of %s: %s", (long long)be64(PQgetvalue(res, i, 0)),
-				 s->desc->table, avro_strerror());
+			snprintf(errstr, errstr_size, "encoding row %lld of %s: %s", (long long)id, s->desc->table,
+				 avro_strerror());
 			produced = i;
 			break;
 		}
@@ -651,7 +686,7 @@ static int publish_batch(struct outbox *ob, struct stream *s, PGconn *conn, cons
 		}
 	}
 	rd_kafka_flush(ob->rk, 30000);
-	/* Rule (3): the position moves only past a batch acknowledged in full. */
+	/* Rule (3): H and the positions move only past a batch acknowledged in full. */
 	int32_t parts[BATCH];
 	int64_t next[BATCH];
 	int n_parts = 0, acked = 0;
@@ -659,7 +694,8 @@ static int publish_batch(struct outbox *ob, struct stream *s, PGconn *conn, cons
 		if (ob->delivered[i].state != 1)
 			continue;
 		acked++;
-		idlist_add(&ids, be64(PQgetvalue(res, i, 0)));
+		if (ob->delivered[i].partition < 0)
+			continue; /* skipped: the positions stay below its message, which a recovery finds again, then <= H */
 		int j = 0;
 		while (j < n_parts && parts[j] != ob->delivered[i].partition)
 			j++;
@@ -670,20 +706,20 @@ static int publish_batch(struct outbox *ob, struct stream *s, PGconn *conn, cons
 		if (ob->delivered[i].offset + 1 > next[j])
 			next[j] = ob->delivered[i].offset + 1;
 	}
-	bool whole = acked == rows;
-	if (mark(s, conn, group, &ids, parts, next, whole ? n_parts : 0, errstr, errstr_size))
-		goto done;
-	if (!whole) {
+	if (acked < rows) {
 		s->must_recover = true;
 		if (produced == rows) /* else errstr already says why producing stopped */
 			snprintf(errstr, errstr_size, "%d of %d messages not acknowledged by the broker", rows - acked,
 				 rows);
 		goto done;
 	}
-	n = acked;
+	if (mark(s, conn, group, be64(PQgetvalue(res, rows - 1, 0)), parts, next, n_parts, errstr, errstr_size)) {
+		s->must_recover = true; /* the mark may have committed or not: outbox_batch decides */
+		goto done;
+	}
+	n = rows;
 done:
 	PQclear(res);
-	free(ids.text);
 	return n;
 }
 

@@ -733,6 +733,26 @@ static void compact_grown(struct pgsink *ps, const struct state *st)
 	}
 }
 
+/*
+ * Makes a group's outbox rows (dead letters, alerts) become visible in id
+ * order, which the publisher's high-water mark relies on (sinks/outbox.c):
+ * the group's lock that alert_evaluate takes (migration 004), taken before
+ * the first outbox row gets its id and held to COMMIT. So the flushes of a
+ * group's workers take turns from here on; the fence, deltas and records
+ * before it stay parallel.
+ */
+static int lock_outboxes(struct pgsink *ps, char *errstr, size_t errstr_size)
+{
+	const char *params[1] = {ps->group};
+	PGresult *res = PQexecParams(ps->conn, "SELECT pg_advisory_xact_lock(29014, hashtext('alerts:' || $1))", 1,
+				     NULL, params, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = pgsink_error(errstr, errstr_size, "taking the outbox lock", ps->conn, res);
+	PQclear(res);
+	return rc;
+}
+
 static int write_dead_letters(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
 {
 	const struct state_dead_letter *dl;
@@ -830,6 +850,8 @@ int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t
 		rc = write_deltas(ps, st, errstr, errstr_size);
 	if (!rc)
 		rc = write_records(ps, st, errstr, errstr_size);
+	if (!rc)
+		rc = lock_outboxes(ps, errstr, errstr_size);
 	if (!rc)
 		rc = write_dead_letters(ps, st, errstr, errstr_size);
 	if (!rc)

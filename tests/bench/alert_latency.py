@@ -382,7 +382,7 @@ def run_setting(a, flush_ms, codec, registry):
     published = {}
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT encounter_id, kind, state, published_at IS NOT NULL,"
-                    " extract(epoch FROM published_at)::float8 FROM qualstream.alerts"
+                    " extract(epoch FROM published_at)::float8 FROM qualstream.alerts_outbox"
                     " WHERE consumer_group = %s AND encounter_id IS NOT NULL", (group,))
         rows = cur.fetchall()
         cur.execute("SELECT count(*) FROM qualstream.alerts WHERE consumer_group = %s"

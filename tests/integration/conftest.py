@@ -193,11 +193,12 @@ class Env:
 
     def alerts(self):
         """This group's qualstream.alerts rows in id order, as dicts (ALERT_COLUMNS): dates
-        as datetime.date, detected_at in ms since the epoch, published = published_at is set."""
+        as datetime.date, detected_at in ms since the epoch, published = on the topic
+        (qualstream.alerts_outbox.published_at is set)."""
         rows = self.query(
             "SELECT id, alert_id, kind, state, plan_id, source, member_id, encounter_id, hospital_id,"
             " period_start, due_date, round(extract(epoch FROM detected_at) * 1000)::bigint, details,"
-            " published_at IS NOT NULL FROM qualstream.alerts WHERE consumer_group = %s ORDER BY id",
+            " published_at IS NOT NULL FROM qualstream.alerts_outbox WHERE consumer_group = %s ORDER BY id",
             self.group)
         return [dict(zip(self.ALERT_COLUMNS, r)) for r in rows]
 
@@ -338,22 +339,23 @@ OUTBOX_HOLD_KEY = 715500  # advisory lock key that stops a worker in the outbox 
 
 def kill_in_outbox_window(env, table, topic, start_worker):
     """Kills a worker after the broker acknowledged a batch of `table`'s outbox rows (on
-    `topic`) but before the transaction marking them published (published_at) committed,
-    while earlier batches are already marked. A statement trigger, installed in the test's
-    own database, makes the marking UPDATE wait for an advisory lock the test holds once some
-    rows are marked, so the worker is stopped exactly in that window. start_worker() produces
-    and starts the worker (the lock is held by then). Returns (rows marked, messages on the
-    topic) at the kill."""
+    `topic`) but before the transaction marking them published (its row of
+    qualstream.outbox_batch) committed, while earlier batches are already marked. A trigger,
+    installed in the test's own database, makes the marking INSERT wait for an advisory lock
+    the test holds once some batches of the stream are marked, so the worker is stopped
+    exactly in that window. start_worker() produces and starts the worker (the lock is held
+    by then). Returns (rows marked, messages on the topic) at the kill."""
+    stream = table.removeprefix("qualstream.")
     env.execute(f"""
         CREATE FUNCTION public.qs_test_hold_marking() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF EXISTS (SELECT 1 FROM {table} WHERE published_at IS NOT NULL) THEN
+            IF EXISTS (SELECT 1 FROM qualstream.outbox_batch WHERE stream = NEW.stream) THEN
                 PERFORM pg_advisory_xact_lock_shared({OUTBOX_HOLD_KEY});
             END IF;
-            RETURN NULL;
+            RETURN NEW;
         END $$;
-        CREATE TRIGGER qs_test_hold_marking BEFORE UPDATE OF published_at ON {table}
-            FOR EACH STATEMENT EXECUTE FUNCTION public.qs_test_hold_marking();""")
+        CREATE TRIGGER qs_test_hold_marking BEFORE INSERT ON qualstream.outbox_batch
+            FOR EACH ROW WHEN (NEW.stream = '{stream}') EXECUTE FUNCTION public.qs_test_hold_marking();""")
     hold = psycopg2.connect(env.dsn)
     try:
         hold.autocommit = True
@@ -366,22 +368,22 @@ def kill_in_outbox_window(env, table, topic, start_worker):
             return rows[0][0] if rows else None
 
         wait_until(lambda: waiting_backend() is not None or w.proc.poll() is not None, 90,
-                   f"the worker's marking UPDATE of {table} to wait on the test's lock")
+                   f"the worker's mark of {table} to wait on the test's lock")
         pid = waiting_backend()
         assert pid is not None, f"worker exited {w.proc.returncode}:\n{w.tail()}"
         on_topic = sum(env.end_offsets([topic]).values())
-        marked = env.query(f"SELECT count(*) FROM {table} WHERE published_at IS NOT NULL")[0][0]
+        marked = env.query(f"SELECT count(*) FROM {table}_outbox WHERE published_at IS NOT NULL")[0][0]
         assert 0 < marked < on_topic, (marked, on_topic)  # the window: acknowledged, not yet marked
         w.signal(signal.SIGKILL)
         w.wait(30)
-        # The killed worker's backend would finish the UPDATE once the lock is free and then
+        # The killed worker's backend would finish the INSERT once the lock is free and then
         # roll back on the closed socket; end it now so no lock of it outlives the worker.
         hold.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
         wait_until(lambda: not env.query("SELECT 1 FROM pg_stat_activity WHERE pid = %s", pid), 30,
                    "the killed worker's backend to end")
     finally:
         hold.close()
-    env.execute(f"DROP TRIGGER qs_test_hold_marking ON {table}")
+    env.execute("DROP TRIGGER qs_test_hold_marking ON qualstream.outbox_batch")
     return marked, on_topic
 
 

@@ -612,10 +612,10 @@ CRASH = dict(seed=35, members=60, months=14, encounters_per_month=25, deliveries
 
 def test_alerts_published_once_despite_crash_after_ack(env):
     """The worker is killed after the broker acknowledged a batch of alerts but before the
-    transaction marking them published (published_at) committed, while earlier batches are
-    already marked: a statement trigger on qualstream.alerts makes the marking UPDATE wait
-    for an advisory lock the test holds once some rows are marked (as the dead-letter crash
-    test does). After a restart every alerts row is on topics.alerts exactly once (header
+    transaction marking them published (qualstream.outbox_batch) committed, while earlier
+    batches are already marked: a trigger on qualstream.outbox_batch makes the marking INSERT
+    wait for an advisory lock the test holds once some batches are marked (as the dead-letter
+    crash test does). After a restart every alerts row is on topics.alerts exactly once (header
     qualstream.alert_row = its id, key = its alert_id), all rows are marked, the table has no
     double transition, and the alerts equal the oracle's."""
     messages = qsgen.generate(**CRASH)

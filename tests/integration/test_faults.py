@@ -377,7 +377,8 @@ def test_zombie_worker_is_fenced(env):
 @pytest.mark.real_only
 def test_dead_letters_published_once_despite_crash_after_ack(env):
     """Issue item 4: the worker is killed after the broker acknowledged a batch of dead
-    letters but before the transaction marking them published (published_at) committed,
+    letters but before the transaction marking them published (qualstream.outbox_batch)
+    committed,
     while earlier batches are already marked. After a restart every dead letter must be on
     the dead-letter topic exactly once, and all rows marked published. The window is made
     deterministic by conftest.kill_in_outbox_window."""
@@ -398,7 +399,7 @@ def test_dead_letters_published_once_despite_crash_after_ack(env):
     expected = burst + base_hostile
     assert_no_offset_gap(env)
     assert_dead_letters_once(env, hostile_values(expected))
-    assert env.query("SELECT count(*) FROM qualstream.dead_letter WHERE published_at IS NULL")[0][0] == 0
+    assert env.query("SELECT count(*) FROM qualstream.dead_letter_outbox WHERE published_at IS NULL")[0][0] == 0
 
     published = decode_dead_letters(env, env.read_topic(env.dead_letter_topic))
     copies = collections.Counter((d["topic"], d["partition"], d["offset"]) for d in published)

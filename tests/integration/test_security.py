@@ -125,7 +125,7 @@ def test_reader_writes_nothing(env, logins):
                 "DELETE FROM qualstream.consumer_offsets",
                 "INSERT INTO qualstream.dead_letter (consumer_group, topic, partition, \"offset\", reason)"
                 " VALUES ('g', 't', 0, 0, 'x')",
-                "UPDATE qualstream.alerts SET published_at = now()",
+                "INSERT INTO qualstream.outbox_batch (consumer_group, stream, last_id) VALUES ('g', 'alerts', 1)",
                 "TRUNCATE qualstream.record_log",
                 "CREATE TABLE qualstream.mine (x int)",
                 "CREATE VIEW qualstream.mine AS SELECT 1"]:
@@ -152,12 +152,15 @@ def test_writer_touches_only_the_qualstream_schema(env, logins):
                 "DELETE FROM qualstream.measure_period",
                 "TRUNCATE qualstream.record_log",
                 "UPDATE qualstream.record_log SET value = ''",  # versions are appended, never rewritten
-                # The outboxes: append, then only mark published.
+                # The outboxes are appended, never rewritten, and so are their marks.
                 "UPDATE qualstream.dead_letter SET reason = 'rewritten'",
-                "UPDATE qualstream.alerts SET details = 'rewritten'"]:
+                "UPDATE qualstream.alerts SET details = 'rewritten'",
+                "UPDATE qualstream.alerts SET consumer_group = consumer_group",
+                "UPDATE qualstream.outbox_batch SET last_id = last_id + 1",
+                "DELETE FROM qualstream.outbox_batch"]:
         assert refused(writer, sql), sql
     # What the worker does need (README "Security"), granted: temporary tables for the COPY, its
-    # tables, the outbox marks and the sequences behind them.
+    # tables, the outbox marks (a batch row) and the sequences behind them.
     for sql in ["CREATE TEMP TABLE qs_probe (x int)",
                 "INSERT INTO qualstream.consumer_offsets VALUES ('g', 't', 0, 0)",
                 "UPDATE qualstream.consumer_offsets SET next_offset = 1",
@@ -166,7 +169,7 @@ def test_writer_touches_only_the_qualstream_schema(env, logins):
                 " DO UPDATE SET numerator = qualstream.measure_period.numerator + 1",
                 "INSERT INTO qualstream.dead_letter (consumer_group, topic, partition, \"offset\", reason)"
                 " VALUES ('g', 't', 0, 0, 'x')",
-                "UPDATE qualstream.dead_letter SET published_at = now()",
+                "INSERT INTO qualstream.outbox_batch (consumer_group, stream, last_id) VALUES ('g', 'dead_letter', 1)",
                 "DELETE FROM qualstream.record_log WHERE stream = 0",  # compaction
                 "SELECT qualstream.alert_evaluate('g', 'e', 'd', NULL)",
                 "SELECT * FROM qualstream.rule"]:
