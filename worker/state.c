@@ -60,6 +60,7 @@ struct state {
 	VEC(struct state_delta) cells;
 	uint32_t *index;
 	size_t index_cap;
+	struct dates_cache periods; /* the cells' period starts by contribution date */
 	VEC(struct state_record) records;
 	VEC(struct state_dead_letter) dead_letters;
 	VEC(struct state_alert) alerts;
@@ -80,6 +81,7 @@ struct state *state_new(const struct qs_rules *rules, bool wall_clock)
 	st->rules = rules;
 	st->wall = wall_clock;
 	st->wall_ms = QS_NO_TS;
+	dates_cache_init(&st->periods);
 	return st;
 }
 
@@ -248,8 +250,7 @@ static size_t cell_hash(uint32_t plan, uint32_t stratum, int32_t period_start, u
 static void accumulate(void *ctx, const struct qs_contrib *c)
 {
 	struct state *st = ctx;
-	int32_t starts[QS_GRAIN_COUNT];
-	dates_period_starts(c->date, starts); /* one calendar conversion for all three grains */
+	const int32_t *starts = dates_cache_starts(&st->periods, c->date);
 	for (int g = 0; g < QS_GRAIN_COUNT; g++) {
 		if (c->grains != QS_GRAINS_ALL && !(c->grains & QS_GRAIN_BIT(g)))
 			continue;
