@@ -126,6 +126,13 @@ uint32_t idmap_add(struct idmap *m, const char *id, bool *added)
 	return m->len++;
 }
 
+uint32_t idmap_add_hint(struct idmap *m, const char *id, uint32_t hint)
+{
+	if (hint < m->len && strcmp(idmap_str(m, hint), id) == 0)
+		return hint;
+	return idmap_add(m, id, NULL);
+}
+
 void idmap_free(struct idmap *m)
 {
 	table_free(&m->index);

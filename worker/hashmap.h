@@ -81,6 +81,11 @@ struct idmap {
 uint32_t idmap_find(const struct idmap *m, const char *id);
 /* The number of id, given on first sight (then *added is set, if not NULL). Aborts on OOM. */
 uint32_t idmap_add(struct idmap *m, const char *id, bool *added);
+/*
+ * The same, when hint may already be id's number (the one an entity held for
+ * the version before): one string comparison instead of a lookup when it is.
+ */
+uint32_t idmap_add_hint(struct idmap *m, const char *id, uint32_t hint);
 /* The id of a number idmap_add returned; borrowed until idmap_free. */
 static inline const char *idmap_str(const struct idmap *m, uint32_t n)
 {

@@ -371,8 +371,9 @@ static void fold(struct state *st, struct part *p, const struct qs_event *ev, in
 		for (size_t f = 0; f < measures_family_count; f++)
 			if (reads(f, ev->topic) && measures_families[f]->chain_before)
 				measures_families[f]->chain_before(s->family[f], &ctx, &ch);
-		chains_commit(&s->chains, &ch, e, offset, intern_id(&st->intern, e->plan_id),
-			      idmap_add(&s->names, e->member_id, NULL));
+		const struct chain_node *held = chains_node(&s->chains, ch.record); /* plan and member: hints */
+		chains_commit(&s->chains, &ch, e, offset, intern_id_hint(&st->intern, e->plan_id, held->plan),
+			      idmap_add_hint(&s->names, e->member_id, held->member));
 		for (size_t f = 0; f < measures_family_count; f++)
 			if (reads(f, ev->topic) && measures_families[f]->chain_after)
 				measures_families[f]->chain_after(s->family[f], &ctx, &ch);
