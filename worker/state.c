@@ -16,7 +16,8 @@
 /*
  * Everything held for one partition number, over all topics: the record
  * index (every record id numbered once, for all families: encounter ids in
- * the chains, delivery and member-event ids in their idmaps), the member and
+ * the chains, delivery and member-event ids, which are never shown, by their
+ * 96-bit keys in keymaps), the member and
  * care plan ids the families key by, and each family's entities in slabs
  * indexed by those numbers. A family reading two topics (CAW7: encounters and
  * member events) sees partition p of both through one store; it lives while
@@ -24,8 +25,8 @@
  */
 struct store {
 	struct chains chains;       /* encounter ids and chains, read by CW13 and CAW7 */
-	struct idmap deliveries;    /* delivery_id -> record number */
-	struct idmap member_events; /* event_id -> record number */
+	struct keymap deliveries;    /* delivery_id -> record number */
+	struct keymap member_events; /* event_id -> record number */
 	struct idmap names;         /* member_id, care_plan_id -> number */
 	void *family[QS_MAX_FAMILIES];
 	int refs;
@@ -92,8 +93,8 @@ static void part_free(struct state *st, struct part *p)
 		for (size_t f = 0; f < measures_family_count; f++)
 			measures_families[f]->state_free(s->family[f]);
 		chains_free(&s->chains);
-		idmap_free(&s->deliveries);
-		idmap_free(&s->member_events);
+		keymap_free(&s->deliveries);
+		keymap_free(&s->member_events);
 		idmap_free(&s->names);
 		free(s);
 		st->stores.items[p->partition] = NULL;
@@ -380,8 +381,9 @@ static void fold(struct state *st, struct part *p, const struct qs_event *ev, in
 		chains_end(&s->chains, &ch);
 		return;
 	}
-	ctx.record = ev->topic == QS_TOPIC_DELIVERIES ? idmap_add(&s->deliveries, ev->u.delivery.delivery_id, NULL)
-						      : idmap_add(&s->member_events, ev->u.member.event_id, NULL);
+	ctx.record = ev->topic == QS_TOPIC_DELIVERIES
+			     ? keymap_add(&s->deliveries, keymap_key(ev->u.delivery.delivery_id), NULL)
+			     : keymap_add(&s->member_events, keymap_key(ev->u.member.event_id), NULL);
 	for (size_t f = 0; f < measures_family_count; f++)
 		if (reads(f, ev->topic))
 			measures_families[f]->apply(s->family[f], &ctx, ev, offset);
