@@ -10,6 +10,7 @@
 	QS_SUITE(config) \
 	QS_SUITE(dates) \
 	QS_SUITE(decode) \
+	QS_SUITE(hashmap) \
 	QS_SUITE(measures) \
 	QS_SUITE(pgsink) \
 	QS_SUITE(redact)

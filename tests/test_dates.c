@@ -49,6 +49,33 @@ START_TEST(period_starts)
 }
 END_TEST
 
+START_TEST(period_starts_cached)
+{
+	/*
+	 * Days that share a cache slot (512 apart), before and after 1970, in an
+	 * order that evicts each one's slot between two asks: every answer is the
+	 * uncached one.
+	 */
+	static struct dates_cache cache;
+	dates_cache_init(&cache);
+	int32_t from = dates_from_civil(1960, 1, 1), to = dates_from_civil(1990, 1, 1);
+	for (int round = 0; round < 2; round++)
+		for (int32_t d = from; d < to; d += 7) {
+			int32_t days[2] = {d, d + 512 * (1 + d % 3)};
+			for (int i = 0; i < 2; i++) {
+				const int32_t *starts = dates_cache_starts(&cache, days[i]);
+				for (int g = 0; g < QS_GRAIN_COUNT; g++)
+					ck_assert_int_eq(starts[g], dates_period_start(days[i], (enum qs_grain)g));
+			}
+		}
+	/* A fresh cache answers the days its slots start with (0 .. 511) right too. */
+	dates_cache_init(&cache);
+	ck_assert_int_eq(dates_cache_starts(&cache, 0)[QS_GRAIN_YEAR], dates_from_civil(1970, 1, 1));
+	ck_assert_int_eq(dates_cache_starts(&cache, 45)[QS_GRAIN_MONTH], dates_from_civil(1970, 2, 1));
+	ck_assert_int_eq(dates_cache_starts(&cache, 511)[QS_GRAIN_QUARTER], dates_from_civil(1971, 4, 1));
+}
+END_TEST
+
 START_TEST(utc_day_of_instant)
 {
 	ck_assert_int_eq(dates_day_of_ms(0), 0);
@@ -69,6 +96,7 @@ Suite *dates_suite(void)
 	tcase_add_test(tc, known_day_numbers);
 	tcase_add_test(tc, round_trip_every_day_1900_2200);
 	tcase_add_test(tc, period_starts);
+	tcase_add_test(tc, period_starts_cached);
 	tcase_add_test(tc, utc_day_of_instant);
 	suite_add_tcase(s, tc);
 	return s;

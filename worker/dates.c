@@ -44,6 +44,14 @@ void dates_period_starts(int32_t days, int32_t starts[QS_GRAIN_COUNT])
 	starts[QS_GRAIN_YEAR] = dates_from_civil(y, 1, 1);
 }
 
+void dates_cache_init(struct dates_cache *c)
+{
+	for (int32_t i = 0; i < DATES_CACHE_SLOTS; i++) {
+		c->slot[i].day = i;
+		dates_period_starts(i, c->slot[i].starts);
+	}
+}
+
 int32_t dates_period_start(int32_t days, enum qs_grain grain)
 {
 	int32_t starts[QS_GRAIN_COUNT];

@@ -1,4 +1,7 @@
-/* hashmap.c: linear probing grown at 3/4 load, and ids stored once (see hashmap.h). */
+/*
+ * hashmap.c: linear probing grown at 3/4 load: tables of 32-bit values, ids
+ * stored once, and ids known by a 96-bit key (see hashmap.h).
+ */
 #include "hashmap.h"
 
 #include <stdio.h>
@@ -126,6 +129,13 @@ uint32_t idmap_add(struct idmap *m, const char *id, bool *added)
 	return m->len++;
 }
 
+uint32_t idmap_add_hint(struct idmap *m, const char *id, uint32_t hint)
+{
+	if (hint < m->len && strcmp(idmap_str(m, hint), id) == 0)
+		return hint;
+	return idmap_add(m, id, NULL);
+}
+
 void idmap_free(struct idmap *m)
 {
 	table_free(&m->index);
@@ -133,5 +143,73 @@ void idmap_free(struct idmap *m)
 		free(m->chunks[i]);
 	free(m->chunks);
 	free(m->refs);
+	memset(m, 0, sizeof(*m));
+}
+
+struct keymap_slot {
+	uint64_t hi;
+	uint32_t lo;
+	uint32_t value; /* number + 1; 0: empty */
+};
+
+struct keymap_key keymap_key(const char *id)
+{
+	/* Two 64-bit lanes from different seeds over the same words: 96 of their bits are the key. */
+	size_t len = strlen(id);
+	const unsigned char *p = (const unsigned char *)id;
+	uint64_t a = 0x243f6a8885a308d3ULL ^ len, b = 0x13198a2e03707344ULL ^ len;
+	for (; len >= 8; len -= 8, p += 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		a = hash_words(a, w);
+		b = hash_words(b, w);
+	}
+	uint64_t w = 0;
+	memcpy(&w, p, len);
+	return (struct keymap_key){hash_words(a, w), (uint32_t)hash_words(b, w)};
+}
+
+static struct keymap_slot *keymap_slot(struct keymap_slot *slots, size_t mask, struct keymap_key key)
+{
+	size_t i = key.hi & mask;
+	while (slots[i].value && (slots[i].hi != key.hi || slots[i].lo != key.lo))
+		i = (i + 1) & mask;
+	return &slots[i];
+}
+
+uint32_t keymap_add(struct keymap *m, struct keymap_key key, bool *added)
+{
+	if (m->cap) {
+		struct keymap_slot *s = keymap_slot(m->slots, m->cap - 1, key);
+		if (s->value) {
+			if (added)
+				*added = false;
+			return s->value - 1;
+		}
+	}
+	if (added)
+		*added = true;
+	if (m->len == TABLE_NONE - 1) {
+		fprintf(stderr, "qualstream: more than %u ids in one partition\n", TABLE_NONE - 1);
+		abort();
+	}
+	if (((size_t)m->len + 1) * 4 > m->cap * 3) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		struct keymap_slot *slots = xcalloc(cap, sizeof(*slots), "an id index");
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slots[i].value)
+				*keymap_slot(slots, cap - 1, (struct keymap_key){m->slots[i].hi, m->slots[i].lo}) =
+					m->slots[i];
+		free(m->slots);
+		m->slots = slots;
+		m->cap = cap;
+	}
+	*keymap_slot(m->slots, m->cap - 1, key) = (struct keymap_slot){key.hi, key.lo, m->len + 1};
+	return m->len++;
+}
+
+void keymap_free(struct keymap *m)
+{
+	free(m->slots);
 	memset(m, 0, sizeof(*m));
 }

@@ -81,6 +81,11 @@ struct idmap {
 uint32_t idmap_find(const struct idmap *m, const char *id);
 /* The number of id, given on first sight (then *added is set, if not NULL). Aborts on OOM. */
 uint32_t idmap_add(struct idmap *m, const char *id, bool *added);
+/*
+ * The same, when hint may already be id's number (the one an entity held for
+ * the version before): one string comparison instead of a lookup when it is.
+ */
+uint32_t idmap_add_hint(struct idmap *m, const char *id, uint32_t hint);
 /* The id of a number idmap_add returned; borrowed until idmap_free. */
 static inline const char *idmap_str(const struct idmap *m, uint32_t n)
 {
@@ -88,5 +93,40 @@ static inline const char *idmap_str(const struct idmap *m, uint32_t n)
 	return m->chunks[ref >> 18] + (size_t)(ref & 0x3ffff) * 4;
 }
 void idmap_free(struct idmap *m);
+
+/*
+ * struct keymap: ids that are never shown again (delivery_id, member
+ * event_id) to dense numbers like an idmap's, holding only a 96-bit hash of
+ * each id: a 16-byte slot per id (at a load between 3/8 and 3/4), no id
+ * bytes and no reference, and one memory access per lookup where an idmap
+ * needs three (slot, reference, id bytes) and a string comparison.
+ *
+ * Collision policy: two ids with the same 96-bit key get the same number, so
+ * the second one's events supersede the first one's record, which then counts
+ * wrongly. This is accepted, not detected: for n ids in one map the chance
+ * that any two collide is about n^2 / 2^97, 6e-14 for 10^8 ids (a partition's
+ * records over several years), far below the rate of undetected hardware
+ * memory errors. The hash is not keyed, so it is no defence against a
+ * producer that crafts colliding ids; such a producer can void any record
+ * anyway.
+ */
+struct keymap_key {
+	uint64_t hi; /* also picks the slot */
+	uint32_t lo;
+};
+
+struct keymap_slot; /* hashmap.c */
+
+struct keymap {
+	struct keymap_slot *slots;
+	size_t cap; /* power of two, or 0 */
+	uint32_t len;
+};
+
+/* The 96-bit key of a NUL-terminated id. */
+struct keymap_key keymap_key(const char *id);
+/* The number of key, given on first sight (then *added is set, if not NULL). Aborts on OOM. */
+uint32_t keymap_add(struct keymap *m, struct keymap_key key, bool *added);
+void keymap_free(struct keymap *m);
 
 #endif

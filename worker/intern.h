@@ -18,6 +18,8 @@ struct intern {
 
 /* The number of s, adding it on first sight. Aborts on OOM. */
 uint32_t intern_id(struct intern *in, const char *s);
+/* The same, trying hint first (see idmap_add_hint). */
+uint32_t intern_id_hint(struct intern *in, const char *s, uint32_t hint);
 /* The string of a number returned by intern_id ("" for any other); borrowed until intern_free. */
 const char *intern_str(const struct intern *in, uint32_t id);
 void intern_free(struct intern *in);

@@ -16,7 +16,8 @@
 /*
  * Everything held for one partition number, over all topics: the record
  * index (every record id numbered once, for all families: encounter ids in
- * the chains, delivery and member-event ids in their idmaps), the member and
+ * the chains, delivery and member-event ids, which are never shown, by their
+ * 96-bit keys in keymaps), the member and
  * care plan ids the families key by, and each family's entities in slabs
  * indexed by those numbers. A family reading two topics (CAW7: encounters and
  * member events) sees partition p of both through one store; it lives while
@@ -24,8 +25,8 @@
  */
 struct store {
 	struct chains chains;       /* encounter ids and chains, read by CW13 and CAW7 */
-	struct idmap deliveries;    /* delivery_id -> record number */
-	struct idmap member_events; /* event_id -> record number */
+	struct keymap deliveries;    /* delivery_id -> record number */
+	struct keymap member_events; /* event_id -> record number */
 	struct idmap names;         /* member_id, care_plan_id -> number */
 	void *family[QS_MAX_FAMILIES];
 	int refs;
@@ -60,6 +61,7 @@ struct state {
 	VEC(struct state_delta) cells;
 	uint32_t *index;
 	size_t index_cap;
+	struct dates_cache periods; /* the cells' period starts by contribution date */
 	VEC(struct state_record) records;
 	VEC(struct state_dead_letter) dead_letters;
 	VEC(struct state_alert) alerts;
@@ -80,6 +82,7 @@ struct state *state_new(const struct qs_rules *rules, bool wall_clock)
 	st->rules = rules;
 	st->wall = wall_clock;
 	st->wall_ms = QS_NO_TS;
+	dates_cache_init(&st->periods);
 	return st;
 }
 
@@ -90,8 +93,8 @@ static void part_free(struct state *st, struct part *p)
 		for (size_t f = 0; f < measures_family_count; f++)
 			measures_families[f]->state_free(s->family[f]);
 		chains_free(&s->chains);
-		idmap_free(&s->deliveries);
-		idmap_free(&s->member_events);
+		keymap_free(&s->deliveries);
+		keymap_free(&s->member_events);
 		idmap_free(&s->names);
 		free(s);
 		st->stores.items[p->partition] = NULL;
@@ -253,8 +256,7 @@ static size_t cell_hash(uint32_t plan, uint32_t stratum, int32_t period_start, u
 static void accumulate(void *ctx, const struct qs_contrib *c)
 {
 	struct state *st = ctx;
-	int32_t starts[QS_GRAIN_COUNT];
-	dates_period_starts(c->date, starts); /* one calendar conversion for all three grains */
+	const int32_t *starts = dates_cache_starts(&st->periods, c->date);
 	for (int g = 0; g < QS_GRAIN_COUNT; g++) {
 		if (c->grains != QS_GRAINS_ALL && !(c->grains & QS_GRAIN_BIT(g)))
 			continue;
@@ -375,16 +377,18 @@ static void fold(struct state *st, struct part *p, const struct qs_event *ev, in
 		for (size_t f = 0; f < measures_family_count; f++)
 			if (reads(f, ev->topic) && measures_families[f]->chain_before)
 				measures_families[f]->chain_before(s->family[f], &ctx, &ch);
-		chains_commit(&s->chains, &ch, e, offset, intern_id(&st->intern, e->plan_id),
-			      idmap_add(&s->names, e->member_id, NULL));
+		const struct chain_node *held = chains_node(&s->chains, ch.record); /* plan and member: hints */
+		chains_commit(&s->chains, &ch, e, offset, intern_id_hint(&st->intern, e->plan_id, held->plan),
+			      idmap_add_hint(&s->names, e->member_id, held->member));
 		for (size_t f = 0; f < measures_family_count; f++)
 			if (reads(f, ev->topic) && measures_families[f]->chain_after)
 				measures_families[f]->chain_after(s->family[f], &ctx, &ch);
 		chains_end(&s->chains, &ch);
 		return;
 	}
-	ctx.record = ev->topic == QS_TOPIC_DELIVERIES ? idmap_add(&s->deliveries, ev->u.delivery.delivery_id, NULL)
-						      : idmap_add(&s->member_events, ev->u.member.event_id, NULL);
+	ctx.record = ev->topic == QS_TOPIC_DELIVERIES
+			     ? keymap_add(&s->deliveries, keymap_key(ev->u.delivery.delivery_id), NULL)
+			     : keymap_add(&s->member_events, keymap_key(ev->u.member.event_id), NULL);
 	for (size_t f = 0; f < measures_family_count; f++)
 		if (reads(f, ev->topic))
 			measures_families[f]->apply(s->family[f], &ctx, ev, offset);

@@ -28,17 +28,31 @@ const char *measures_alert_name(enum qs_alert_kind kind)
 	return (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
 }
 
+static bool same_contrib(const struct qs_contrib *a, const struct qs_contrib *b)
+{
+	return a->measure == b->measure && a->plan == b->plan && a->stratum == b->stratum && a->date == b->date &&
+	       a->numerator == b->numerator && a->denominator == b->denominator && a->grains == b->grains;
+}
+
+/*
+ * A family writes an entity's contributions in a fixed order, so what a
+ * change leaves as it was sits at the same position before and after; it
+ * would add to its cells exactly what it retracts, and is not sent.
+ */
 void measures_emit_diff(struct family_ctx *ctx, const struct qs_contrib *before, size_t n_before,
 			const struct qs_contrib *after, size_t n_after)
 {
 	for (size_t i = 0; i < n_before; i++) {
+		if (i < n_after && same_contrib(&before[i], &after[i]))
+			continue;
 		struct qs_contrib c = before[i];
 		c.numerator = -c.numerator;
 		c.denominator = -c.denominator;
 		ctx->sink.add(ctx->sink.ctx, &c);
 	}
 	for (size_t i = 0; i < n_after; i++)
-		ctx->sink.add(ctx->sink.ctx, &after[i]);
+		if (i >= n_before || !same_contrib(&before[i], &after[i]))
+			ctx->sink.add(ctx->sink.ctx, &after[i]);
 }
 
 _Static_assert(sizeof(measures_families) / sizeof(measures_families[0]) <= QS_MAX_FAMILIES,

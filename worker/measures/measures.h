@@ -160,7 +160,8 @@ extern const size_t measures_family_count;
 
 /*
  * Reports after - before to ctx->sink: every contribution in `before` negated,
- * then every one in `after`. Cells that cancel out are summed to zero by the
+ * then every one in `after`, leaving out each pair equal at the same position
+ * (it adds nothing). Other cells that cancel out are summed to zero by the
  * state module.
  */
 void measures_emit_diff(struct family_ctx *ctx, const struct qs_contrib *before, size_t n_before,

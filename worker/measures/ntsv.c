@@ -55,9 +55,10 @@ void ntsv_fold(struct ntsv_delivery *d, struct intern *in, const struct qs_deliv
 	strcpy(stratum, "hospital:");
 	strcat(stratum, ev->hospital_id);
 	d->active = ev->status == QS_STATUS_ACTIVE;
-	d->plan = intern_id(in, ev->plan_id);
-	d->stratum_plan = intern_id(in, "");
-	d->stratum_hospital = intern_id(in, stratum);
+	/* A correction mostly keeps its plan and hospital: the numbers held are tried first. */
+	d->plan = intern_id_hint(in, ev->plan_id, d->plan);
+	d->stratum_plan = intern_id_hint(in, "", d->stratum_plan);
+	d->stratum_hospital = intern_id_hint(in, stratum, d->stratum_hospital);
 	d->delivery_date = ev->delivery_date;
 	d->parity = ev->parity;
 	d->gestational_age_weeks = ev->gestational_age_weeks;
