@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """Helpers for tests/bench/incremental.sh (run with /usr/bin/python3: confluent_kafka, psycopg2).
 
-  incremental.py tsv --scale S --replicas R --tail T.jsonl... --dir DIR
-      Writes DIR/encounters.tsv and DIR/deliveries.tsv (COPY text format): every event of the
-      history (R copies of qsgen's stream at --scale S, in the order `qsgen produce` sends them)
+  incremental.py tsv --scale S --replicas R [--member-events M] --tail T.jsonl... --dir DIR
+      Writes DIR/encounters.tsv, DIR/deliveries.tsv and DIR/member-events.tsv (COPY text format): every event of the
+      history (R copies of qsgen's stream at --scale S --member-events M, in the order `qsgen produce` sends them)
       then of each tail, one decoded record per line with its position in the stream (seq). They
       come from the generator's records, not from anything the worker wrote: the raw events a
-      batch user would load. Prints "<encounter lines> <delivery lines>".
+      batch user would load. Prints the lines of each file.
 
   incremental.py absorb --bootstrap HOST:PORT --dsn DSN --prefix P --tail T.jsonl --expect N
       Produces the tail's messages to P.encounters/P.deliveries/P.member-events and waits until
@@ -29,14 +29,17 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
 
-# What batch_recount.sql recomputes; the worker's other measures (CAW6-CAW9) need member events,
-# which these histories do not hold.
-BATCH_MEASURES = ("CW13_SUBMISSIONS", "CW13_TIMELY", "NTSV_CSECTION", "NTSV_MISSING")
+# What batch_recount.sql recomputes: every measure of the worker.
+BATCH_MEASURES = ("CW13_SUBMISSIONS", "CW13_TIMELY", "NTSV_CSECTION", "NTSV_MISSING", "CAW6", "CAW7", "CAW8", "CAW9")
 ENCOUNTER_COLS = ("encounter_id", "original_encounter_id", "plan_id", "member_id", "source", "frequency",
                   "service_from", "service_to", "adjudicated_at", "submitted_at", "ed_visit")
 DELIVERY_COLS = ("delivery_id", "plan_id", "hospital_id", "member_id", "delivery_date", "parity",
                  "gestational_age_weeks", "plurality", "presentation", "method", "live_birth", "status")
-COLS = {"encounters": ENCOUNTER_COLS, "deliveries": DELIVERY_COLS}
+# A member event's body is one of five records: their fields side by side, null where absent.
+MEMBER_EVENT_COLS = ("event_id", "plan_id", "member_id", "status", "_kind", "month", "smi_sud", "event_date",
+                     "receives_smhs", "county_provider_outcome", "member_outcome", "care_plan_id", "plan_type",
+                     "completed_on", "care_goals_documented", "contact_date")
+COLS = {"encounters": ENCOUNTER_COLS, "deliveries": DELIVERY_COLS, "member-events": MEMBER_EVENT_COLS}
 
 
 def _field(v):
@@ -50,14 +53,16 @@ def _field(v):
 
 
 def _line(m):
-    return "\t".join(_field(m.record[c]) for c in COLS[m.topic])
+    rec, body = m.record, m.record.get("body", {})
+    return "\t".join(_field(rec[c] if c in rec else body.get(c)) for c in COLS[m.topic])
 
 
 def tsv(a):
     import qsgen
     p = argparse.ArgumentParser()
     qsgen._gen_args(p)
-    base = qsgen._generate_from_args(p.parse_args(["--scale", str(a.scale), "--replicas", str(a.replicas)]))
+    base = qsgen._generate_from_args(p.parse_args(["--scale", str(a.scale), "--replicas", str(a.replicas),
+                                                   "--member-events", str(a.member_events)]))
     d = pathlib.Path(a.dir)
     out = {t: open(d / f"{t}.tsv", "w") for t in COLS}
     n = {t: 0 for t in COLS}
@@ -66,9 +71,6 @@ def tsv(a):
     seq = 0
     # qsgen.replicate's order: message by message, each message's copies in turn.
     for m in base:
-        if m.topic not in COLS:
-            seq += a.replicas
-            continue
         line, f = _line(m), out[m.topic]
         assert m.expect is None and mark in line
         for t in tags:
@@ -77,13 +79,12 @@ def tsv(a):
         n[m.topic] += a.replicas
     for path in a.tail:
         for m in qsgen.read_jsonl(path):
-            if m.topic in COLS:
-                out[m.topic].write(f"{seq}\t{_line(m)}\n")
-                n[m.topic] += 1
+            out[m.topic].write(f"{seq}\t{_line(m)}\n")
+            n[m.topic] += 1
             seq += 1
     for f in out.values():
         f.close()
-    print(n["encounters"], n["deliveries"])
+    print(*n.values())
     return 0
 
 
@@ -162,6 +163,7 @@ def main():
     p = sub.add_parser("tsv")
     p.add_argument("--scale", type=float, default=10)
     p.add_argument("--replicas", type=int, required=True)
+    p.add_argument("--member-events", type=int, default=0)
     p.add_argument("--tail", action="append", default=[])
     p.add_argument("--dir", required=True)
     p = sub.add_parser("absorb")

@@ -1220,9 +1220,11 @@ def replicate(messages, replicas):
 # --------------------------------------------------------------------------- tails
 
 # What a tail (qsgen tail) is made of, with each kind's share of its stories.
+# The member-event kinds are left out when the history has no member events.
 TAIL_KINDS = (("replacement of a history original", 0.25), ("void of a history original", 0.12),
               ("history original corrected", 0.08), ("history delivery corrected", 0.15),
-              ("history delivery voided", 0.06), ("new encounter", 0.24), ("new delivery", 0.10))
+              ("history delivery voided", 0.06), ("new encounter", 0.24), ("new delivery", 0.10),
+              ("history member event corrected", 0.06), ("history member event voided", 0.04))
 
 
 def generate_tail(base, replicas, events, seed=1, codec=None):
@@ -1231,8 +1233,8 @@ def generate_tail(base, replicas, events, seed=1, codec=None):
     day of new data looks like after a long history. Each story picks a copy at
     random and either corrects or voids one of that copy's records (a
     REPLACEMENT or VOID of an ORIGINAL encounter, a new version of an original
-    under its own id, a delivery's new version or its VOID; no record is
-    touched twice) or adds new records (an encounter story with its own
+    under its own id, a delivery's or a member event's new version or its VOID;
+    no record is touched twice) or adds new records (an encounter story with its own
     follow-ups, a delivery). Returns Messages whose ids and keys carry the
     copy's tag, so they land in the partitions of the records they follow up.
     New ids carry the seed, so tails of different seeds never share one.
@@ -1245,15 +1247,15 @@ def generate_tail(base, replicas, events, seed=1, codec=None):
     g.rng = rng
     final = {}
     for m in base:
-        if m.record is not None and m.expect is None and m.topic != "member-events":
-            final[(m.topic, m.record.get("delivery_id") or m.record["encounter_id"])] = m.record
+        if m.record is not None and m.expect is None:
+            final[(m.topic, m.record.get("delivery_id") or m.record.get("event_id") or m.record["encounter_id"])] = m.record
     originals = [r for (t, _), r in final.items()
                  if t == "encounters" and r["frequency"] == "ORIGINAL" and r["submitted_at"] is not None]
     deliveries = [r for (t, _), r in final.items() if t == "deliveries" and r["status"] == "ACTIVE"]
-    members = sorted({r["member_id"] for r in deliveries})
+    member_events = [r for (t, _), r in final.items() if t == "member-events" and r["status"] == "ACTIVE"]
     mark = REPLICA_MARK.encode()
     used, out, n_new = set(), [], 0
-    kinds, weights = zip(*TAIL_KINDS)
+    kinds, weights = zip(*(k for k in TAIL_KINDS if member_events or "member event" not in k[0]))
 
     def untagged(rid):
         return rid[:-len(REPLICA_MARK)]
@@ -1274,9 +1276,9 @@ def generate_tail(base, replicas, events, seed=1, codec=None):
                                         src["hospital_id"], src["member_id"], src["delivery_date"], 0.22)
                 g.send_delivery(rec, (rec["delivery_date"] + 30) * DAY_MS, "tail: new delivery")
         else:
-            pool = deliveries if "delivery" in kind else originals
+            pool = deliveries if "delivery" in kind else member_events if "member event" in kind else originals
             rec = rng.choice(pool)
-            ident = (rec.get("delivery_id") or rec["encounter_id"], copy)
+            ident = (rec.get("delivery_id") or rec.get("event_id") or rec["encounter_id"], copy)
             if ident in used:
                 continue
             used.add(ident)
@@ -1299,8 +1301,19 @@ def generate_tail(base, replicas, events, seed=1, codec=None):
                 else:
                     new["delivery_date"] += rng.choice((-1, 1)) * rng.randint(20, 60)
                 g.send_delivery(new, (new["delivery_date"] + 60) * DAY_MS, "tail: " + kind + f" ({what})")
-            else:
+            elif kind == "history delivery voided":
                 g.send_delivery(dict(rec, status="VOID"), (rec["delivery_date"] + 60) * DAY_MS, "tail: " + kind)
+            elif kind == "history member event voided":
+                g.send_member_event(dict(rec, status="VOID"), 0, "tail: " + kind)
+            else:
+                body = dict(rec["body"])
+                for f in ("month", "event_date", "completed_on", "contact_date"):
+                    if f in body:
+                        body[f] += rng.choice((-1, 1)) * rng.randint(1, 60)
+                for f in ("smi_sud", "receives_smhs", "care_goals_documented"):
+                    if f in body and rng.random() < 0.5:
+                        body[f] = not body[f]
+                g.send_member_event(dict(rec, body=body), 0, "tail: " + kind)
         tag = (".r%05d" % copy).encode()
         for _, _, m in g.out[start:]:
             rec = json.loads(json.dumps(m.record).replace(REPLICA_MARK, tag.decode()))
