@@ -8,7 +8,7 @@ rejection the worker owes it. A stream can be dumped to JSONL (for oracle.py and
 tests that need no Kafka) or produced to Kafka with an idempotent producer.
 
 Library entry points: generate(), replicate(), write_registry(), Codec, Message.
-CLI: registry, dump, produce, bench (see `qsgen.py <command> --help`).
+CLI: registry, dump, tail, produce, bench (see `qsgen.py <command> --help`).
 Run with /usr/bin/python3 (Debian's python3-avro 1.11, python3-confluent-kafka).
 Nothing here reads the wall clock: the same arguments always give the same bytes.
 """
@@ -1217,6 +1217,111 @@ def replicate(messages, replicas):
                 yield (m.topic, k, v, m.expect)
 
 
+# --------------------------------------------------------------------------- tails
+
+# What a tail (qsgen tail) is made of, with each kind's share of its stories.
+# The member-event kinds are left out when the history has no member events.
+TAIL_KINDS = (("replacement of a history original", 0.25), ("void of a history original", 0.12),
+              ("history original corrected", 0.08), ("history delivery corrected", 0.15),
+              ("history delivery voided", 0.06), ("new encounter", 0.24), ("new delivery", 0.10),
+              ("history member event corrected", 0.06), ("history member event voided", 0.04))
+
+
+def generate_tail(base, replicas, events, seed=1, codec=None):
+    """`events` messages that follow `replicas` copies of `base` (a stream
+    generated with id_suffix=REPLICA_MARK, as produced by replicate()): what a
+    day of new data looks like after a long history. Each story picks a copy at
+    random and either corrects or voids one of that copy's records (a
+    REPLACEMENT or VOID of an ORIGINAL encounter, a new version of an original
+    under its own id, a delivery's or a member event's new version or its VOID;
+    no record is touched twice) or adds new records (an encounter story with its own
+    follow-ups, a delivery). Returns Messages whose ids and keys carry the
+    copy's tag, so they land in the partitions of the records they follow up.
+    New ids carry the seed, so tails of different seeds never share one.
+    Deterministic in (base, replicas, events, seed)."""
+    if replicas < 2:
+        raise ValueError("a tail follows a replicated history (replicas >= 2)")
+    rng = random.Random(seed * 1_000_003 + 17)
+    g = _Generator(seed, [], 1, 1, datetime.date(2017, 1, 1), 1, 1, 0, 0, False, 0.0, False,
+                   REPLICA_MARK, codec or Codec())
+    g.rng = rng
+    final = {}
+    for m in base:
+        if m.record is not None and m.expect is None:
+            final[(m.topic, m.record.get("delivery_id") or m.record.get("event_id") or m.record["encounter_id"])] = m.record
+    originals = [r for (t, _), r in final.items()
+                 if t == "encounters" and r["frequency"] == "ORIGINAL" and r["submitted_at"] is not None]
+    deliveries = [r for (t, _), r in final.items() if t == "deliveries" and r["status"] == "ACTIVE"]
+    member_events = [r for (t, _), r in final.items() if t == "member-events" and r["status"] == "ACTIVE"]
+    mark = REPLICA_MARK.encode()
+    used, out, n_new = set(), [], 0
+    kinds, weights = zip(*(k for k in TAIL_KINDS if member_events or "member event" not in k[0]))
+
+    def untagged(rid):
+        return rid[:-len(REPLICA_MARK)]
+
+    while len(out) < events:
+        kind = rng.choices(kinds, weights)[0]
+        copy = rng.randrange(replicas)
+        start = len(g.out)
+        if kind.startswith("new"):
+            n_new += 1
+            if kind == "new encounter":
+                src = rng.choice(originals)     # a history member of the plan, a history service day
+                g.encounter_story(src["plan_id"], src["member_id"], src["source"], src["service_to"],
+                                  seed * 1_000_000 + n_new)
+            else:
+                src = rng.choice(deliveries)
+                rec = g.delivery_record(f"DLV-{src['plan_id']}-T{seed}-{n_new:06d}{REPLICA_MARK}", src["plan_id"],
+                                        src["hospital_id"], src["member_id"], src["delivery_date"], 0.22)
+                g.send_delivery(rec, (rec["delivery_date"] + 30) * DAY_MS, "tail: new delivery")
+        else:
+            pool = deliveries if "delivery" in kind else member_events if "member event" in kind else originals
+            rec = rng.choice(pool)
+            ident = (rec.get("delivery_id") or rec.get("event_id") or rec["encounter_id"], copy)
+            if ident in used:
+                continue
+            used.add(ident)
+            if kind == "replacement of a history original":
+                r = g.replacement(rec, rec, untagged(rec["encounter_id"]) + f"-T{seed}")
+                g.send_encounter(r, r["submitted_at"], "tail: " + kind)
+            elif kind == "void of a history original":
+                g.void(rec, rec, untagged(rec["encounter_id"]) + f"-TV{seed}", "tail: " + kind, 0)
+            elif kind == "history original corrected":
+                g.correct_original(rec, 0)
+            elif kind == "history delivery corrected":
+                new = dict(rec)
+                what = rng.choice(("method", "parity", "gestational_age_weeks", "delivery_date"))
+                if what == "method":
+                    new["method"] = "VAGINAL" if rec["method"] == "CESAREAN" else "CESAREAN"
+                elif what == "parity":
+                    new["parity"] = rng.choice((None, 0, 1, 2))
+                elif what == "gestational_age_weeks":
+                    new["gestational_age_weeks"] = rng.choice((None, 35, 38, 40))
+                else:
+                    new["delivery_date"] += rng.choice((-1, 1)) * rng.randint(20, 60)
+                g.send_delivery(new, (new["delivery_date"] + 60) * DAY_MS, "tail: " + kind + f" ({what})")
+            elif kind == "history delivery voided":
+                g.send_delivery(dict(rec, status="VOID"), (rec["delivery_date"] + 60) * DAY_MS, "tail: " + kind)
+            elif kind == "history member event voided":
+                g.send_member_event(dict(rec, status="VOID"), 0, "tail: " + kind)
+            else:
+                body = dict(rec["body"])
+                for f in ("month", "event_date", "completed_on", "contact_date"):
+                    if f in body:
+                        body[f] += rng.choice((-1, 1)) * rng.randint(1, 60)
+                for f in ("smi_sud", "receives_smhs", "care_goals_documented"):
+                    if f in body and rng.random() < 0.5:
+                        body[f] = not body[f]
+                g.send_member_event(dict(rec, body=body), 0, "tail: " + kind)
+        tag = (".r%05d" % copy).encode()
+        for _, _, m in g.out[start:]:
+            rec = json.loads(json.dumps(m.record).replace(REPLICA_MARK, tag.decode()))
+            out.append(Message(m.topic, m.key.replace(mark, tag), m.value.replace(mark, tag), rec,
+                               m.schema_id, None, m.note))
+    return out[:events]
+
+
 # --------------------------------------------------------------------------- producing
 
 def make_producer(bootstrap=None, mock_brokers=0, extra=None):
@@ -1324,6 +1429,12 @@ def main(argv=None):
     _gen_args(p)
     p.add_argument("--out", required=True)
     p.add_argument("--summary", action="store_true", help="print message counts by kind")
+    p = sub.add_parser("tail", help="write, as JSONL, new events that follow --replicas copies of the "
+                       "stream: corrections and voids of its records and new records (generate_tail)")
+    _gen_args(p)
+    p.add_argument("--events", type=int, default=10000, help="messages in the tail")
+    p.add_argument("--tail-seed", type=int, default=1)
+    p.add_argument("--out", required=True)
     p = sub.add_parser("produce", help="produce the generated stream to Kafka")
     _gen_args(p)
     p.add_argument("--bootstrap", help="HOST:PORT of the cluster")
@@ -1364,6 +1475,20 @@ def main(argv=None):
             for (topic, kind), n in sorted(summarize(msgs).items()):
                 print(f"{topic:14} {kind:45} {n:7}")
         print(f"wrote {len(msgs) * a.replicas} messages to {a.out}")
+        return 0
+
+    if a.cmd == "tail":
+        if a.replicas < 2:
+            ap.error("tail needs --replicas 2 or more (the history it follows)")
+        tail = generate_tail(msgs, a.replicas, a.events, a.tail_seed)
+        write_jsonl(tail, a.out)
+        kinds = {}
+        for m in tail:
+            k = m.note.split(" (")[0]
+            kinds[k] = kinds.get(k, 0) + 1
+        for k, n in sorted(kinds.items()):
+            print(f"{k:55} {n:6}", file=sys.stderr)
+        print(f"wrote {len(tail)} messages to {a.out}")
         return 0
 
     if a.cmd == "produce":
