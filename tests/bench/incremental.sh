@@ -190,6 +190,7 @@ for n in $sizes; do
 			kill -TERM "$worker"
 			wait "$worker" || true
 			log=$d/worker-$f.log
+			: >"$log" # there before the first poll below
 			"$build/qualstream" run -c "$d/worker.conf" -X flush.interval.ms="$f" >"$log" 2>&1 &
 			worker=$!
 			until (($(grep -c 'state restored in' "$log") >= 3 * partitions)); do
@@ -231,8 +232,9 @@ for n in $sizes; do
 		JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = 'qualstream' AND c.relkind = 'r'
 		ORDER BY 2 DESC" >"$d/sizes.txt"
 	R[$n.log_bytes]=$(awk '$1 == "record_log" {print $2}' "$d/sizes.txt")
-	R[$n.pg_bytes]=$(awk '{s += $2} END {print s}' "$d/sizes.txt")
+	R[$n.pg_bytes]=$(awk '{s += $2} END {printf "%.0f\n", s}' "$d/sizes.txt")
 	R[$n.log_rows]=$(psql "$dsn" -X -At -c "SELECT count(*) FROM qualstream.record_log")
+	R[$n.largest]=$(awk 'NR <= 3 {printf "%s%s %.0f MiB", (NR > 1 ? ", " : ""), $1, $2 / 1048576}' "$d/sizes.txt")
 
 	say "[${n}M] batch: COPY of the raw events, then the SQL recount"
 	psql "$dsn" -X -q -c CHECKPOINT
@@ -295,5 +297,6 @@ for n in $sizes; do
 done
 echo "  entities, peak RSS = the end-of-run line of the worker that drained the history (and the first tails);"
 echo "  records = distinct records (encounter, delivery and event ids); all tables = pg_total_relation_size"
-echo "  of every qualstream table; MiB/M rec. = all tables per million distinct records"
+echo "  of every qualstream table; MiB/M rec. = all tables per million distinct records; the largest:"
+for n in $sizes; do echo "  ${n}M: ${R[$n.largest]}"; done
 exit $fail

@@ -1242,6 +1242,10 @@ def generate_tail(base, replicas, events, seed=1, codec=None):
     if replicas < 2:
         raise ValueError("a tail follows a replicated history (replicas >= 2)")
     rng = random.Random(seed * 1_000_003 + 17)
+    # A generator used only for its record builders and senders (replacement, void, correct_original,
+    # encounter_story, delivery_record): no plans or months of its own, no gap month, no evolved
+    # writers, ids tagged with REPLICA_MARK. Its messages stay in creation order, in which every
+    # follow-up comes after the record it follows (as in the history) unless its story says otherwise.
     g = _Generator(seed, [], 1, 1, datetime.date(2017, 1, 1), 1, 1, 0, 0, False, 0.0, False,
                    REPLICA_MARK, codec or Codec())
     g.rng = rng
