@@ -348,17 +348,19 @@ static struct log_growth *growth_of(struct pgsink *ps, enum qs_topic topic, int3
 	" FROM qualstream.record_log WHERE stream = $1 AND partition = $2 ORDER BY record_id, \"offset\" DESC) l"    \
 	" ORDER BY \"offset\""
 
-int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partition, pgsink_record_cb cb, void *ctx,
-			char *errstr, size_t errstr_size)
+/*
+ * The sorts of LATEST_SQL hold a partition's whole log (about 100 bytes a
+ * row): at PostgreSQL's default work_mem (4 MB) a partition of a million
+ * records sorts on disk, in passes. A restore runs one such query at a time
+ * per worker, so it is given this much, for its own transaction only.
+ */
+#define RESTORE_WORK_MEM "256MB"
+
+/* Streams the partition's latest versions to cb; 0, or nonzero with errstr. */
+static int load_latest(struct pgsink *ps, enum qs_topic topic, int32_t partition, const char *const *params,
+		       pgsink_record_cb cb, void *ctx, char *errstr, size_t errstr_size)
 {
-	int rc = resolve_streams(ps, errstr, errstr_size);
-	if (rc)
-		return rc;
-	char stream[16], part[16];
-	snprintf(stream, sizeof(stream), "%d", ps->stream[topic]);
-	snprintf(part, sizeof(part), "%d", partition);
-	const char *params[2] = {stream, part};
-	int64_t rows = 0;
+	int rc = 0;
 	if (!PQsendQueryParams(ps->conn, LATEST_SQL, 2, NULL, params, NULL, NULL, 1) ||
 	    !PQsetSingleRowMode(ps->conn)) {
 		return pgsink_error(errstr, errstr_size, "loading qualstream.record_log", ps->conn, NULL);
@@ -378,18 +380,38 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 			rc = pgsink_error(errstr, errstr_size, "loading qualstream.record_log", ps->conn, res);
 		}
 	}
+	return rc;
+}
+
+int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partition, pgsink_record_cb cb, void *ctx,
+			char *errstr, size_t errstr_size)
+{
+	int rc = resolve_streams(ps, errstr, errstr_size);
 	if (rc)
 		return rc;
-	/* Every version, live or superseded: the compaction's schedule starts from it. */
-	PGresult *res = PQexecParams(ps->conn,
-				     "SELECT count(*) FROM qualstream.record_log WHERE stream = $1 AND partition = $2", 2,
-				     NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK)
-		rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	else
-		rc = pgsink_error(errstr, errstr_size, "counting qualstream.record_log", ps->conn, res);
-	PQclear(res);
-	growth_of(ps, topic, partition)->rows = rows;
+	char stream[16], part[16];
+	snprintf(stream, sizeof(stream), "%d", ps->stream[topic]);
+	snprintf(part, sizeof(part), "%d", partition);
+	const char *params[2] = {stream, part};
+	/* One snapshot for the versions and their count. */
+	rc = exec(ps->conn, "BEGIN READ ONLY; SET LOCAL work_mem = '" RESTORE_WORK_MEM "'", errstr, errstr_size);
+	if (!rc)
+		rc = load_latest(ps, topic, partition, params, cb, ctx, errstr, errstr_size);
+	if (!rc) {
+		/* Every version, live or superseded: the compaction's schedule starts from it. */
+		PGresult *res = PQexecParams(ps->conn,
+					     "SELECT count(*) FROM qualstream.record_log WHERE stream = $1 AND partition = $2",
+					     2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK)
+			growth_of(ps, topic, partition)->rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		else
+			rc = pgsink_error(errstr, errstr_size, "counting qualstream.record_log", ps->conn, res);
+		PQclear(res);
+	}
+	if (!rc)
+		return exec(ps->conn, "COMMIT", errstr, errstr_size);
+	char ignore[1];
+	(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
 	return rc;
 }
 
