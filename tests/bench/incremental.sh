@@ -105,13 +105,8 @@ rm "$work/base.jsonl"
 qs_pg_start "$pg_dir"
 admin_dsn=$QS_PG_DSN
 
-specs=()
-for n in $sizes; do
-	for t in encounters deliveries member-events; do specs+=("h${n//./_}.$t:$partitions"); done
-done
-specs+=(qualstream-dead-letters:1 qualstream-alerts:1)
-say "starting the $kind cluster (${#specs[@]} topics, $partitions partitions per input topic)"
-bench_start_cluster "$kind" "${specs[@]}"
+# shellcheck disable=SC2086 # the sizes are words
+bench_start_histories "$kind" "$partitions" h $sizes
 
 # committed DSN: messages committed in that database.
 committed() { psql "$1" -X -At -c "SELECT coalesce(sum(next_offset), 0) FROM qualstream.consumer_offsets"; }

@@ -44,6 +44,21 @@ bench_start_cluster() {
 	fi
 }
 
+# bench_start_histories KIND PARTITIONS PREFIX SIZE...: bench_start_cluster
+# with the three input topics of each history PREFIX<SIZE> (a dot in SIZE
+# becomes _), PARTITIONS each, and the two outbox topics.
+bench_start_histories() {
+	local kind=$1 partitions=$2 prefix=$3 n t
+	shift 3
+	local specs=()
+	for n in "$@"; do
+		for t in encounters deliveries member-events; do specs+=("$prefix${n//./_}.$t:$partitions"); done
+	done
+	specs+=(qualstream-dead-letters:1 qualstream-alerts:1)
+	say "starting the $kind cluster (${#specs[@]} topics, $partitions partitions per input topic)"
+	bench_start_cluster "$kind" "${specs[@]}"
+}
+
 # The end of an EXIT trap: stops every cluster started and PostgreSQL, keeps
 # the work directory with --keep or after a failure (else deletes it), and
 # exits with rc.

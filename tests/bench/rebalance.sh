@@ -83,13 +83,8 @@ gen=$root/tests/tools/qsgen.py
 qs_pg_start "$pg_dir"
 admin_dsn=$QS_PG_DSN
 
-specs=()
-for r in $sizes; do
-	for t in encounters deliveries member-events; do specs+=("r$r.$t:$partitions"); done
-done
-specs+=(qualstream-dead-letters:1 qualstream-alerts:1)
-say "starting the $kind cluster (${#specs[@]} topics)"
-bench_start_cluster "$kind" "${specs[@]}"
+# shellcheck disable=SC2086 # the sizes are words
+bench_start_histories "$kind" "$partitions" r $sizes
 
 # conf R GROUP: writes the worker configuration for history R and prints its path.
 conf() {
