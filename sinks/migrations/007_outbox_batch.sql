@@ -22,17 +22,32 @@ CREATE TABLE qualstream.outbox_batch (
     PRIMARY KEY (consumer_group, stream, last_id)
 );
 
--- Upgrade: the rows already published become batches, one per run of equal
--- published_at in id order (one mark transaction's now()), up to each group's
--- first unpublished row, so they keep the time they were marked. A row
--- published above an unpublished one (an out-of-order commit, or a batch
--- acknowledged in part, under the per-row marks) cannot be covered by the
--- mark: for such a group the outbox positions are forgotten, so the next
--- publisher reads both topics back from their beginning and skips what it
--- finds there, as after any crash (sinks/outbox.c, rule 4); until its batch
--- is marked, such a row shows as not yet published. (A message the topic's
--- retention has already deleted would be sent again: that needs a row left
--- unpublished below it for the whole retention time.)
+-- Then, for each outbox table:
+-- 1. Upgrade: the rows already published become batches, one per run of equal
+--    published_at in id order (one mark transaction's now()), up to each
+--    group's first unpublished row, so they keep the time they were marked. A
+--    row published above an unpublished one (an out-of-order commit, or a batch
+--    acknowledged in part, under the per-row marks) cannot be covered by the
+--    mark: for such a group the outbox positions are forgotten, so the next
+--    publisher reads both topics back from their beginning and skips what it
+--    finds there, as after any crash (sinks/outbox.c, rule 4); until its batch
+--    is marked, such a row shows as not yet published. (A message the topic's
+--    retention has already deleted would be sent again: that needs a row left
+--    unpublished below it for the whole retention time.)
+-- 2. The publisher's read, consumer_group = $1 AND id > H ORDER BY id, gets an
+--    index (<table>_by_group) in place of the partial index of unpublished
+--    rows: so each insert still updates as many indexes. Without it the read
+--    is served by the primary key only once the table has statistics; before
+--    the first analyze the planner took alerts_by_alert and sorted every row of
+--    the group, each read slower than the last (tests/bench/README.md, "The
+--    outbox high-water mark").
+-- 3. published_at goes, and the view <table>_outbox shows every row with the
+--    time its batch was marked published (the batch with the smallest last_id
+--    at or above the row's id), NULL while it is not on the topic yet.
+--    alert_open (004) names every column of qualstream.alerts through its `*`,
+--    so it is dropped first and made again below, the same view without
+--    published_at.
+DROP VIEW qualstream.alert_open;
 DO $$
 DECLARE
     outbox text;
@@ -59,40 +74,9 @@ BEGIN
                             AND t.id > coalesce((SELECT max(b.last_id) FROM qualstream.outbox_batch b
                                                  WHERE b.consumer_group = t.consumer_group
                                                    AND b.stream = %1$L), 0))$q$, outbox);
-    END LOOP;
-END $$;
-
--- The publisher's read, consumer_group = $1 AND id > H ORDER BY id, in place
--- of the partial indexes of unpublished rows: so each insert still updates as
--- many indexes. Without it the read is served by the primary key only once
--- the table has statistics; before the first analyze the planner took
--- alerts_by_alert and sorted every row of the group, each read slower than
--- the last (tests/bench/README.md, "The outbox high-water mark").
-CREATE INDEX dead_letter_by_group ON qualstream.dead_letter (consumer_group, id);
-CREATE INDEX alerts_by_group ON qualstream.alerts (consumer_group, id);
-DROP INDEX qualstream.dead_letter_unpublished;
-DROP INDEX qualstream.alerts_unpublished;
-ALTER TABLE qualstream.dead_letter DROP COLUMN published_at;
--- alert_open (004) names every column of the table through its `*`: the same
--- view again, without published_at.
-DROP VIEW qualstream.alert_open;
-ALTER TABLE qualstream.alerts DROP COLUMN published_at;
-CREATE VIEW qualstream.alert_open AS
-SELECT consumer_group, alert_id, kind, plan_id, source, member_id, encounter_id, hospital_id,
-       period_start, due_date, detected_at AS raised_at, details
-FROM (SELECT DISTINCT ON (consumer_group, alert_id) *
-      FROM qualstream.alerts ORDER BY consumer_group, alert_id, id DESC) latest
-WHERE state = 'RAISED';
-
--- qualstream.dead_letter_outbox and qualstream.alerts_outbox: every row of the
--- outbox with the time its batch was marked published (the batch with the
--- smallest last_id at or above the row's id), NULL while it is not on the
--- topic yet.
-DO $$
-DECLARE
-    outbox text;
-BEGIN
-    FOREACH outbox IN ARRAY ARRAY['dead_letter', 'alerts'] LOOP
+        EXECUTE format('CREATE INDEX %I ON qualstream.%I (consumer_group, id)', outbox || '_by_group', outbox);
+        EXECUTE format('DROP INDEX qualstream.%I', outbox || '_unpublished');
+        EXECUTE format('ALTER TABLE qualstream.%I DROP COLUMN published_at', outbox);
         EXECUTE format($q$
             CREATE VIEW qualstream.%2$I AS
             SELECT t.*, b.published_at
@@ -103,6 +87,12 @@ BEGIN
                                ORDER BY b.last_id LIMIT 1) b ON true$q$, outbox, outbox || '_outbox');
     END LOOP;
 END $$;
+CREATE VIEW qualstream.alert_open AS
+SELECT consumer_group, alert_id, kind, plan_id, source, member_id, encounter_id, hospital_id,
+       period_start, due_date, detected_at AS raised_at, details
+FROM (SELECT DISTINCT ON (consumer_group, alert_id) *
+      FROM qualstream.alerts ORDER BY consumer_group, alert_id, id DESC) latest
+WHERE state = 'RAISED';
 
 -- The writer appends batches and never changes one; the outbox rows
 -- themselves are no longer updated (their UPDATE (published_at) grant went
