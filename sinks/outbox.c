@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "embedded.h"
 #include "xalloc.h"
 
@@ -209,7 +210,7 @@ static const struct stream_desc descs[] = {
 		.fill = fill_alert,
 	},
 };
-#define NSTREAMS (sizeof(descs) / sizeof(descs[0]))
+#define NSTREAMS (ARRAY_LEN(descs))
 
 /* What the publisher holds for one stream. */
 struct stream {
@@ -276,7 +277,7 @@ static int stream_init(struct stream *s, const struct stream_desc *desc, const s
 	}
 	char subject[512], why[512];
 	snprintf(subject, sizeof(subject), "%s-value", s->topic);
-	if (registry_id_for(reg, subject, text, &s->schema_id, why, sizeof(why)) != REGISTRY_OK) {
+	if (registry_id_for(reg, subject, text, &s->schema_id, why, sizeof(why)) != QS_OK) {
 		snprintf(errstr, errstr_size, "schema id of %s (subject %s): %s", desc->schema_file, subject, why);
 		return -1;
 	}

@@ -24,7 +24,7 @@ struct pg_conn;
  * (subject "<topic>-value"). cfg is borrowed until outbox_free, reg for the
  * call. NULL with errstr on failure (e.g. a schema the registry lacks).
  */
-__attribute__((warn_unused_result)) struct outbox *outbox_new(const struct config *cfg, struct registry *reg,
+QS_MUSTCHECK struct outbox *outbox_new(const struct config *cfg, struct registry *reg,
 							      char *errstr, size_t errstr_size);
 /*
  * Publishes every unpublished outbox row of the group: dead letters, then
@@ -33,7 +33,7 @@ __attribute__((warn_unused_result)) struct outbox *outbox_new(const struct confi
  * with errstr naming the stream(s) that failed ("alerts: ..."); their rows
  * stay unpublished until a later call.
  */
-__attribute__((warn_unused_result)) int outbox_publish(struct outbox *ob, struct pg_conn *conn, const char *group,
+QS_MUSTCHECK int outbox_publish(struct outbox *ob, struct pg_conn *conn, const char *group,
 						       char *errstr, size_t errstr_size);
 /* Flushes the producer (bounded wait) and frees it. NULL is a no-op. */
 void outbox_free(struct outbox *ob);

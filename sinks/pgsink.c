@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "dates.h"
 #include "embedded.h"
 #include "errstr.h"
@@ -82,12 +83,12 @@ int pgsink_class(const struct pg_result *res)
 	/* No SQLSTATE: the connection broke (libpq made the error itself). Unknown classes are retried too. */
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	if (!state || strlen(state) != 5)
-		return PGSINK_ERROR;
-	if (state_in(state, data_states, sizeof(data_states) / sizeof(data_states[0])))
-		return PGSINK_DATA;
-	if (state_in(state, fatal_states, sizeof(fatal_states) / sizeof(fatal_states[0])))
-		return PGSINK_FATAL;
-	return PGSINK_ERROR;
+		return QS_ERROR;
+	if (state_in(state, data_states, ARRAY_LEN(data_states)))
+		return QS_REJECT;
+	if (state_in(state, fatal_states, ARRAY_LEN(fatal_states)))
+		return QS_FATAL;
+	return QS_ERROR;
 }
 
 int pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res)
@@ -235,7 +236,7 @@ int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, s
 		{"cw13_timely_days", offsetof(struct qs_rules, cw13_timely_days)},
 		{"alert_due_soon_days", offsetof(struct qs_rules, alert_due_soon_days)},
 	};
-	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
+	for (size_t i = 0; i < ARRAY_LEN(wanted); i++) {
 		const char *params[1] = {wanted[i].name};
 		PGresult *res = PQexecParams(ps->conn, "SELECT value::int FROM qualstream.rule WHERE name = $1", 1,
 					     NULL, params, NULL, NULL, 0);
@@ -245,7 +246,7 @@ int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, s
 		else if (PQntuples(res) != 1) {
 			snprintf(errstr, errstr_size, "qualstream.rule has no row '%s' (run `qualstream migrate`)",
 				 wanted[i].name);
-			rc = PGSINK_FATAL;
+			rc = QS_FATAL;
 		} else
 			*(int32_t *)((char *)rules + wanted[i].offset) = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
@@ -319,7 +320,7 @@ static int resolve_streams(struct pgsink *ps, char *errstr, size_t errstr_size)
 	for (int t = 0; !rc && t < QS_TOPIC_COUNT; t++)
 		if (ps->stream[t] <= 0) {
 			errstr_set(errstr, errstr_size, "qualstream.record_stream has no id for %s", ps->topics[t]);
-			rc = PGSINK_ERROR; /* a concurrent registration not yet visible: the retry finds it */
+			rc = QS_ERROR; /* a concurrent registration not yet visible: the retry finds it */
 		}
 	if (rc)
 		memset(ps->stream, 0, sizeof(ps->stream));
@@ -430,7 +431,7 @@ static void put(struct pgsink *ps, const void *s, size_t n)
 	ps->len += n;
 }
 
-__attribute__((format(printf, 2, 3))) static void putf(struct pgsink *ps, const char *fmt, ...)
+QS_PRINTF(2, 3) static void putf(struct pgsink *ps, const char *fmt, ...)
 {
 	char tmp[64];
 	va_list ap;
@@ -584,13 +585,13 @@ static int advance_offsets(struct pgsink *ps, const struct state *st, char *errs
 				 "fenced: %s[%d] is no longer at offset %s in qualstream.consumer_offsets"
 				 " (another worker owns it now)",
 				 ps->topics[topic], partition, exp);
-			rc = PGSINK_FENCED;
+			rc = QS_FENCED;
 		}
 		PQclear(res);
 		if (rc)
 			return rc;
 	}
-	return PGSINK_OK;
+	return QS_OK;
 }
 
 static int write_deltas(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
@@ -855,7 +856,7 @@ static int evaluate_plan_alerts(struct pgsink *ps, const struct state *st, char 
 int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
 {
 	if (!state_progress_count(st))
-		return PGSINK_OK;
+		return QS_OK;
 	ps->len = 0;
 	int rc = resolve_streams(ps, errstr, errstr_size);
 	if (rc)

@@ -256,7 +256,7 @@ START_TEST(valid_message)
 		struct qs_event ev;
 		char err[QS_DECODE_ERRSTR_SIZE] = "";
 		int rc = decode_message(dec, topic, msg, len, &ev, err, sizeof(err));
-		ck_assert_msg(rc == QS_DECODE_OK, "%s: rc %d: %s", row_name(row), rc, err);
+		ck_assert_msg(rc == QS_OK, "%s: rc %d: %s", row_name(row), rc, err);
 		ck_assert_int_eq(ev.topic, topic);
 		struct expect e = {row_name(row), json_object_get(row, "event"), 0};
 		if (topic == QS_TOPIC_ENCOUNTERS)
@@ -281,16 +281,16 @@ START_TEST(rejected_message)
 		struct qs_event ev;
 		char err[QS_DECODE_ERRSTR_SIZE] = "";
 		int rc = decode_message(dec, topic, len ? msg : NULL, len, &ev, err, sizeof(err));
-		ck_assert_msg(rc == QS_DECODE_REJECT, "%s: rc %d (%s), expected a rejection", row_name(row), rc, err);
+		ck_assert_msg(rc == QS_REJECT, "%s: rc %d (%s), expected a rejection", row_name(row), rc, err);
 		ck_assert_msg(strstr(err, reason) != NULL, "%s: reason \"%s\" lacks \"%s\"", row_name(row), err,
 			      reason);
 	}
 	/* A small or absent reason buffer only shortens the reason. */
 	struct qs_event ev;
 	char tiny[6];
-	ck_assert_int_eq(decode_message(dec, topic, msg, len, &ev, tiny, sizeof(tiny)), QS_DECODE_REJECT);
+	ck_assert_int_eq(decode_message(dec, topic, msg, len, &ev, tiny, sizeof(tiny)), QS_REJECT);
 	ck_assert_uint_lt(strlen(tiny), sizeof(tiny));
-	ck_assert_int_eq(decode_message(dec, topic, msg, len, &ev, NULL, 0), QS_DECODE_REJECT);
+	ck_assert_int_eq(decode_message(dec, topic, msg, len, &ev, NULL, 0), QS_REJECT);
 	free(msg);
 }
 END_TEST
@@ -310,7 +310,7 @@ START_TEST(every_truncation_rejected)
 			struct qs_event ev;
 			char err[QS_DECODE_ERRSTR_SIZE] = "";
 			int rc = decode_message(dec, topic_of(row), cut ? part : NULL, cut, &ev, err, sizeof(err));
-			ck_assert_msg(rc == QS_DECODE_REJECT && err[0], "%s cut at %zu: rc %d", row_name(row), cut, rc);
+			ck_assert_msg(rc == QS_REJECT && err[0], "%s cut at %zu: rc %d", row_name(row), cut, rc);
 			if (cut > 5)
 				ck_assert_msg(strstr(err, "truncated Avro") != NULL, "%s cut at %zu: %s", row_name(row),
 					      cut, err);
@@ -327,7 +327,7 @@ START_TEST(wrong_topic_number)
 	char err[QS_DECODE_ERRSTR_SIZE] = "";
 	const uint8_t msg[] = {0, 0, 0, 0, 1, 0};
 	ck_assert_int_eq(decode_message(dec, QS_TOPIC_COUNT, msg, sizeof(msg), &ev, err, sizeof(err)),
-			 QS_DECODE_REJECT);
+			 QS_REJECT);
 	ck_assert_ptr_nonnull(strstr(err, "topic"));
 }
 END_TEST
@@ -450,8 +450,8 @@ START_TEST(random_mutations_never_crash)
 		char err[QS_DECODE_ERRSTR_SIZE] = "";
 		enum qs_topic topic = prng() % 16 ? topic_of(json_array_get(ok_rows, r)) : (enum qs_topic)(prng() % 3);
 		int rc = decode_message(dec, topic, len ? exact : NULL, len, &ev, err, sizeof(err));
-		ck_assert_msg(rc == QS_DECODE_OK || rc == QS_DECODE_REJECT, "iteration %d: rc %d (%s)", iter, rc, err);
-		if (rc == QS_DECODE_OK) {
+		ck_assert_msg(rc == QS_OK || rc == QS_REJECT, "iteration %d: rc %d (%s)", iter, rc, err);
+		if (rc == QS_OK) {
 			check_invariants(&ev);
 			accepted++;
 		} else {
@@ -492,20 +492,20 @@ START_TEST(registry_dir_lookup)
 	size_t len;
 	char *file = (char *)read_fixture("registry/2.avsc", &len);
 	file[len] = '\0';
-	ck_assert_int_eq(registry_lookup(reg, 2, &text, err, sizeof(err)), REGISTRY_OK);
+	ck_assert_int_eq(registry_lookup(reg, 2, &text, err, sizeof(err)), QS_OK);
 	ck_assert_str_eq(text, file);
 	const char *again = NULL;
-	ck_assert_int_eq(registry_lookup(reg, 2, &again, err, sizeof(err)), REGISTRY_OK);
+	ck_assert_int_eq(registry_lookup(reg, 2, &again, err, sizeof(err)), QS_OK);
 	ck_assert_ptr_eq(again, text); /* cached */
 	free(file);
 
 	for (int pass = 0; pass < 2; pass++) { /* unknown, then cached unknown */
 		err[0] = '\0';
-		ck_assert_int_eq(registry_lookup(reg, 999, &text, err, sizeof(err)), REGISTRY_UNKNOWN);
+		ck_assert_int_eq(registry_lookup(reg, 999, &text, err, sizeof(err)), QS_REJECT);
 		ck_assert_ptr_nonnull(strstr(err, "999"));
 	}
-	ck_assert_int_eq(registry_lookup(reg, 0, &text, err, sizeof(err)), REGISTRY_UNKNOWN);
-	ck_assert_int_eq(registry_lookup(reg, -7, &text, err, sizeof(err)), REGISTRY_UNKNOWN);
+	ck_assert_int_eq(registry_lookup(reg, 0, &text, err, sizeof(err)), QS_REJECT);
+	ck_assert_int_eq(registry_lookup(reg, -7, &text, err, sizeof(err)), QS_REJECT);
 }
 END_TEST
 
@@ -523,23 +523,23 @@ START_TEST(registry_dir_id_for)
 	char err[256] = "";
 	int32_t id = 0;
 	const char *dead_letter = embedded("dead_letter.avsc");
-	ck_assert_int_eq(registry_id_for(reg, "dead-letters-value", dead_letter, &id, err, sizeof(err)), REGISTRY_OK);
+	ck_assert_int_eq(registry_id_for(reg, "dead-letters-value", dead_letter, &id, err, sizeof(err)), QS_OK);
 	ck_assert_int_eq(id, 4);
 	id = 0;
-	ck_assert_int_eq(registry_id_for(reg, "dead-letters-value", dead_letter, &id, err, sizeof(err)), REGISTRY_OK);
+	ck_assert_int_eq(registry_id_for(reg, "dead-letters-value", dead_letter, &id, err, sizeof(err)), QS_OK);
 	ck_assert_int_eq(id, 4);
 
 	/* Several files hold qualstream.Encounter; the one equal to the reader wins. */
 	ck_assert_int_eq(registry_id_for(reg, "encounters-value", embedded("encounter.avsc"), &id, err, sizeof(err)),
-			 REGISTRY_OK);
+			 QS_OK);
 	ck_assert_int_eq(id, 1);
 
 	const char *alert = "{\"type\":\"record\",\"name\":\"Alert\",\"namespace\":\"qualstream\","
 			    "\"fields\":[{\"name\":\"a\",\"type\":\"int\"}]}";
-	ck_assert_int_eq(registry_id_for(reg, "alerts-value", alert, &id, err, sizeof(err)), REGISTRY_UNKNOWN);
+	ck_assert_int_eq(registry_id_for(reg, "alerts-value", alert, &id, err, sizeof(err)), QS_REJECT);
 	ck_assert_ptr_nonnull(strstr(err, "qualstream.Alert"));
-	ck_assert_int_eq(registry_id_for(reg, "x", "\"string\"", &id, err, sizeof(err)), REGISTRY_UNKNOWN);
-	ck_assert_int_eq(registry_id_for(reg, "x", "{not json", &id, err, sizeof(err)), REGISTRY_UNKNOWN);
+	ck_assert_int_eq(registry_id_for(reg, "x", "\"string\"", &id, err, sizeof(err)), QS_REJECT);
+	ck_assert_int_eq(registry_id_for(reg, "x", "{not json", &id, err, sizeof(err)), QS_REJECT);
 }
 END_TEST
 
@@ -554,7 +554,7 @@ START_TEST(http_unreachable_is_retry)
 	ck_assert_ptr_nonnull(d);
 
 	const char *text;
-	ck_assert_int_eq(registry_lookup(r, 1, &text, err, sizeof(err)), REGISTRY_RETRY);
+	ck_assert_int_eq(registry_lookup(r, 1, &text, err, sizeof(err)), QS_RETRY);
 	ck_assert_ptr_nonnull(strstr(err, "127.0.0.1"));
 
 	size_t len;
@@ -563,12 +563,12 @@ START_TEST(http_unreachable_is_retry)
 	for (int pass = 0; pass < 2; pass++) { /* a failure is not cached */
 		err[0] = '\0';
 		ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)),
-				 QS_DECODE_RETRY);
+				 QS_RETRY);
 		ck_assert_msg(strstr(err, "unreachable") != NULL, "%s", err);
 	}
 	int32_t id;
 	ck_assert_int_eq(registry_id_for(r, "dead-letters-value", embedded("dead_letter.avsc"), &id, err, sizeof(err)),
-			 REGISTRY_RETRY);
+			 QS_RETRY);
 	free(msg);
 	decode_free(d);
 	registry_free(r);
@@ -680,38 +680,38 @@ START_TEST(http_registry)
 	ck_assert_ptr_nonnull(d);
 
 	const char *text = NULL;
-	ck_assert_int_eq(registry_lookup(r, 1, &text, err, sizeof(err)), REGISTRY_OK);
+	ck_assert_int_eq(registry_lookup(r, 1, &text, err, sizeof(err)), QS_OK);
 	ck_assert_str_eq(text, schema1);
-	ck_assert_int_eq(registry_lookup(r, 1, &text, err, sizeof(err)), REGISTRY_OK); /* the server would say 500 */
+	ck_assert_int_eq(registry_lookup(r, 1, &text, err, sizeof(err)), QS_OK); /* the server would say 500 */
 
 	uint8_t *msg = read_fixture("messages/enc_original.bin", &len);
 	struct qs_event ev;
-	ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)), QS_DECODE_OK);
+	ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)), QS_OK);
 	ck_assert_str_eq(ev.u.encounter.encounter_id, "ENC-0001");
 	msg[4] = 99; /* schema id 99: 404 */
-	ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)), QS_DECODE_REJECT);
+	ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)), QS_REJECT);
 	ck_assert_msg(strstr(err, "unknown schema id 99") != NULL, "%s", err);
 	ck_assert_msg(strstr(err, "secret") == NULL, "password leaked: %s", err);
 	msg[4] = 5; /* 500: retry, however often */
 	for (int pass = 0; pass < 2; pass++) {
 		ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)),
-				 QS_DECODE_RETRY);
+				 QS_RETRY);
 		ck_assert_msg(strstr(err, "HTTP 500") != NULL, "%s", err);
 		ck_assert_msg(strstr(err, "secret") == NULL, "password leaked: %s", err);
 	}
-	ck_assert_int_eq(registry_lookup(r, 6, &text, err, sizeof(err)), REGISTRY_RETRY);
-	ck_assert_int_eq(registry_lookup(r, 7, &text, err, sizeof(err)), REGISTRY_UNKNOWN);
+	ck_assert_int_eq(registry_lookup(r, 6, &text, err, sizeof(err)), QS_RETRY);
+	ck_assert_int_eq(registry_lookup(r, 7, &text, err, sizeof(err)), QS_REJECT);
 	ck_assert_msg(strstr(err, "PROTOBUF") != NULL, "%s", err);
 	msg[4] = 7;
-	ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)), QS_DECODE_REJECT);
+	ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)), QS_REJECT);
 	ck_assert_msg(strstr(err, "unknown schema id 7 (") && strstr(err, "PROTOBUF"), "%s", err);
 
 	int32_t id = 0;
 	ck_assert_int_eq(registry_id_for(r, "dead-letters-value", embedded("dead_letter.avsc"), &id, err, sizeof(err)),
-			 REGISTRY_OK);
+			 QS_OK);
 	ck_assert_int_eq(id, 42);
 	ck_assert_int_eq(registry_id_for(r, "refused", embedded("dead_letter.avsc"), &id, err, sizeof(err)),
-			 REGISTRY_UNKNOWN);
+			 QS_REJECT);
 	ck_assert_msg(strstr(err, "409") != NULL, "%s", err);
 
 	decode_free(d);
@@ -875,7 +875,7 @@ static void expect_encounter_with(const char *extra, void (*tail)(struct avro_bu
 		struct qs_event ev;
 		char err[QS_DECODE_ERRSTR_SIZE] = "";
 		int rc = decode_message(s.dec, QS_TOPIC_ENCOUNTERS, m.b, m.n, &ev, err, sizeof(err));
-		ck_assert_msg(rc == QS_DECODE_OK, "rc %d: %s", rc, err);
+		ck_assert_msg(rc == QS_OK, "rc %d: %s", rc, err);
 		const struct qs_encounter *e = &ev.u.encounter;
 		ck_assert_str_eq(e->encounter_id, "ENC-R1");
 		ck_assert_str_eq(e->original_encounter_id, "");
@@ -977,7 +977,7 @@ START_TEST(named_type_reused_last)
 	struct qs_event ev;
 	char err[QS_DECODE_ERRSTR_SIZE] = "";
 	int rc = decode_message(s.dec, QS_TOPIC_ENCOUNTERS, m.b, m.n, &ev, err, sizeof(err));
-	ck_assert_msg(rc == QS_DECODE_OK, "rc %d: %s", rc, err);
+	ck_assert_msg(rc == QS_OK, "rc %d: %s", rc, err);
 	ck_assert_str_eq(ev.u.encounter.encounter_id, "ENC-R1");
 	ck_assert_int_eq(ev.u.encounter.adjudicated_at, ADJUDICATED_MS);
 	ck_assert_int_eq(ev.u.encounter.ed_visit, false);
@@ -1059,7 +1059,7 @@ START_TEST(named_type_from_resolved_record)
 	struct qs_event ev;
 	char err[QS_DECODE_ERRSTR_SIZE] = "";
 	int rc = decode_message(s.dec, QS_TOPIC_MEMBER_EVENTS, m.b, m.n, &ev, err, sizeof(err));
-	ck_assert_msg(rc == QS_DECODE_OK, "rc %d: %s", rc, err);
+	ck_assert_msg(rc == QS_OK, "rc %d: %s", rc, err);
 	ck_assert_str_eq(ev.u.member.event_id, "EV-9");
 	ck_assert_str_eq(ev.u.member.plan_id, "H0002");
 	ck_assert_str_eq(ev.u.member.member_id, "M-9");
@@ -1105,11 +1105,11 @@ static int decode_rows(char *rows, int items, int passes, char *err, size_t err_
 		avro_byte(&m, (uint8_t)(i & 1));
 	avro_long(&m, 0);
 	avro_byte(&m, 1); /* ed_visit */
-	int rc = QS_DECODE_REJECT;
+	int rc = QS_REJECT;
 	for (int pass = 0; pass < passes; pass++) {
 		struct qs_event ev;
 		rc = decode_message(s.dec, QS_TOPIC_ENCOUNTERS, m.b, m.n, &ev, err, err_size);
-		if (rc == QS_DECODE_OK) {
+		if (rc == QS_OK) {
 			ck_assert_str_eq(ev.u.encounter.encounter_id, "ENC-R1");
 			ck_assert_int_eq(ev.u.encounter.service_to, DAY_2017_03_01 + 1);
 			ck_assert_int_eq(ev.u.encounter.ed_visit, true);
@@ -1136,7 +1136,7 @@ START_TEST(wide_null_records_cost_little)
 	fputs("{\"name\":\"b\",\"type\":\"boolean\"}]}}", f);
 	ck_assert_int_eq(fclose(f), 0);
 	char err[QS_DECODE_ERRSTR_SIZE] = "";
-	ck_assert_msg(decode_rows(w, 100000, 3, err, sizeof(err)) == QS_DECODE_OK, "%s", err);
+	ck_assert_msg(decode_rows(w, 100000, 3, err, sizeof(err)) == QS_OK, "%s", err);
 }
 END_TEST
 
@@ -1163,8 +1163,8 @@ static int decode_nested(int depth, char *err, size_t err_size)
 START_TEST(work_per_message_bounded)
 {
 	char err[QS_DECODE_ERRSTR_SIZE] = "";
-	ck_assert_msg(decode_nested(20, err, sizeof(err)) == QS_DECODE_OK, "%s", err);
-	ck_assert_int_eq(decode_nested(40, err, sizeof(err)), QS_DECODE_REJECT);
+	ck_assert_msg(decode_nested(20, err, sizeof(err)) == QS_OK, "%s", err);
+	ck_assert_int_eq(decode_nested(40, err, sizeof(err)), QS_REJECT);
 	ck_assert_msg(strstr(err, "writer schema 11 costs more than 32 steps per byte to decode") != NULL, "%s", err);
 }
 END_TEST

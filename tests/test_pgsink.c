@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "compiler.h"
 #include "dates.h"
 #include "errstr.h"
 #include "pgsink.h"
@@ -127,14 +128,14 @@ START_TEST(flush_merges_and_fences)
 	state_apply(sa, pa, &d1, 0, "v1", 2);
 	state_apply(sa, pa, &d2, 1, "v2", 2);
 	state_dead_letter(sa, pa, 2, "k", 1, "\x01\x02", 2, "wrong magic byte 0x01 (expected 0)");
-	ck_assert_msg(pgsink_flush(a, sa, err, sizeof(err)) == PGSINK_OK, "%s", err);
+	ck_assert_msg(pgsink_flush(a, sa, err, sizeof(err)) == QS_OK, "%s", err);
 	state_flushed(sa);
 
 	/* Worker B still believes the partition is at 0: its flush is fenced and writes nothing. */
 	struct state *sb = state_new(&rules, false);
 	struct part *pb = state_part_add(sb, QS_TOPIC_DELIVERIES, 2, next_b, QS_NO_TS);
 	state_apply(sb, pb, &d1, 0, "v1", 2);
-	ck_assert_int_eq(pgsink_flush(b, sb, err, sizeof(err)), PGSINK_FENCED);
+	ck_assert_int_eq(pgsink_flush(b, sb, err, sizeof(err)), QS_FENCED);
 	ck_assert_msg(strstr(err, "fenced") != NULL, "%s", err);
 
 	ck_assert_str_eq(query1("SELECT next_offset FROM qualstream.consumer_offsets WHERE partition = 2"), "3");
@@ -153,7 +154,7 @@ START_TEST(flush_merges_and_fences)
 	struct qs_event v2 = d2;
 	v2.u.delivery.status = QS_STATUS_VOID;
 	state_apply(sa, pa, &v2, 3, "v2-void", 7);
-	ck_assert_msg(pgsink_flush(a, sa, err, sizeof(err)) == PGSINK_OK, "%s", err);
+	ck_assert_msg(pgsink_flush(a, sa, err, sizeof(err)) == QS_OK, "%s", err);
 	state_flushed(sa);
 	ck_assert_str_eq(query1("SELECT numerator || '/' || denominator FROM qualstream.measure_period"
 				" WHERE measure = 'NTSV_CSECTION' AND stratum = '' AND grain = 'year'"),
@@ -194,7 +195,7 @@ START_TEST(records_load_in_offset_order)
 		struct qs_event ev = delivery(id, dates_from_civil(2021, 1, 1 + i));
 		state_apply(st, p, &ev, i, "vv", 2);
 	}
-	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == PGSINK_OK, "%s", err);
+	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
 	int n = 0;
 	ck_assert_msg(pgsink_load_records(ps, QS_TOPIC_DELIVERIES, 0, count_cb, &n, err, sizeof(err)) == 0, "%s",
 		      err);
@@ -252,7 +253,7 @@ START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
 			struct qs_event ev = delivery(id, dates_from_civil(2021, 1 + f, 1));
 			state_apply(st, p, &ev, offset++, value, strlen(value));
 		}
-		ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == PGSINK_OK, "%s", err);
+		ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
 		state_flushed(st);
 		if (f != 1 && f != 4 && f != FLUSHES - 1)
 			continue;
@@ -277,6 +278,31 @@ START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
 	}
 	state_free(st);
 	pgsink_free(ps);
+}
+END_TEST
+
+/*
+ * The outcome codes are distinct, each has its own name and meaning, and a
+ * value outside the table is named as unknown rather than read as another.
+ */
+START_TEST(outcome_codes_are_distinct_and_named)
+{
+	static const struct {
+		int code;
+		const char *name;
+	} codes[] = {{QS_OK, "QS_OK"},		{QS_ERROR, "QS_ERROR"}, {QS_RETRY, "QS_RETRY"},
+		     {QS_REJECT, "QS_REJECT"}, {QS_FATAL, "QS_FATAL"}, {QS_FENCED, "QS_FENCED"}};
+	ck_assert_int_eq(QS_OK, 0);
+	for (size_t i = 0; i < ARRAY_LEN(codes); i++) {
+		ck_assert_str_eq(qs_err_name(codes[i].code), codes[i].name);
+		ck_assert(codes[i].code <= 0);
+		for (size_t j = 0; j < i; j++) {
+			ck_assert_int_ne(codes[i].code, codes[j].code);
+			ck_assert_str_ne(qs_strerror(codes[i].code), qs_strerror(codes[j].code));
+		}
+	}
+	ck_assert_str_eq(qs_err_name(7), "QS_?");
+	ck_assert_str_eq(qs_strerror(-99), "unknown outcome");
 }
 END_TEST
 
@@ -365,7 +391,7 @@ START_TEST(flush_stores_invalid_utf8_as_replacement)
 	state_dead_letter(st, p, 0, "k", 1, "v", 1, "ns \xc3\xa9\xc3 \x80 a\tb\\c\nd");
 	struct qs_event d = delivery("D\xff", dates_from_civil(2020, 1, 5));
 	state_apply(st, p, &d, 1, "vv", 2);
-	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == PGSINK_OK, "%s", err);
+	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
 	state_flushed(st);
 	ck_assert_str_eq(query1("SELECT reason = U&'ns \\00E9\\FFFD \\FFFD a' || chr(9) || 'b\\c' || chr(10) || 'd'"
 				" FROM qualstream.dead_letter"),
@@ -390,6 +416,7 @@ Suite *pgsink_suite(void)
 	suite_add_tcase(s, tc);
 	TCase *text = tcase_create("text");
 	tcase_add_test(text, errstr_cuts_at_characters);
+	tcase_add_test(text, outcome_codes_are_distinct_and_named);
 	tcase_add_test(text, utf8_char_is_strict);
 	suite_add_tcase(s, text);
 	return s;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "log.h"
 #include "redact.h"
 
@@ -102,7 +103,7 @@ void config_init(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	char ignore[1];
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++)
 		if (rows[i].def && set_row(cfg, &rows[i], rows[i].def, ignore, sizeof(ignore)))
 			abort(); /* a bad default is a programming error */
 }
@@ -221,7 +222,7 @@ int config_set(struct config *cfg, const char *kv, const char *origin, char *err
 	} else if (rc == 0) {
 		rc = -1;
 		snprintf(msg, sizeof(msg), "unknown key \"%s\"", key);
-		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		for (size_t i = 0; i < ARRAY_LEN(rows); i++)
 			if (!strcmp(rows[i].name, key)) {
 				rc = set_row(cfg, &rows[i], value, msg, sizeof(msg));
 				break;
@@ -283,7 +284,7 @@ static bool consumer_only(const char *key)
 	static const char *const prefixes[] = {"group.", "auto.offset.reset", "session.timeout", "max.poll",
 					       "enable.auto", "partition.assignment", "heartbeat", "fetch.",
 					       "isolation.level", "enable.partition.eof", "auto.commit"};
-	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(prefixes); i++)
 		if (!strncmp(key, prefixes[i], strlen(prefixes[i])))
 			return true;
 	return false;
@@ -303,7 +304,7 @@ int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf, bool dro
 
 void config_free(struct config *cfg)
 {
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(rows); i++)
 		if (rows[i].type == T_STR || rows[i].type == T_ENUM)
 			free(*(char **)((char *)cfg + rows[i].offset));
 	free(cfg->group_id);

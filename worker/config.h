@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "compiler.h"
 #include "event.h"
 
 struct config {
@@ -35,13 +36,13 @@ struct config {
 /* Fills cfg with defaults. Caller frees with config_free. */
 void config_init(struct config *cfg);
 /* Reads a config file; later keys override earlier ones. 0 or -1 with errstr = "file:line: message". */
-__attribute__((warn_unused_result)) int config_load_file(struct config *cfg, const char *path, char *errstr,
+QS_MUSTCHECK int config_load_file(struct config *cfg, const char *path, char *errstr,
 							 size_t errstr_size);
 /* Applies one `key=value` from the command line (origin names it in errors). */
-__attribute__((warn_unused_result)) int config_set(struct config *cfg, const char *kv, const char *origin,
+QS_MUSTCHECK int config_set(struct config *cfg, const char *kv, const char *origin,
 						   char *errstr, size_t errstr_size);
 /* Checks the whole configuration after loading: what every command needs, plus what `run` needs when run. */
-__attribute__((warn_unused_result)) int config_validate(const struct config *cfg, bool run, char *errstr,
+QS_MUSTCHECK int config_validate(const struct config *cfg, bool run, char *errstr,
 							size_t errstr_size);
 /*
  * Sets every kafka.* key on conf (borrowed), in file order, so what the caller
@@ -50,7 +51,7 @@ __attribute__((warn_unused_result)) int config_validate(const struct config *cfg
  * poll timeouts, fetch.*, ...) are left out, which keeps a producer from
  * warning about them. 0, or -1 with librdkafka's reason in errstr.
  */
-__attribute__((warn_unused_result)) int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf,
+QS_MUSTCHECK int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf,
 							   bool drop_consumer_only, char *errstr,
 							   size_t errstr_size);
 void config_free(struct config *cfg);

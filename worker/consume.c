@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "compiler.h"
 #include "decode.h"
 #include "errstr.h"
 #include "log.h"
@@ -145,12 +146,12 @@ static int restore_record(void *ctx, int64_t offset, const void *value, size_t l
 	struct qs_event ev;
 	char why[256];
 	int r;
-	while ((r = decode_message(rc->w->dec, rc->topic, value, len, &ev, why, sizeof(why))) == QS_DECODE_RETRY &&
+	while ((r = decode_message(rc->w->dec, rc->topic, value, len, &ev, why, sizeof(why))) == QS_RETRY &&
 	       !*rc->w->stop) {
 		log_warn("schema registry unavailable while restoring (%s); retrying", why);
 		sleep_ms(1000);
 	}
-	if (r != QS_DECODE_OK) {
+	if (r != QS_OK) {
 		/* Only messages that decoded once are persisted, so this means the registry lost a schema. */
 		log_error("cannot restore a record at offset %lld: %s", (long long)offset, why);
 		return -1;
@@ -186,7 +187,7 @@ static bool stopping(const struct worker *w)
 }
 
 /* Records an error no retry can fix; the run loop stops on it. */
-__attribute__((format(printf, 2, 3))) static void set_fatal(struct worker *w, const char *fmt, ...)
+QS_PRINTF(2, 3) static void set_fatal(struct worker *w, const char *fmt, ...)
 {
 	if (w->fatal)
 		return; /* the first one is the cause */
@@ -197,7 +198,7 @@ __attribute__((format(printf, 2, 3))) static void set_fatal(struct worker *w, co
 	w->fatal = true;
 }
 
-/* The message of a PGSINK_FATAL failure: what failed, and what to do. */
+/* The message of a QS_FATAL failure: what failed, and what to do. */
 static void fatal_pg(struct worker *w, const char *err)
 {
 	set_fatal(w, "stopping: %s; no retry can fix this (grant the privilege or fix the role or schema named,"
@@ -236,7 +237,7 @@ static int claim(struct worker *w, enum qs_topic topic, int32_t partition, int64
 		int rc = pgsink_claim(w->ps, topic, partition, next, clock, err, sizeof(err));
 		if (rc == 0)
 			return 0;
-		if (rc == PGSINK_FATAL)
+		if (rc == QS_FATAL)
 			fatal_pg(w, err);
 		if (stopping(w))
 			return -1;
@@ -305,7 +306,7 @@ static int64_t park_grace_ms(const struct worker *w)
 {
 	static const char *const timeouts[] = {"session.timeout.ms", "max.poll.interval.ms"};
 	int64_t ms = 0;
-	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+	for (size_t i = 0; i < ARRAY_LEN(timeouts); i++) {
 		char v[32] = "0"; /* both are known properties: the client always has a value, set or default */
 		size_t len = sizeof(v);
 		rd_kafka_conf_get(rd_kafka_conf(w->rk), timeouts[i], v, &len);
@@ -395,7 +396,7 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 		int lrc = pgsink_load_records(w->ps, (enum qs_topic)topic, tp->partition, restore_record, &rctx, err,
 					      sizeof(err));
 		if (lrc) {
-			if (lrc == PGSINK_FATAL)
+			if (lrc == QS_FATAL)
 				fatal_pg(w, err);
 			else
 				log_warn("%s", err);
@@ -499,7 +500,7 @@ static void settle(struct worker *w)
 }
 
 /*
- * The database refused the rows of the batch just tried (PGSINK_DATA, with
+ * The database refused the rows of the batch just tried (QS_REJECT, with
  * err). One message: it is to be dead-lettered when read again. Several: the
  * partitions they came from are replayed one message per flush, so the next
  * refusal names one message. A refused batch of one dead letter, or of no
@@ -547,9 +548,9 @@ static int flush(struct worker *w)
 	char err[1024];
 	int64_t t0 = now_ms();
 	size_t pending = state_pending(w->st);
-	int rc = state_progress_count(w->st) ? pgsink_flush(w->ps, w->st, err, sizeof(err)) : PGSINK_OK;
+	int rc = state_progress_count(w->st) ? pgsink_flush(w->ps, w->st, err, sizeof(err)) : QS_OK;
 	w->last_flush_ms = now_ms(); /* the interval runs from the end of a flush */
-	if (rc == PGSINK_OK) {
+	if (rc == QS_OK) {
 		if (pending) {
 			const struct state_dead_letter *dl;
 			const struct state_alert *al;
@@ -569,11 +570,11 @@ static int flush(struct worker *w)
 			log_warn("outbox not published yet (retried at the next flush): %s", err);
 		return 0;
 	}
-	if (rc == PGSINK_FENCED) {
+	if (rc == QS_FENCED) {
 		log_warn("%s: reloading the assignment from PostgreSQL", err);
-	} else if (rc == PGSINK_DATA) {
+	} else if (rc == QS_REJECT) {
 		blame(w, err);
-	} else if (rc == PGSINK_FATAL) {
+	} else if (rc == QS_FATAL) {
 		fatal_pg(w, err);
 	} else {
 		/* Transient: pause (growing while it lasts), so a server that keeps failing is not hammered. */
@@ -642,7 +643,7 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 	int rc;
 	for (int backoff = 250;
 	     (rc = decode_message(w->dec, (enum qs_topic)topic, rkm->payload, rkm->len, &ev, why, sizeof(why))) ==
-		     QS_DECODE_RETRY;
+		     QS_RETRY;
 	     backoff = next_backoff(backoff)) {
 		log_warn("%s[%d]@%lld: %s (retrying in %d ms)", rd_kafka_topic_name(rkm->rkt), rkm->partition,
 			 (long long)rkm->offset, why, backoff);
@@ -652,7 +653,7 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 		}
 		sleep_ms(backoff);
 	}
-	if (rc == QS_DECODE_OK) {
+	if (rc == QS_OK) {
 		state_apply(w->st, p, &ev, rkm->offset, rkm->payload, rkm->len);
 		w->applied++;
 	} else {
@@ -724,7 +725,7 @@ static rd_kafka_t *make_consumer(struct worker *w, char *errstr, size_t errstr_s
 		{"enable.auto.offset.store", "false"},
 		{"auto.offset.reset", "earliest"},
 	};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(fixed); i++)
 		rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], NULL, 0);
 	if (config_kafka_apply(cfg, conf, false, errstr, errstr_size))
 		goto fail;

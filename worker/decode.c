@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "dates.h"
 #include "embedded.h"
 #include "errstr.h"
@@ -78,7 +79,6 @@ struct target {
 	size_t nsymbols;
 };
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define OFF(member) offsetof(struct qs_event, member)
 #define LEAF(name, store, member) {name, T_LEAF, store, OFF(member), NULL, 0, NULL, 0}
 #define ENUM(name, member, syms) {name, T_LEAF, ST_ENUM, OFF(member), NULL, 0, syms, ARRAY_LEN(syms)}
@@ -327,7 +327,7 @@ static uint32_t new_store_op(struct plan *p, enum op_kind kind, const char *fiel
 
 /* A FAIL op: messages reaching it are rejected with "incompatible writer
  * schema <id>: <reason>". */
-__attribute__((format(printf, 3, 4))) static uint32_t fail_op(struct plan *p, const char *field, const char *fmt, ...)
+QS_PRINTF(3, 4) static uint32_t fail_op(struct plan *p, const char *field, const char *fmt, ...)
 {
 	char reason[QS_DECODE_ERRSTR_SIZE];
 	va_list ap;
@@ -990,7 +990,7 @@ struct cursor {
 };
 
 /* Writes "field <name>: <reason>" (or just the reason) and returns -1. */
-__attribute__((format(printf, 3, 4))) static int reject(struct cursor *c, const struct op *op, const char *fmt, ...)
+QS_PRINTF(3, 4) static int reject(struct cursor *c, const struct op *op, const char *fmt, ...)
 {
 	if (!c->errstr || c->errstr_size == 0)
 		return -1;
@@ -1478,21 +1478,21 @@ static const struct plan *plan_get(struct decoder *dec, int32_t id, enum qs_topi
 	const char *json = NULL;
 	char why[QS_DECODE_ERRSTR_SIZE] = "";
 	switch (registry_lookup(dec->reg, id, &json, why, sizeof(why))) {
-	case REGISTRY_OK:
+	case QS_OK:
 		break;
-	case REGISTRY_UNKNOWN:
-		*rc = QS_DECODE_REJECT;
+	case QS_REJECT:
+		*rc = QS_REJECT;
 		errstr_set(errstr, errstr_size, "unknown schema id %" PRId32 " (%s)", id, why);
 		return NULL;
 	default:
-		*rc = QS_DECODE_RETRY;
+		*rc = QS_RETRY;
 		errstr_set(errstr, errstr_size, "%s", why);
 		return NULL;
 	}
 	struct plan *p = plan_compile(dec, id, topic, json);
 	if (!p || !plan_put(dec, p)) {
 		plan_free(p);
-		*rc = QS_DECODE_RETRY;
+		*rc = QS_RETRY;
 		errstr_set(errstr, errstr_size, "out of memory compiling writer schema %" PRId32, id);
 		return NULL;
 	}
@@ -1505,24 +1505,24 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 		   char *errstr, size_t errstr_size)
 {
 	const uint8_t *b = value;
-	int rc = QS_DECODE_REJECT;
+	int rc = QS_REJECT;
 
 	if ((unsigned)topic >= QS_TOPIC_COUNT) {
 		errstr_set(errstr, errstr_size, "no reader schema for topic number %d", (int)topic);
-		return QS_DECODE_REJECT;
+		return QS_REJECT;
 	}
 	if (!value || len == 0) {
 		errstr_set(errstr, errstr_size, "message has no value");
-		return QS_DECODE_REJECT;
+		return QS_REJECT;
 	}
 	if (len < HEADER_BYTES) {
 		errstr_set(errstr, errstr_size, "value of %zu byte%s is shorter than the 5-byte Confluent header", len,
 		       len == 1 ? "" : "s");
-		return QS_DECODE_REJECT;
+		return QS_REJECT;
 	}
 	if (b[0] != 0) {
 		errstr_set(errstr, errstr_size, "wrong magic byte 0x%02x (expected 0)", b[0]);
-		return QS_DECODE_REJECT;
+		return QS_REJECT;
 	}
 	int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
 	const struct plan *p = plan_get(dec, id, topic, &rc, errstr, errstr_size);
@@ -1533,11 +1533,11 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 	out->topic = topic;
 	struct cursor c = {b, len, HEADER_BYTES, errstr, errstr_size, (uint64_t)WORK_PER_BYTE * (len + p->nops)};
 	if (run(p, p->root, &c, (uint8_t *)out, 0) != 0)
-		return QS_DECODE_REJECT;
+		return QS_REJECT;
 	if (c.pos != len) {
 		errstr_set(errstr, errstr_size, "malformed Avro: %zu trailing byte%s after the record, from byte %zu",
 		       len - c.pos, len - c.pos == 1 ? "" : "s", c.pos);
-		return QS_DECODE_REJECT;
+		return QS_REJECT;
 	}
 	switch (topic) {
 	case QS_TOPIC_ENCOUNTERS:
@@ -1550,7 +1550,7 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 		rc = validate_member(dec, &out->u.member, errstr, errstr_size);
 		break;
 	}
-	return rc == 0 ? QS_DECODE_OK : QS_DECODE_REJECT;
+	return rc == 0 ? QS_OK : QS_REJECT;
 }
 
 /* Checks reader type `r` (nullable unions unwrapped) against leaf `t`. */

@@ -12,15 +12,10 @@
 
 #include <stddef.h>
 
+#include "compiler.h"
 #include "event.h"
+#include "qserror.h"
 #include "registry.h"
-
-/* Results of decode_message. */
-enum decode_result {
-	QS_DECODE_OK = 0,
-	QS_DECODE_REJECT = -1, /* the message can never be used: dead-letter it with errstr as reason */
-	QS_DECODE_RETRY = -2,  /* the schema registry failed: nothing consumed, try the message again later */
-};
 
 /* A buffer this size holds every reason decode_message writes, untruncated
  * for identifiers and schema names of ordinary length. */
@@ -36,7 +31,7 @@ struct decoder;
  * memory runs out. Caller frees with decode_free.
  */
 struct decoder *decode_new(struct registry *reg, char *errstr, size_t errstr_size)
-	__attribute__((warn_unused_result));
+	QS_MUSTCHECK;
 
 /* Frees the decoder and its cached plans (not the registry). NULL is a no-op. */
 void decode_free(struct decoder *dec);
@@ -45,14 +40,14 @@ void decode_free(struct decoder *dec);
  * Decodes the message value `value` (`len` bytes; NULL or empty allowed)
  * read from `topic` into *out. `value` is borrowed for the call; nothing in
  * *out points into it.
- * QS_DECODE_OK: *out holds the event, validated. QS_DECODE_REJECT: errstr
+ * QS_OK: *out holds the event, validated. QS_REJECT: errstr
  * holds the reason for the dead letter, in words an operator can act on.
- * QS_DECODE_RETRY: the registry could not be reached for a schema id not seen
+ * QS_RETRY: the registry could not be reached for a schema id not seen
  * before; errstr says why. On either failure *out is unspecified.
  * The first message of each (schema id, topic) may allocate and do I/O
  * (registry lookup, plan compilation); later ones do neither.
  */
 int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, size_t len,
-		   struct qs_event *out, char *errstr, size_t errstr_size) __attribute__((warn_unused_result));
+		   struct qs_event *out, char *errstr, size_t errstr_size) QS_MUSTCHECK;
 
 #endif

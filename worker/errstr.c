@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "qserror.h"
+
 size_t errstr_utf8_char(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -71,4 +73,28 @@ void errstr_set(char *errstr, size_t size, const char *fmt, ...)
 	va_start(ap, fmt);
 	errstr_vset(errstr, size, fmt, ap);
 	va_end(ap);
+}
+
+const char *qs_strerror(int code)
+{
+	switch (code) {
+#define QS_ERR_TEXT(name, value, text)                                                                         \
+	case QS_##name:                                                                                         \
+		return text;
+		QS_ERRNO_MAP(QS_ERR_TEXT)
+#undef QS_ERR_TEXT
+	}
+	return "unknown outcome";
+}
+
+const char *qs_err_name(int code)
+{
+	switch (code) {
+#define QS_ERR_NAME(name, value, text)                                                                         \
+	case QS_##name:                                                                                         \
+		return "QS_" #name;
+		QS_ERRNO_MAP(QS_ERR_NAME)
+#undef QS_ERR_NAME
+	}
+	return "QS_?";
 }

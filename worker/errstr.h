@@ -11,14 +11,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "compiler.h"
+
 /*
  * printf into errstr; a NULL errstr or a size of 0 is allowed and writes
  * nothing. Output that does not fit is cut at a character boundary, never
  * inside a multi-byte UTF-8 sequence.
  */
-__attribute__((format(printf, 3, 4))) void errstr_set(char *errstr, size_t size, const char *fmt, ...);
+QS_PRINTF(3, 4) void errstr_set(char *errstr, size_t size, const char *fmt, ...);
 /* errstr_set with a va_list, for callers that add a prefix of their own. */
-__attribute__((format(printf, 3, 0))) void errstr_vset(char *errstr, size_t size, const char *fmt, va_list ap);
+QS_PRINTF(3, 0) void errstr_vset(char *errstr, size_t size, const char *fmt, va_list ap);
 
 /*
  * The length (1 to 4) of the well-formed UTF-8 character at s, of which n

@@ -6,11 +6,13 @@
 #ifndef QS_LOG_H
 #define QS_LOG_H
 
+#include "compiler.h"
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 extern enum log_level log_level_current;
 
-__attribute__((format(printf, 2, 3))) void log_write(enum log_level level, const char *fmt, ...);
+QS_PRINTF(2, 3) void log_write(enum log_level level, const char *fmt, ...);
 
 struct rd_kafka_s;
 /*

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "compiler.h"
 #include "xalloc.h"
 
 #define MASK "***"
@@ -46,7 +47,7 @@ bool redact_is_secret_name(const char *name, size_t len)
 	/* librdkafka: sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ssl.key.pem,
 	 * sasl.oauthbearer.config (may hold a client secret); libpq: password, sslpassword. */
 	static const char *const words[] = {"password", "secret", "key.pem", "oauthbearer.config"};
-	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+	for (size_t w = 0; w < ARRAY_LEN(words); w++) {
 		size_t n = strlen(words[w]);
 		for (size_t i = 0; i + n <= len; i++)
 			if (!strncasecmp(name + i, words[w], n))

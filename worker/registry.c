@@ -6,8 +6,8 @@
  * registry_id_for (the worker's output schemas).
  *
  * The one judgement this module makes is which failures are the message's
- * fault (REGISTRY_UNKNOWN: dead-letter it) and which are the
- * infrastructure's (REGISTRY_RETRY: stall and retry). When unsure it says
+ * fault (QS_REJECT: dead-letter it) and which are the
+ * infrastructure's (QS_RETRY: stall and retry). When unsure it says
  * RETRY: stalling on a broken registry is recoverable, dead-lettering good
  * data is not.
  */
@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "errstr.h"
 #include "redact.h"
 
@@ -121,7 +122,7 @@ static int init_http(struct registry *reg, const char *url, char *errstr, size_t
 	/* No "Expect: 100-continue": some registries and proxies never answer it,
 	 * which costs a second per registration. */
 	const char *post_extra[] = {"Content-Type: application/vnd.schemaregistry.v1+json", "Expect:"};
-	for (size_t i = 0; i < sizeof(post_extra) / sizeof(post_extra[0]); i++) {
+	for (size_t i = 0; i < ARRAY_LEN(post_extra); i++) {
 		struct curl_slist *more = curl_slist_append(reg->post_headers, post_extra[i]);
 		if (!more)
 			goto nomem;
@@ -250,18 +251,18 @@ static bool cache_put(struct registry *reg, int32_t id, bool found, char *text)
 
 /*
  * Reads a whole schema file into a NUL-terminated string (caller frees).
- * REGISTRY_UNKNOWN when it does not exist, is too large or holds a NUL byte;
- * REGISTRY_RETRY for any other I/O error (permissions, EIO), which is the
+ * QS_REJECT when it does not exist, is too large or holds a NUL byte;
+ * QS_RETRY for any other I/O error (permissions, EIO), which is the
  * deployment's problem, not the message's.
  */
 static int read_schema_file(const char *path, char **text, char *errstr, size_t errstr_size)
 {
-	int rc = REGISTRY_RETRY;
+	int rc = QS_RETRY;
 	char *buf = NULL;
 	FILE *f = fopen(path, "rb");
 
 	if (!f) {
-		rc = errno == ENOENT ? REGISTRY_UNKNOWN : REGISTRY_RETRY;
+		rc = errno == ENOENT ? QS_REJECT : QS_RETRY;
 		if (errno == ENOENT)
 			errstr_set(errstr, errstr_size, "no file %s", path);
 		else
@@ -279,7 +280,7 @@ static int read_schema_file(const char *path, char **text, char *errstr, size_t 
 		goto fail;
 	}
 	if (len > MAX_SCHEMA_BYTES || memchr(buf, '\0', len)) {
-		rc = REGISTRY_UNKNOWN;
+		rc = QS_REJECT;
 		errstr_set(errstr, errstr_size, "%s: not a schema (over %u bytes or holds a NUL byte)", path,
 		       MAX_SCHEMA_BYTES);
 		goto fail;
@@ -288,7 +289,7 @@ static int read_schema_file(const char *path, char **text, char *errstr, size_t 
 	char *shrunk = realloc(buf, len + 1);
 	*text = shrunk ? shrunk : buf;
 	fclose(f);
-	return REGISTRY_OK;
+	return QS_OK;
 
 fail:
 	free(buf);
@@ -319,8 +320,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
 
 /*
  * One request: GET `url`, or POST `post` when it is not NULL. Returns
- * REGISTRY_OK when an HTTP response arrived (any status, in *status; body in
- * *body, caller frees body->data), REGISTRY_RETRY when none did.
+ * QS_OK when an HTTP response arrived (any status, in *status; body in
+ * *body, caller frees body->data), QS_RETRY when none did.
  */
 static int http(struct registry *reg, const char *url, const char *post, long *status, struct body *body,
 		char *errstr, size_t errstr_size)
@@ -342,7 +343,7 @@ static int http(struct registry *reg, const char *url, const char *post, long *s
 	    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, post ? reg->post_headers : reg->get_headers) != CURLE_OK ||
 	    (post && curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post) != CURLE_OK)) {
 		errstr_set(errstr, errstr_size, "schema registry %s: cannot set up the request", reg->shown);
-		return REGISTRY_RETRY;
+		return QS_RETRY;
 	}
 	CURLcode res = curl_easy_perform(curl);
 	/* The error buffer must not outlive this frame inside the handle. */
@@ -357,10 +358,10 @@ static int http(struct registry *reg, const char *url, const char *post, long *s
 			       curl_err[0] ? curl_err : curl_easy_strerror(res));
 		free(body->data);
 		*body = (struct body){0};
-		return REGISTRY_RETRY;
+		return QS_RETRY;
 	}
 	(void)curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
-	return REGISTRY_OK;
+	return QS_OK;
 }
 
 /* The "message" of a Confluent error body, or a placeholder. Borrowed from
@@ -373,7 +374,7 @@ static const char *error_message(json_t *root)
 
 static int http_lookup(struct registry *reg, int32_t id, char **text, char *errstr, size_t errstr_size)
 {
-	int rc = REGISTRY_RETRY;
+	int rc = QS_RETRY;
 	char url[2048];
 	struct body body = {0};
 	json_t *root = NULL;
@@ -384,15 +385,15 @@ static int http_lookup(struct registry *reg, int32_t id, char **text, char *errs
 		goto fail;
 	}
 	rc = http(reg, url, NULL, &status, &body, errstr, errstr_size);
-	if (rc != REGISTRY_OK)
+	if (rc != QS_OK)
 		goto fail;
 	root = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
 	if (status == 404) {
-		rc = REGISTRY_UNKNOWN;
+		rc = QS_REJECT;
 		errstr_set(errstr, errstr_size, "not found in %s: %s", reg->shown, error_message(root));
 		goto fail;
 	}
-	rc = REGISTRY_RETRY;
+	rc = QS_RETRY;
 	if (status != 200) {
 		errstr_set(errstr, errstr_size, "schema registry %s: HTTP %ld for schema id %" PRId32 " (%s)",
 		       reg->shown, status, id, error_message(root));
@@ -406,7 +407,7 @@ static int http_lookup(struct registry *reg, int32_t id, char **text, char *errs
 	}
 	const char *type = json_string_value(json_object_get(root, "schemaType"));
 	if (type && strcmp(type, "AVRO") != 0) {
-		rc = REGISTRY_UNKNOWN;
+		rc = QS_REJECT;
 		errstr_set(errstr, errstr_size, "a %s schema, not Avro", type);
 		goto fail;
 	}
@@ -415,7 +416,7 @@ static int http_lookup(struct registry *reg, int32_t id, char **text, char *errs
 		errstr_set(errstr, errstr_size, "schema registry: out of memory");
 		goto fail;
 	}
-	rc = REGISTRY_OK;
+	rc = QS_OK;
 fail:
 	json_decref(root);
 	free(body.data);
@@ -429,16 +430,16 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
 	if (c) {
 		if (!c->found) {
 			errstr_set(errstr, errstr_size, "%s", c->text ? c->text : "unknown");
-			return REGISTRY_UNKNOWN;
+			return QS_REJECT;
 		}
 		*schema_json = c->text;
-		return REGISTRY_OK;
+		return QS_OK;
 	}
 	if (id <= 0) {
 		/* Registries number schemas from 1; do not ask, and do not let
 		 * hostile ids grow the cache. */
 		errstr_set(errstr, errstr_size, "not a registry id");
-		return REGISTRY_UNKNOWN;
+		return QS_REJECT;
 	}
 
 	/* The reason for an unknown id is cached with it, so every message
@@ -450,26 +451,26 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
 		char path[4096];
 		if ((size_t)snprintf(path, sizeof(path), "%s/%" PRId32 ".avsc", reg->dir, id) >= sizeof(path)) {
 			errstr_set(errstr, errstr_size, "schema directory path too long");
-			return REGISTRY_RETRY;
+			return QS_RETRY;
 		}
 		rc = read_schema_file(path, &text, why, sizeof(why));
 	} else {
 		rc = http_lookup(reg, id, &text, why, sizeof(why));
 	}
 	errstr_set(errstr, errstr_size, "%s", why);
-	if (rc == REGISTRY_RETRY)
+	if (rc == QS_RETRY)
 		return rc;
-	if (rc == REGISTRY_UNKNOWN) {
+	if (rc == QS_REJECT) {
 		if (reg->unknown >= MAX_UNKNOWN_CACHED)
 			return rc;
 		reg->unknown++;
 		text = strdup(why); /* NULL if memory ran out: then the reason is lost, not the answer */
 	}
-	if (!cache_put(reg, id, rc == REGISTRY_OK, text)) {
+	if (!cache_put(reg, id, rc == QS_OK, text)) {
 		errstr_set(errstr, errstr_size, "schema registry: out of memory");
-		return REGISTRY_RETRY;
+		return QS_RETRY;
 	}
-	if (rc == REGISTRY_OK)
+	if (rc == QS_OK)
 		*schema_json = text;
 	return rc;
 }
@@ -514,7 +515,7 @@ static bool schema_file_id(const char *name, int32_t *id)
 static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id, char *errstr,
 		      size_t errstr_size)
 {
-	int rc = REGISTRY_UNKNOWN;
+	int rc = QS_REJECT;
 	json_t *want = NULL;
 	char *want_name = NULL;
 	DIR *d = NULL;
@@ -529,7 +530,7 @@ static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id
 	}
 	d = opendir(reg->dir);
 	if (!d) {
-		rc = REGISTRY_RETRY;
+		rc = QS_RETRY;
 		errstr_set(errstr, errstr_size, "schema directory %s: %s", reg->dir, strerror(errno));
 		goto fail;
 	}
@@ -542,7 +543,7 @@ static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", reg->dir, de->d_name) >= sizeof(path))
 			continue;
 		char *text = NULL;
-		if (read_schema_file(path, &text, NULL, 0) != REGISTRY_OK)
+		if (read_schema_file(path, &text, NULL, 0) != QS_OK)
 			continue;
 		/* Files that are not JSON records are someone else's (or broken
 		 * fixtures); they just do not match. */
@@ -565,7 +566,7 @@ static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id
 		goto fail;
 	}
 	*id = best;
-	rc = REGISTRY_OK;
+	rc = QS_OK;
 fail:
 	if (d)
 		closedir(d);
@@ -577,7 +578,7 @@ fail:
 static int http_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id,
 		       char *errstr, size_t errstr_size)
 {
-	int rc = REGISTRY_RETRY;
+	int rc = QS_RETRY;
 	char *escaped = NULL;
 	char *post = NULL;
 	char url[2048];
@@ -598,18 +599,18 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 		goto fail;
 	}
 	rc = http(reg, url, post, &status, &body, errstr, errstr_size);
-	if (rc != REGISTRY_OK)
+	if (rc != QS_OK)
 		goto fail;
 	root = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
 	if (status == 409 || status == 422) {
 		/* Incompatible with the subject's history, or not a valid schema:
 		 * asking again will not help. */
-		rc = REGISTRY_UNKNOWN;
+		rc = QS_REJECT;
 		errstr_set(errstr, errstr_size, "schema registry %s refused the schema for subject %s: HTTP %ld (%s)",
 		       reg->shown, subject, status, error_message(root));
 		goto fail;
 	}
-	rc = REGISTRY_RETRY;
+	rc = QS_RETRY;
 	json_t *jid = json_object_get(root, "id");
 	if (status != 200 || !json_is_integer(jid) || json_integer_value(jid) <= 0 ||
 	    json_integer_value(jid) > INT32_MAX) {
@@ -618,7 +619,7 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 		goto fail;
 	}
 	*id = (int32_t)json_integer_value(jid);
-	rc = REGISTRY_OK;
+	rc = QS_OK;
 fail:
 	json_decref(root);
 	json_decref(req);
@@ -634,13 +635,13 @@ int registry_id_for(struct registry *reg, const char *subject, const char *schem
 	for (const struct id_cached *c = reg->ids; c; c = c->next) {
 		if (strcmp(c->subject, subject) == 0 && strcmp(c->schema, schema_json) == 0) {
 			*id = c->id;
-			return REGISTRY_OK;
+			return QS_OK;
 		}
 	}
 	int32_t found = 0;
 	int rc = reg->dir ? dir_id_for(reg, schema_json, &found, errstr, errstr_size)
 			  : http_id_for(reg, subject, schema_json, &found, errstr, errstr_size);
-	if (rc != REGISTRY_OK)
+	if (rc != QS_OK)
 		return rc;
 
 	struct id_cached *c = calloc(1, sizeof(*c));
@@ -655,11 +656,11 @@ int registry_id_for(struct registry *reg, const char *subject, const char *schem
 		}
 		free(c);
 		errstr_set(errstr, errstr_size, "schema registry: out of memory");
-		return REGISTRY_RETRY;
+		return QS_RETRY;
 	}
 	c->id = found;
 	c->next = reg->ids;
 	reg->ids = c;
 	*id = found;
-	return REGISTRY_OK;
+	return QS_OK;
 }

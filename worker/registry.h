@@ -12,13 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Outcomes of registry_lookup and registry_id_for. */
-enum registry_status {
-	REGISTRY_OK = 0,       /* found */
-	REGISTRY_UNKNOWN = -1, /* definitively not there: asking again gives the same answer */
-	REGISTRY_RETRY = -2,   /* registry unreachable or failing: ask again later */
-};
-
+#include "compiler.h"
+#include "qserror.h"
 struct registry;
 
 /*
@@ -30,23 +25,23 @@ struct registry;
  * Nothing is fetched yet. Caller frees with registry_free.
  */
 struct registry *registry_new(const char *url, const char *dir, char *errstr, size_t errstr_size)
-	__attribute__((warn_unused_result));
+	QS_MUSTCHECK;
 
 /* Frees the handle and every cached schema text. NULL is a no-op. */
 void registry_free(struct registry *reg);
 
 /*
  * The writer schema JSON text registered under `id`.
- * REGISTRY_OK: *schema_json is NUL-terminated text, borrowed until
- * registry_free (it lives in the cache). REGISTRY_UNKNOWN: no such id (file
+ * QS_OK: *schema_json is NUL-terminated text, borrowed until
+ * registry_free (it lives in the cache). QS_REJECT: no such id (file
  * `<dir>/<id>.avsc` missing, HTTP 404, id <= 0, or the id names a schema that
- * is not Avro); messages written with it are dead letters. REGISTRY_RETRY:
+ * is not Avro); messages written with it are dead letters. QS_RETRY:
  * the registry could not be asked (connection refused, timeout, HTTP 5xx,
  * 401/403, a malformed answer, an unreadable file): nothing is cached and the
  * caller should retry later. errstr says why on either failure.
  */
 int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, char *errstr,
-		    size_t errstr_size) __attribute__((warn_unused_result));
+		    size_t errstr_size) QS_MUSTCHECK;
 
 /*
  * The id of one of the worker's own output schemas (dead_letter.avsc, ...),
@@ -56,12 +51,12 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
  * holding a record with the same full name (e.g. qualstream.DeadLetter):
  * among several, one whose JSON equals `schema_json` wins, else the highest
  * id. Both strings are borrowed for the call.
- * REGISTRY_OK sets *id. REGISTRY_UNKNOWN: no matching file, `schema_json` is
+ * QS_OK sets *id. QS_REJECT: no matching file, `schema_json` is
  * not a named record, or the registry refused the schema (HTTP 409 or 422).
- * REGISTRY_RETRY: as for registry_lookup. Successes are cached per
+ * QS_RETRY: as for registry_lookup. Successes are cached per
  * (subject, schema text).
  */
 int registry_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id,
-		    char *errstr, size_t errstr_size) __attribute__((warn_unused_result));
+		    char *errstr, size_t errstr_size) QS_MUSTCHECK;
 
 #endif

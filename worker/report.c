@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "pgsink.h"
 
 /* ---- PostgreSQL ---- */
@@ -285,7 +286,7 @@ static const char *const csv_header[] = {"section",  "plan_id",   "plan_name",  
 					 "measure",  "stratum",   "numerator",   "denominator",
 					 "rate",     "benchmark", "gap_closure_target", "prior_rate",
 					 "met",      "met_by",    "withhold_repaid_pct", "detail"};
-#define CSV_COLUMNS (sizeof(csv_header) / sizeof(csv_header[0]))
+#define CSV_COLUMNS (ARRAY_LEN(csv_header))
 
 /* Writes plan-year k as CSV records (withhold, measures, NTSV), advancing m and n past its rows. */
 static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor *m, struct cursor *n)

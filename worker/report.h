@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "compiler.h"
 enum report_format { REPORT_TEXT, REPORT_CSV, REPORT_JSON };
 
 struct report_options {
@@ -18,7 +19,7 @@ struct report_options {
 };
 
 /* Parses "text", "csv" or "json" into *format: 0, or -1 for anything else. */
-__attribute__((warn_unused_result)) int report_parse_format(const char *name, enum report_format *format);
+QS_MUSTCHECK int report_parse_format(const char *name, enum report_format *format);
 
 /*
  * Prints, per plan and year, every evaluated measure (numerator, denominator,
@@ -26,11 +27,11 @@ __attribute__((warn_unused_result)) int report_parse_format(const char *name, en
  * rate by hospital against the target (hospitals above it first), to out in
  * opts->format. 0, or -1 with errstr set (nothing useful printed).
  */
-__attribute__((warn_unused_result)) int report_print(const char *conninfo, const struct report_options *opts,
+QS_MUSTCHECK int report_print(const char *conninfo, const struct report_options *opts,
 						     FILE *out, char *errstr, size_t errstr_size);
 
 /* Prints every rule table and the rules in force per year, as text. 0 or -1 with errstr set. */
-__attribute__((warn_unused_result)) int report_print_rules(const char *conninfo, FILE *out, char *errstr,
+QS_MUSTCHECK int report_print_rules(const char *conninfo, FILE *out, char *errstr,
 							   size_t errstr_size);
 
 #endif

@@ -10,11 +10,13 @@
 
 #include <stddef.h>
 
+#include "compiler.h"
+
 /* malloc, or abort naming what for. Caller frees. */
-void *xmalloc(size_t size, const char *what);
+QS_MALLOC QS_ALLOC_SIZE(1) void *xmalloc(size_t size, const char *what);
 /* calloc(n, size), or abort. Caller frees. */
-void *xcalloc(size_t n, size_t size, const char *what);
+QS_MALLOC QS_ALLOC_SIZE(1, 2) void *xcalloc(size_t n, size_t size, const char *what);
 /* realloc, or abort; never returns NULL for size > 0. Caller frees. */
-void *xrealloc(void *p, size_t size, const char *what);
+QS_ALLOC_SIZE(2) void *xrealloc(void *p, size_t size, const char *what);
 
 #endif

@@ -296,7 +296,7 @@ static void pass_decode(struct bench *b)
 		const struct msg *m = &s->msgs[i];
 		int rc = decode_message(b->dec, m->topic, m->has_value ? s->bytes + m->off : NULL, m->len, &ev, why,
 					sizeof(why));
-		if (rc == QS_DECODE_OK) {
+		if (rc == QS_OK) {
 			ok++;
 			b->sink += (uint64_t)ev.u.encounter.service_to; /* any field: keeps the decode alive */
 		} else {
@@ -320,7 +320,7 @@ static void pass_apply(struct bench *b, struct state *st)
 			p = state_part_add(st, m->topic, m->partition, b->next_offset[m->topic][m->partition], QS_NO_TS);
 		int64_t offset = b->next_offset[m->topic][m->partition]++;
 		const void *value = m->has_value ? s->bytes + m->off : NULL;
-		if (decode_message(b->dec, m->topic, value, m->len, &ev, why, sizeof(why)) == QS_DECODE_OK)
+		if (decode_message(b->dec, m->topic, value, m->len, &ev, why, sizeof(why)) == QS_OK)
 			state_apply(st, p, &ev, offset, value, m->len);
 		else
 			state_dead_letter(st, p, offset, NULL, 0, value, m->len, why);
@@ -350,7 +350,7 @@ static size_t count_records(struct bench *b)
 	for (size_t i = 0; i < s->n; i++) {
 		const struct msg *m = &s->msgs[i];
 		if (decode_message(b->dec, m->topic, m->has_value ? s->bytes + m->off : NULL, m->len, &ev, why,
-				   sizeof(why)) != QS_DECODE_OK)
+				   sizeof(why)) != QS_OK)
 			continue;
 		const char *id = ev.topic == QS_TOPIC_ENCOUNTERS   ? ev.u.encounter.encounter_id
 				 : ev.topic == QS_TOPIC_DELIVERIES ? ev.u.delivery.delivery_id

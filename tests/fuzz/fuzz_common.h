@@ -72,8 +72,8 @@ static inline void fuzz_decode(struct decoder *dec, enum qs_topic topic, const v
 	struct qs_event ev;
 	char err[QS_DECODE_ERRSTR_SIZE] = "";
 	int rc = decode_message(dec, topic, value, len, &ev, err, sizeof(err));
-	FUZZ_REQUIRE(rc == QS_DECODE_OK || rc == QS_DECODE_REJECT);
-	if (rc == QS_DECODE_OK)
+	FUZZ_REQUIRE(rc == QS_OK || rc == QS_REJECT);
+	if (rc == QS_OK)
 		fuzz_check_event(&ev, topic);
 	else
 		FUZZ_REQUIRE(err[0] != '\0' && strlen(err) < sizeof(err));

@@ -1,5 +1,6 @@
 /* measures.c: the table of measure families and what they share. */
 #include "measures.h"
+#include "compiler.h"
 
 extern const struct family family_ntsv;
 extern const struct family family_cw13;
@@ -10,7 +11,7 @@ extern const struct family family_caw9;
 
 const struct family *const measures_families[] = {&family_ntsv, &family_cw13, &family_caw6,
 						   &family_caw7, &family_caw8, &family_caw9};
-const size_t measures_family_count = sizeof(measures_families) / sizeof(measures_families[0]);
+const size_t measures_family_count = ARRAY_LEN(measures_families);
 
 const char *measures_name(enum qs_measure m)
 {
@@ -25,7 +26,7 @@ const char *measures_name(enum qs_measure m)
 const char *measures_alert_name(enum qs_alert_kind kind)
 {
 	static const char *const names[] = {"NONE", "LATE_SUBMISSION", "DUE_SOON", "OVERDUE"};
-	return (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "?";
+	return (size_t)kind < ARRAY_LEN(names) ? names[kind] : "?";
 }
 
 static bool same_contrib(const struct qs_contrib *a, const struct qs_contrib *b)
@@ -55,5 +56,5 @@ void measures_emit_diff(struct family_ctx *ctx, const struct qs_contrib *before,
 			ctx->sink.add(ctx->sink.ctx, &after[i]);
 }
 
-_Static_assert(sizeof(measures_families) / sizeof(measures_families[0]) <= QS_MAX_FAMILIES,
+_Static_assert(ARRAY_LEN(measures_families) <= QS_MAX_FAMILIES,
 	       "raise QS_MAX_FAMILIES");
