@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void *check(void *p, size_t size, const char *what)
 {
@@ -26,4 +27,10 @@ void *xcalloc(size_t n, size_t size, const char *what)
 void *xrealloc(void *p, size_t size, const char *what)
 {
 	return check(realloc(p, size), size, what);
+}
+
+char *xstrdup(const char *s, const char *what)
+{
+	size_t size = strlen(s) + 1;
+	return memcpy(xmalloc(size, what), s, size);
 }

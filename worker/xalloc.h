@@ -18,5 +18,7 @@ QS_MALLOC QS_ALLOC_SIZE(1) void *xmalloc(size_t size, const char *what);
 QS_MALLOC QS_ALLOC_SIZE(1, 2) void *xcalloc(size_t n, size_t size, const char *what);
 /* realloc, or abort; never returns NULL for size > 0. Caller frees. */
 QS_ALLOC_SIZE(2) void *xrealloc(void *p, size_t size, const char *what);
+/* strdup, or abort. Caller frees. */
+QS_MALLOC char *xstrdup(const char *s, const char *what);
 
 #endif
