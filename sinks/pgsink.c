@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts.h"
 #include "compiler.h"
 #include "dates.h"
 #include "embedded.h"
@@ -807,18 +808,16 @@ static void put_instant(struct pgsink *ps, int64_t ms, char sep)
 /* The encounter alerts the families found, in the order found (qualstream.alerts ids keep it). */
 static int write_alerts(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
 {
-	const struct state_alert *a;
+	const struct qs_alert *a;
 	size_t n = state_alerts(st, &a);
 	if (!n)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		const char *kind = measures_alert_name(a[i].kind), *plan = state_str(st, a[i].plan);
-		char day[11];
+		const char *plan = state_str(st, a[i].plan);
+		char day[11], id[ALERTS_ID_MAX];
 		put_text(ps, ps->group, '\t');
-		putf(ps, "%s:", kind);
-		put_text(ps, plan, ':');
-		put_text(ps, a[i].encounter_id, '\t');
-		putf(ps, "%s\t%s\t", kind, a[i].raised ? "RAISED" : "RESOLVED");
+		put_text(ps, alerts_encounter_id(id, a[i].kind, plan, a[i].encounter_id), '\t');
+		putf(ps, "%s\t%s\t", alerts_kind_name(a[i].kind), a[i].raised ? "RAISED" : "RESOLVED");
 		put_text(ps, plan, '\t');
 		put_text(ps, state_str(st, a[i].source), '\t');
 		put_text(ps, a[i].member_id, '\t');

@@ -105,11 +105,11 @@ static void tick(struct fixture *f, int64_t ms)
 static void expect_at(struct fixture *f, int line, enum qs_alert_kind kind, bool raised, const char *id,
 		      int64_t detected_at, int32_t due_date)
 {
-	const struct state_alert *a;
+	const struct qs_alert *a;
 	size_t n = state_alerts(f->st, &a);
 	ck_assert_msg(f->seen < n, "line %d: expected %s %s of %s, but there are no more transitions", line,
-		      measures_alert_name(kind), raised ? "RAISED" : "RESOLVED", id);
-	const struct state_alert *x = &a[f->seen++];
+		      alerts_kind_name(kind), raised ? "RAISED" : "RESOLVED", id);
+	const struct qs_alert *x = &a[f->seen++];
 	char want_due[11] = "-", got_due[11];
 	if (due_date != ANY_DUE)
 		dates_format(due_date, want_due);
@@ -117,8 +117,8 @@ static void expect_at(struct fixture *f, int line, enum qs_alert_kind kind, bool
 	ck_assert_msg(x->kind == kind && x->raised == raised && !strcmp(x->encounter_id, id) &&
 			      x->detected_at == detected_at && (due_date == ANY_DUE || x->due_date == due_date),
 		      "line %d: expected %s %s %s detected %lld due %s; got %s %s %s detected %lld due %s", line,
-		      measures_alert_name(kind), raised ? "RAISED" : "RESOLVED", id, (long long)detected_at, want_due,
-		      measures_alert_name(x->kind), x->raised ? "RAISED" : "RESOLVED", x->encounter_id,
+		      alerts_kind_name(kind), raised ? "RAISED" : "RESOLVED", id, (long long)detected_at, want_due,
+		      alerts_kind_name(x->kind), x->raised ? "RAISED" : "RESOLVED", x->encounter_id,
 		      (long long)x->detected_at, got_due);
 	ck_assert_str_eq(state_str(f->st, x->plan), "P1");
 	ck_assert_str_eq(state_str(f->st, x->source), "MEDICARE");
@@ -128,10 +128,10 @@ static void expect_at(struct fixture *f, int line, enum qs_alert_kind kind, bool
 
 static void expect_none_at(struct fixture *f, int line)
 {
-	const struct state_alert *a;
+	const struct qs_alert *a;
 	size_t n = state_alerts(f->st, &a);
 	ck_assert_msg(n == f->seen, "line %d: expected no new transition, got %zu, the first %s %s of %s", line,
-		      n - f->seen, measures_alert_name(a[f->seen].kind), a[f->seen].raised ? "RAISED" : "RESOLVED",
+		      n - f->seen, alerts_kind_name(a[f->seen].kind), a[f->seen].raised ? "RAISED" : "RESOLVED",
 		      a[f->seen].encounter_id);
 }
 
@@ -464,7 +464,7 @@ START_TEST(correction_changing_plan_moves_alert)
 	EXPECT(&f, LATE_SUBMISSION, RAISED, "L", ms_of(2022, 7, 10), day(2022, 7, 9));
 	strcpy(l.u.encounter.plan_id, "P2");
 	put(&f, l);
-	const struct state_alert *a;
+	const struct qs_alert *a;
 	ck_assert_uint_eq(state_alerts(f.st, &a), 3);
 	ck_assert(a[1].kind == QS_ALERT_LATE_SUBMISSION && !a[1].raised);
 	ck_assert_str_eq(state_str(f.st, a[1].plan), "P1");
@@ -493,7 +493,7 @@ START_TEST(replacement_renamed_to_other_original)
 	 * again (late, raised, due 07-09), O2 by 2022-01-05 (+186, late, due 2022-07-04). The
 	 * contract does not order two chains' transitions in one event: either order. */
 	put(&f, encounter("R", "O2", QS_FREQ_REPLACEMENT, day(2022, 1, 5), ms_of(2022, 7, 16)));
-	const struct state_alert *a;
+	const struct qs_alert *a;
 	ck_assert_uint_eq(state_alerts(f.st, &a), 4);
 	int o1 = !strcmp(a[2].encounter_id, "O1") ? 2 : 3, o2 = 5 - o1;
 	ck_assert_str_eq(a[o1].encounter_id, "O1");
@@ -556,7 +556,7 @@ END_TEST
 START_TEST(flushed_clears_pending_alerts)
 {
 	struct fixture f = setup();
-	const struct state_alert *a;
+	const struct qs_alert *a;
 	put(&f, encounter("L", "", QS_FREQ_ORIGINAL, day(2022, 1, 10), ms_of(2022, 7, 10)));
 	ck_assert_uint_eq(state_alerts(f.st, &a), 1);
 	ck_assert_uint_eq(state_progress_count(f.st), 1);
@@ -583,7 +583,7 @@ struct pair {
 /* Both sides reported the same transitions since their `seen` marks (which are not advanced). */
 static void same_transitions(struct pair *pr, int line)
 {
-	const struct state_alert *x, *y;
+	const struct qs_alert *x, *y;
 	size_t nx = state_alerts(pr->a.st, &x), ny = state_alerts(pr->b.st, &y);
 	ck_assert_msg(nx - pr->a.seen == ny - pr->b.seen, "line %d: live %zu new transitions, restored %zu", line,
 		      nx - pr->a.seen, ny - pr->b.seen);
@@ -592,8 +592,8 @@ static void same_transitions(struct pair *pr, int line)
 				      !strcmp(x[i].encounter_id, y[j].encounter_id) &&
 				      x[i].detected_at == y[j].detected_at && x[i].due_date == y[j].due_date,
 			      "line %d: transition %zu: live %s %s %s %lld %d, restored %s %s %s %lld %d", line, i,
-			      measures_alert_name(x[i].kind), x[i].raised ? "RAISED" : "RESOLVED", x[i].encounter_id,
-			      (long long)x[i].detected_at, x[i].due_date, measures_alert_name(y[j].kind),
+			      alerts_kind_name(x[i].kind), x[i].raised ? "RAISED" : "RESOLVED", x[i].encounter_id,
+			      (long long)x[i].detected_at, x[i].due_date, alerts_kind_name(y[j].kind),
 			      y[j].raised ? "RAISED" : "RESOLVED", y[j].encounter_id, (long long)y[j].detected_at,
 			      y[j].due_date);
 		ck_assert_str_eq(state_str(pr->a.st, x[i].plan), state_str(pr->b.st, y[j].plan));
@@ -628,7 +628,7 @@ static void restore_latest(struct pair *pr, const struct qs_event *log, int64_t 
 		if (latest)
 			state_restore(pr->b.st, pr->b.p, &log[i], i);
 	}
-	const struct state_alert *a;
+	const struct qs_alert *a;
 	ck_assert_uint_eq(state_alerts(pr->b.st, &a), 0);
 	ck_assert_uint_eq(state_pending(pr->b.st), 0);
 	ck_assert_int_eq(state_part_next_offset(pr->b.p), n);
@@ -762,11 +762,11 @@ START_TEST(restore_void_of_redelivered_replacement)
 	put(&pr.a, encounter("T", "", QS_FREQ_ORIGINAL, day(2023, 9, 1), ms_of(2023, 9, 1)));
 	put(&pr.b, encounter("T", "", QS_FREQ_ORIGINAL, day(2023, 9, 1), ms_of(2023, 9, 1)));
 	/* Counted first and freed before asserting, so that a failure leaks nothing under CK_FORK=no. */
-	const struct state_alert *x;
+	const struct qs_alert *x;
 	size_t live = state_alerts(pr.a.st, &x), restored = state_alerts(pr.b.st, &x);
 	char first[64] = "";
 	if (restored)
-		snprintf(first, sizeof(first), "%s %s of %s", measures_alert_name(x[0].kind), x[0].raised ? "RAISED" : "RESOLVED",
+		snprintf(first, sizeof(first), "%s %s of %s", alerts_kind_name(x[0].kind), x[0].raised ? "RAISED" : "RESOLVED",
 			 x[0].encounter_id);
 	state_free(pr.a.st);
 	state_free(pr.b.st);
@@ -858,7 +858,7 @@ START_TEST(restore_equivalence_same_day_timers)
 	/* 07-29: four DUE_SOON raised; 08-29: four times DUE_SOON resolved then OVERDUE raised. */
 	PUT_BOTH(&pr, encounter("T1", "", QS_FREQ_ORIGINAL, day(2023, 7, 29), ms_of(2023, 7, 29)));
 	PUT_BOTH(&pr, encounter("T2", "", QS_FREQ_ORIGINAL, day(2023, 8, 29), ms_of(2023, 8, 29)));
-	const struct state_alert *x;
+	const struct qs_alert *x;
 	ck_assert_uint_eq(state_alerts(pr.a.st, &x), 12);
 	bool seen_raised[4] = {false}, seen_escalated[4] = {false};
 	for (int i = 0; i < 4; i++) {
@@ -1059,7 +1059,7 @@ START_TEST(random_against_model)
 			for (int64_t j = 0; j < i; j++)
 				if (last[id_index(&log[j])] == j)
 					state_restore(pr.b.st, pr.b.p, &log[j], j);
-			const struct state_alert *none;
+			const struct qs_alert *none;
 			ck_assert_uint_eq(state_alerts(pr.b.st, &none), 0);
 			with_b = true;
 		} else if (i % R_FLUSH_EVERY == 0) {
@@ -1076,20 +1076,20 @@ START_TEST(random_against_model)
 		if (with_b) {
 			put(&pr.b, log[i]);
 			same_transitions(&pr, __LINE__);
-			const struct state_alert *b_items;
+			const struct qs_alert *b_items;
 			pr.b.seen = state_alerts(pr.b.st, &b_items);
 		}
 		/* Fold the new transitions: each alert_id alternates RAISED, RESOLVED, ... from RAISED;
 		 * an encounter has at most one open alert; each is detected at the clock. */
-		const struct state_alert *a;
+		const struct qs_alert *a;
 		size_t n = state_alerts(pr.a.st, &a);
 		for (; pr.a.seen < n; pr.a.seen++) {
-			const struct state_alert *x = &a[pr.a.seen];
+			const struct qs_alert *x = &a[pr.a.seen];
 			ck_assert_msg(x->kind >= QS_ALERT_LATE_SUBMISSION && x->kind <= QS_ALERT_OVERDUE, "kind %d",
 				      (int)x->kind);
 			int k = slot_of(x->encounter_id);
 			ck_assert_msg(x->raised != open[x->kind][k], "event %lld: %s %s %s twice in a row",
-				      (long long)i, measures_alert_name(x->kind), x->raised ? "RAISED" : "RESOLVED",
+				      (long long)i, alerts_kind_name(x->kind), x->raised ? "RAISED" : "RESOLVED",
 				      x->encounter_id);
 			open[x->kind][k] = x->raised;
 			(x->raised ? raised : resolved)[x->kind]++;
@@ -1110,13 +1110,13 @@ START_TEST(random_against_model)
 					got = (enum qs_alert_kind)kind;
 			ck_assert_msg(got == want, "after event %lld (%s, clock %lld): O%03d has %s open, model %s",
 				      (long long)i, log[i].u.encounter.encounter_id, (long long)m->clock_ms, k,
-				      measures_alert_name(got), measures_alert_name(want));
+				      alerts_kind_name(got), alerts_kind_name(want));
 		}
 	}
 	/* Not vacuous: every kind was raised and resolved (counts from this seed, a floor only). */
 	for (int kind = QS_ALERT_LATE_SUBMISSION; kind <= QS_ALERT_OVERDUE; kind++)
 		ck_assert_msg(raised[kind] >= 10 && resolved[kind] >= 5, "%s raised %zu resolved %zu",
-			      measures_alert_name((enum qs_alert_kind)kind), raised[kind], resolved[kind]);
+			      alerts_kind_name((enum qs_alert_kind)kind), raised[kind], resolved[kind]);
 	ck_assert_msg(g->n_originals >= 150, "only %d originals", g->n_originals); /* about R_ORIGINALS */
 	state_free(pr.a.st);
 	state_free(pr.b.st);

@@ -553,7 +553,7 @@ static int flush(struct worker *w)
 	if (rc == QS_OK) {
 		if (pending) {
 			const struct state_dead_letter *dl;
-			const struct state_alert *al;
+			const struct qs_alert *al;
 			w->dead_letters += state_dead_letters(w->st, &dl);
 			w->alerts += state_alerts(w->st, &al);
 			state_flushed(w->st);

@@ -51,8 +51,7 @@ struct part {
 
 struct state {
 	const struct qs_rules *rules;
-	bool wall;       /* clocks follow state_wall_clock, not event time */
-	int64_t wall_ms; /* the last wall clock set */
+	struct alert_clock clock; /* how the partitions' clocks move */
 	struct intern intern;
 	VEC(struct part *) parts[QS_TOPIC_COUNT]; /* indexed by partition number */
 	VEC(struct store *) stores;               /* indexed by partition number */
@@ -64,7 +63,7 @@ struct state {
 	struct dates_cache periods; /* the cells' period starts by contribution date */
 	VEC(struct state_record) records;
 	VEC(struct state_dead_letter) dead_letters;
-	VEC(struct state_alert) alerts;
+	VEC(struct qs_alert) alerts;
 	struct arena pending; /* bytes of pending records, dead letters and alerts */
 	size_t events;        /* applied since the last flush */
 };
@@ -80,8 +79,7 @@ struct state *state_new(const struct qs_rules *rules, bool wall_clock)
 {
 	struct state *st = xcalloc(1, sizeof(*st), "the state");
 	st->rules = rules;
-	st->wall = wall_clock;
-	st->wall_ms = QS_NO_TS;
+	st->clock = alerts_clock(wall_clock);
 	dates_cache_init(&st->periods);
 	return st;
 }
@@ -91,7 +89,7 @@ static void part_free(struct state *st, struct part *p)
 	struct store *s = p->store;
 	if (--s->refs == 0) {
 		for (size_t f = 0; f < measures_family_count; f++)
-			measures_families[f]->state_free(s->family[f]);
+			measures_state_free(measures_families[f], s->family[f]);
 		chains_free(&s->chains);
 		keymap_free(&s->deliveries);
 		keymap_free(&s->member_events);
@@ -177,7 +175,7 @@ struct part *state_part_add(struct state *st, enum qs_topic topic, int32_t parti
 		s = xcalloc(1, sizeof(*s), "a partition store");
 		chains_init(&s->chains);
 		for (size_t f = 0; f < measures_family_count; f++)
-			s->family[f] = measures_families[f]->state_new();
+			s->family[f] = measures_state_new(measures_families[f]);
 		st->stores.items[partition] = s;
 	}
 	s->refs++;
@@ -304,17 +302,11 @@ static void discard(void *ctx, const struct qs_contrib *c)
 static void record_alert(void *ctx, const struct qs_alert *a)
 {
 	struct state *st = ctx;
-	*VEC_PUSH(st->alerts) = (struct state_alert){
-		.kind = a->kind,
-		.raised = a->raised,
-		.plan = a->plan,
-		.source = a->source,
-		.member_id = arena_strdup(&st->pending, a->member_id),
-		.encounter_id = arena_strdup(&st->pending, a->encounter_id),
-		.details = arena_strdup(&st->pending, a->details),
-		.due_date = a->due_date,
-		.detected_at = a->detected_at,
-	};
+	struct qs_alert *copy = VEC_PUSH(st->alerts);
+	*copy = *a;
+	copy->member_id = arena_strdup(&st->pending, a->member_id);
+	copy->encounter_id = arena_strdup(&st->pending, a->encounter_id);
+	copy->details = arena_strdup(&st->pending, a->details);
 }
 
 static void discard_alert(void *ctx, const struct qs_alert *a)
@@ -403,21 +395,6 @@ static void fire_timers(struct state *st, struct part *p, int64_t judged_ms)
 			measures_families[f]->tick(p->store->family[f], &ctx);
 }
 
-/* When the event happened, by the stream's account (README "The clock"); QS_NO_TS if it does not say. */
-static int64_t event_time(const struct qs_event *ev)
-{
-	switch (ev->topic) {
-	case QS_TOPIC_ENCOUNTERS: {
-		const struct qs_encounter *e = &ev->u.encounter;
-		return e->submitted_at > e->adjudicated_at ? e->submitted_at : e->adjudicated_at;
-	}
-	case QS_TOPIC_DELIVERIES:
-		return (int64_t)ev->u.delivery.delivery_date * 86400000;
-	default:
-		return QS_NO_TS;
-	}
-}
-
 static void *copy_pending(struct state *st, const void *bytes, size_t len)
 {
 	return bytes ? memcpy(arena_alloc(&st->pending, len ? len : 1), bytes, len) : NULL;
@@ -432,9 +409,8 @@ void state_apply(struct state *st, struct part *p, const struct qs_event *ev, in
 	 * (Timers first would report, for an owed encounter whose own submission
 	 * moves the clock past a boundary, an alert raised and resolved at once.)
 	 */
-	int64_t judged = p->clock_ms, t = st->wall ? QS_NO_TS : event_time(ev);
-	if (t != QS_NO_TS && (p->clock_ms == QS_NO_TS || t > p->clock_ms))
-		p->clock_ms = t;
+	int64_t judged = p->clock_ms;
+	p->clock_ms = alerts_clock_on_event(&st->clock, p->clock_ms, ev);
 	fold(st, p, ev, offset, true, judged);
 	if (p->clock_ms != judged)
 		fire_timers(st, p, judged);
@@ -474,15 +450,13 @@ void state_dead_letter(struct state *st, struct part *p, int64_t offset, const v
 
 void state_wall_clock(struct state *st, int64_t now_ms)
 {
-	if (!st->wall)
+	if (!alerts_clock_wall_set(&st->clock, now_ms))
 		return;
-	st->wall_ms = now_ms;
-	int32_t today = dates_day_of_ms(now_ms);
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		for (size_t i = 0; i < st->parts[t].len; i++) {
 			struct part *p = st->parts[t].items[i];
-			if (!p || p->parked || (p->clock_ms != QS_NO_TS && dates_day_of_ms(p->clock_ms) >= today))
-				continue; /* alerts change by the day; a clock stepped back waits for it */
+			if (!p || p->parked || !alerts_clock_wall_due(&st->clock, p->clock_ms))
+				continue;
 			int64_t judged = p->clock_ms;
 			p->clock_ms = now_ms;
 			fire_timers(st, p, judged);
@@ -492,7 +466,7 @@ void state_wall_clock(struct state *st, int64_t now_ms)
 
 int64_t state_wall_clock_ms(const struct state *st)
 {
-	return st->wall ? st->wall_ms : QS_NO_TS;
+	return st->clock.wall_ms;
 }
 
 size_t state_pending(const struct state *st)
@@ -518,7 +492,7 @@ size_t state_dead_letters(const struct state *st, const struct state_dead_letter
 	return st->dead_letters.len;
 }
 
-size_t state_alerts(const struct state *st, const struct state_alert **items)
+size_t state_alerts(const struct state *st, const struct qs_alert **items)
 {
 	*items = st->alerts.items;
 	return st->alerts.len;

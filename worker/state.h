@@ -7,9 +7,8 @@
  * and the alert transitions, all waiting for the sink to write them in one
  * transaction.
  *
- * Each partition also keeps a clock (README "Alerts"): the latest event time
- * it has read, or in wall-clock mode the machine's time. It is persisted with
- * the offset; when it moves, the families' timers fire.
+ * Each partition also keeps its alert clock (alerts.h), persisted with the
+ * offset; when it moves, the families' timers fire.
  *
  * Entities are persisted as the raw message of each record's versions
  * (qualstream.record_log, whose latest per record is the view
@@ -24,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alerts.h"
 #include "dates.h"
 #include "event.h"
 #include "measures/measures.h"
@@ -58,16 +58,6 @@ struct state_dead_letter {
 	const void *key, *value; /* NULL when absent */
 	size_t key_len, value_len;
 	const char *reason;
-};
-
-/* An alert transition found since the last flush. Pointers borrowed until state_flushed. */
-struct state_alert {
-	enum qs_alert_kind kind;
-	bool raised;
-	uint32_t plan, source; /* interned; see state_str */
-	const char *member_id, *encounter_id, *details;
-	int32_t due_date;
-	int64_t detected_at; /* ms */
 };
 
 /*
@@ -133,7 +123,8 @@ size_t state_pending(const struct state *st);
 size_t state_deltas(const struct state *st, const struct state_delta **items);
 size_t state_records(const struct state *st, const struct state_record **items);
 size_t state_dead_letters(const struct state *st, const struct state_dead_letter **items);
-size_t state_alerts(const struct state *st, const struct state_alert **items);
+/* The alert transitions found since the last flush, in the order found. */
+size_t state_alerts(const struct state *st, const struct qs_alert **items);
 
 /* Partitions whose offset or clock moved since the last flush: the i-th, for i < n. */
 size_t state_progress_count(const struct state *st);

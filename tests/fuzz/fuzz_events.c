@@ -253,8 +253,8 @@ static void same_cells(const struct cells *x, const struct cells *y, const char 
 
 /* --- alerts ------------------------------------------------------------ */
 
-static bool same_alert(const struct state *sx, const struct state_alert *x, const struct state *sy,
-		       const struct state_alert *y)
+static bool same_alert(const struct state *sx, const struct qs_alert *x, const struct state *sy,
+		       const struct qs_alert *y)
 {
 	return x->kind == y->kind && x->raised == y->raised && x->due_date == y->due_date &&
 	       x->detected_at == y->detected_at && !strcmp(x->encounter_id, y->encounter_id) &&
@@ -275,7 +275,7 @@ struct open_alerts {
 
 static void fold_alerts(struct open_alerts *o, const struct state *st, size_t from)
 {
-	const struct state_alert *a;
+	const struct qs_alert *a;
 	size_t n = state_alerts(st, &a);
 	for (size_t i = from; i < n; i++) {
 		const char *plan = state_str(st, a[i].plan);
@@ -432,7 +432,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	static struct qs_event cont[MAX_EVENTS + 2];
 	size_t nc = continuation(log, n, clock[QS_TOPIC_ENCOUNTERS], cont);
-	const struct state_alert *x, *y;
+	const struct qs_alert *x, *y;
 	for (size_t i = 0; i < nc; i++) {
 		size_t sx = state_alerts(live.st, &x), sy = state_alerts(restored.st, &y);
 		side_put(&live, &cont[i]);

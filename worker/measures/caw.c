@@ -84,8 +84,9 @@ uint32_t caw_entity_get(struct caw_years *ys, struct family_ctx *ctx, char tag, 
 	return n;
 }
 
-void caw_counts_init(struct caw_counts *cc)
+void caw_counts_init(void *counts)
 {
+	struct caw_counts *cc = counts;
 	caw_years_init(&cc->years, sizeof(struct caw_counter));
 	cc->places = SLAB_OF(struct caw_place);
 }
@@ -157,8 +158,16 @@ size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int
 	return n;
 }
 
-void caw_counts_free(struct caw_counts *cc)
+void caw_counts_release(void *counts)
 {
+	struct caw_counts *cc = counts;
 	caw_years_free(&cc->years);
 	slab_free(&cc->places);
+}
+
+_Static_assert(offsetof(struct caw_counts, years) == 0, "caw_member_years reads a caw_counts as its caw_years");
+
+size_t caw_member_years(const void *state)
+{
+	return ((const struct caw_years *)state)->years.len;
 }

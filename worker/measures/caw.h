@@ -96,7 +96,11 @@ struct caw_counts {
 	struct slab places;     /* of struct caw_place */
 };
 
-void caw_counts_init(struct caw_counts *cc);
+/*
+ * An empty struct caw_counts at counts (void *: CAW8 and CAW9, whose state
+ * is one, name this and caw_counts_release in their struct family).
+ */
+void caw_counts_init(void *counts);
 
 /* The place at `day`'s month of the (tag, plan, id) member-year, created on first sight. */
 struct caw_place caw_place_at(struct caw_counts *cc, struct family_ctx *ctx, char tag, uint32_t plan, uint32_t id,
@@ -128,6 +132,14 @@ void caw_count_event(struct caw_counts *cc, struct family_ctx *ctx,
 size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int base, int sub,
 			     struct qs_contrib *out);
 
-void caw_counts_free(struct caw_counts *cc);
+/* Frees what the struct caw_counts at counts holds. */
+void caw_counts_release(void *counts);
+
+/*
+ * The member-years held by a family whose state starts with its struct
+ * caw_years, directly or as the first member of a struct caw_counts (CAW6 to
+ * CAW9, each asserting so): their struct family's count.
+ */
+size_t caw_member_years(const void *state);
 
 #endif

@@ -7,10 +7,9 @@
  * holding the latest version of each of the member's ACTIVE coordination
  * events of that year; a member-year writes one contribution per cell.
  */
-#include <stdlib.h>
+#include <stddef.h>
 
 #include "caw.h"
-#include "xalloc.h"
 
 /* The latest version of one coordination event, by member-event record number. */
 struct caw6_event {
@@ -29,9 +28,11 @@ struct caw6_year {
 };
 
 struct caw6_state {
-	struct slab events;     /* struct caw6_event by record number */
 	struct caw_years years; /* of struct caw6_year */
+	struct slab events;     /* struct caw6_event by record number */
 };
+
+_Static_assert(offsetof(struct caw6_state, years) == 0, "count is caw_member_years");
 
 /* Whether a decides over b (NULL: nothing yet) as the member's latest event of a period. */
 static bool later(const struct caw6_event *a, const struct caw6_event *b)
@@ -131,34 +132,26 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	measures_emit_diff(ctx, before, n_before, after, n_after);
 }
 
-static void *state_new(void)
-{
-	struct caw6_state *st = xcalloc(1, sizeof(*st), "the CAW6 state");
-	st->events = SLAB_OF(struct caw6_event);
-	caw_years_init(&st->years, sizeof(struct caw6_year));
-	return st;
-}
-
-static void state_free(void *state)
+static void state_init(void *state)
 {
 	struct caw6_state *st = state;
-	if (st) {
-		slab_free(&st->events);
-		caw_years_free(&st->years);
-	}
-	free(st);
+	caw_years_init(&st->years, sizeof(struct caw6_year));
+	st->events = SLAB_OF(struct caw6_event);
 }
 
-static size_t count(const void *state)
+static void state_release(void *state)
 {
-	return ((const struct caw6_state *)state)->years.years.len;
+	struct caw6_state *st = state;
+	caw_years_free(&st->years);
+	slab_free(&st->events);
 }
 
 const struct family family_caw6 = {
 	.name = "caw6",
 	.topics = QS_TOPIC_BIT(QS_TOPIC_MEMBER_EVENTS),
-	.state_new = state_new,
-	.state_free = state_free,
+	.state_size = sizeof(struct caw6_state),
+	.state_init = state_init,
+	.state_release = state_release,
 	.apply = apply,
-	.count = count,
+	.count = caw_member_years,
 };

@@ -11,11 +11,10 @@
  * Member events and encounters arrive on co-partitioned topics and meet in one
  * partition store (state.c), whose encounter chains this family reads.
  */
-#include <stdlib.h>
+#include <stddef.h>
 
 #include "caw.h"
 #include "chain.h"
-#include "xalloc.h"
 
 /* A member-year qualifies from this many distinct enrolled months (CA4.1). */
 #define CAW7_MIN_MONTHS 5
@@ -26,6 +25,8 @@ struct caw7_state {
 	struct caw_counts counts; /* enrollment events by record number, member-years */
 	struct slab visits;       /* struct caw_place by chain number: where its ED visit counts */
 };
+
+_Static_assert(offsetof(struct caw7_state, counts) == 0, "count is caw_member_years");
 
 static size_t contribs(const struct caw_counter *y, struct qs_contrib *out)
 {
@@ -93,35 +94,27 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	caw_count_event(&st->counts, ctx, contribs, to);
 }
 
-static void *state_new(void)
-{
-	struct caw7_state *st = xcalloc(1, sizeof(*st), "the CAW7 state");
-	caw_counts_init(&st->counts);
-	st->visits = SLAB_OF(struct caw_place);
-	return st;
-}
-
-static void state_free(void *state)
+static void state_init(void *state)
 {
 	struct caw7_state *st = state;
-	if (st) {
-		caw_counts_free(&st->counts);
-		slab_free(&st->visits);
-	}
-	free(st);
+	caw_counts_init(&st->counts);
+	st->visits = SLAB_OF(struct caw_place);
 }
 
-static size_t count(const void *state)
+static void state_release(void *state)
 {
-	return ((const struct caw7_state *)state)->counts.years.years.len;
+	struct caw7_state *st = state;
+	caw_counts_release(&st->counts);
+	slab_free(&st->visits);
 }
 
 const struct family family_caw7 = {
 	.name = "caw7",
 	.topics = QS_TOPIC_BIT(QS_TOPIC_MEMBER_EVENTS) | QS_TOPIC_BIT(QS_TOPIC_ENCOUNTERS),
-	.state_new = state_new,
-	.state_free = state_free,
+	.state_size = sizeof(struct caw7_state),
+	.state_init = state_init,
+	.state_release = state_release,
 	.apply = apply,
 	.chain_after = chain_after,
-	.count = count,
+	.count = caw_member_years,
 };

@@ -7,16 +7,10 @@
  * plans and care-plan-years for revisions, each with per-month counters of
  * its ACTIVE events and of those with goals.
  */
-#include <stdlib.h>
-
 #include "caw.h"
-#include "xalloc.h"
 
+/* The state is a struct caw_counts: care plan events by record number; 'I' member-years, 'R' care-plan-years. */
 enum { ROW_PLANS, ROW_GOALS }; /* caw_counter rows */
-
-struct caw8_state {
-	struct caw_counts counts; /* care plan events by event_id; 'I' member-years, 'R' care-plan-years */
-};
 
 /* A member-year gives (C, B), a care-plan-year (F, E): the same rule on its own counters. */
 static size_t contribs(const struct caw_counter *y, struct qs_contrib *out)
@@ -27,44 +21,25 @@ static size_t contribs(const struct caw_counter *y, struct qs_contrib *out)
 static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset)
 {
 	(void)offset;
-	struct caw8_state *st = state;
+	struct caw_counts *counts = state;
 	const struct qs_member_event *m = &ev->u.member;
 	struct caw_place to = {0, 0, 0};
 	if (m->status == QS_STATUS_ACTIVE && m->body == QS_BODY_CARE_PLAN) {
 		bool initial = m->u.care_plan.plan_type == QS_CARE_PLAN_INITIAL;
 		uint32_t id = idmap_add(ctx->names, initial ? m->member_id : m->u.care_plan.care_plan_id, NULL);
-		to = caw_place_at(&st->counts, ctx, initial ? 'I' : 'R', intern_id(ctx->intern, m->plan_id), id,
+		to = caw_place_at(counts, ctx, initial ? 'I' : 'R', intern_id(ctx->intern, m->plan_id), id,
 				  m->u.care_plan.completed_on,
 				  1u << ROW_PLANS | (m->u.care_plan.care_goals_documented ? 1u << ROW_GOALS : 0));
 	}
-	caw_count_event(&st->counts, ctx, contribs, to);
-}
-
-static void *state_new(void)
-{
-	struct caw8_state *st = xcalloc(1, sizeof(*st), "the CAW8 state");
-	caw_counts_init(&st->counts);
-	return st;
-}
-
-static void state_free(void *state)
-{
-	struct caw8_state *st = state;
-	if (st)
-		caw_counts_free(&st->counts);
-	free(st);
-}
-
-static size_t count(const void *state)
-{
-	return ((const struct caw8_state *)state)->counts.years.years.len;
+	caw_count_event(counts, ctx, contribs, to);
 }
 
 const struct family family_caw8 = {
 	.name = "caw8",
 	.topics = QS_TOPIC_BIT(QS_TOPIC_MEMBER_EVENTS),
-	.state_new = state_new,
-	.state_free = state_free,
+	.state_size = sizeof(struct caw_counts),
+	.state_init = caw_counts_init,
+	.state_release = caw_counts_release,
 	.apply = apply,
-	.count = count,
+	.count = caw_member_years,
 };

@@ -1,18 +1,27 @@
 /*
- * cw13.c: the CW13 family (encounters): submission frequency counts every
- * submitted record in its submission month; timeliness counts each original
- * that is not voided, judged against its chain's current service_to. The
- * encounter alerts (LATE_SUBMISSION, DUE_SOON, OVERDUE) are judged the same
- * way, per chain, at the partition's clock date.
+ * cw13.c: the CW13 family (encounters), reached through family_cw13:
+ * submission frequency counts every submitted record in its submission
+ * month; timeliness counts each original that is not voided, judged against
+ * its chain's current service_to. The encounter alerts (LATE_SUBMISSION,
+ * DUE_SOON, OVERDUE) are judged the same way, per chain, at the partition's
+ * clock date, and worded here: their texts quote what only this judgement
+ * knows (the chain's dates, the rule that was missed).
+ *
+ * Every encounter record (original, replacement, void) is a node of the
+ * partition's chains (chain.h, README "Identity, corrections and voids"): the
+ * latest version of its encounter_id. The chain's timeliness is derived from
+ * its records each time, so a superseded record leaves no trace. So is its
+ * alert (README "Alerts"): a function of the chain and the clock date; an owed
+ * chain waits in the family's timer heap (heap.h) for the next day on which
+ * that function changes. The heap is the family's only entity of its own.
  */
-#include "cw13.h"
-
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "dates.h"
-#include "xalloc.h"
+#include "heap.h"
+#include "measures.h"
 
 /* What a chain's alert is at one moment: enough to report it raised or resolved. */
 struct judgement {
@@ -23,17 +32,10 @@ struct judgement {
 	int32_t submitted_day;
 };
 
-struct timer {
-	int32_t day;    /* the next day its chain's alert changes */
-	uint32_t chain;
-};
-
 struct cw13_state {
-	/* Timer heap: the owed chains, least (day, root id) first. */
-	struct timer *heap;
-	size_t heap_len, heap_cap;
-	struct slab heap_pos; /* uint32_t by chain number: position in the heap + 1; 0 when not scheduled */
-	uint32_t strata[2];   /* interned "MEDICARE", "MEDICAID" by enum qs_source */
+	/* The owed chains by chain number, keyed by the next day their alert changes; least (day, root id) first. */
+	struct heap timers;
+	uint32_t strata[2]; /* interned "MEDICARE", "MEDICAID" by enum qs_source */
 	bool have_strata;
 	/* Read by chain_before for chain_after: the chains as they were. */
 	struct qs_contrib before[QS_MAX_CONTRIBS];
@@ -42,7 +44,8 @@ struct cw13_state {
 	struct judgement was_from, was_to;
 };
 
-size_t cw13_record_contribs(const struct chain_node *r, uint32_t stratum, struct qs_contrib *out)
+/* CW13_SUBMISSIONS of one record, counted in stratum; returns how many contributions (0 or 1). */
+static size_t record_contribs(const struct chain_node *r, uint32_t stratum, struct qs_contrib *out)
 {
 	if (r->submitted_day == QS_NO_DATE)
 		return 0;
@@ -51,7 +54,8 @@ size_t cw13_record_contribs(const struct chain_node *r, uint32_t stratum, struct
 }
 
 /* The chain's original and content's service_to when it counts (not voided, original arrived); else false. */
-static bool judged(const struct chains *cs, uint32_t c, const struct chain_node **original, int32_t *service_to)
+static bool counted_original(const struct chains *cs, uint32_t c, const struct chain_node **original,
+			     int32_t *service_to)
 {
 	uint32_t o, content;
 	if (!chain_current(cs, c, &o, &content) || o == CHAIN_NIL)
@@ -61,12 +65,13 @@ static bool judged(const struct chains *cs, uint32_t c, const struct chain_node 
 	return true;
 }
 
-size_t cw13_chain_contribs(const struct chains *cs, uint32_t c, const struct qs_rules *rules,
-			   const uint32_t strata[2], struct qs_contrib *out)
+/* CW13_TIMELY of chain c under the rules, counted in strata[source]; returns how many contributions (0 or 1). */
+static size_t chain_contribs(const struct chains *cs, uint32_t c, const struct qs_rules *rules,
+			     const uint32_t strata[2], struct qs_contrib *out)
 {
 	const struct chain_node *original;
 	int32_t service_to;
-	if (!judged(cs, c, &original, &service_to) || original->submitted_day == QS_NO_DATE)
+	if (!counted_original(cs, c, &original, &service_to) || original->submitted_day == QS_NO_DATE)
 		return 0;
 	int32_t on_time = original->submitted_day - service_to <= rules->cw13_timely_days;
 	out[0] = (struct qs_contrib){QS_M_CW13_TIMELY, original->plan, strata[original->source],
@@ -98,7 +103,7 @@ static int32_t next_change(const struct chains *cs, uint32_t c, int32_t clock_da
 {
 	const struct chain_node *original;
 	int32_t service_to;
-	if (!judged(cs, c, &original, &service_to) || original->submitted_day != QS_NO_DATE)
+	if (!counted_original(cs, c, &original, &service_to) || original->submitted_day != QS_NO_DATE)
 		return QS_NO_DATE; /* only an owed original changes with time */
 	int32_t due_soon = service_to + rules->alert_due_soon_days;
 	int32_t overdue = service_to + rules->cw13_timely_days + 1;
@@ -110,71 +115,20 @@ static int32_t next_change(const struct chains *cs, uint32_t c, int32_t clock_da
 /* --- the timer heap ---------------------------------------------------- */
 
 /* Ties break by root id so that the order of a tick's alerts does not depend on how the heap was built. */
-static bool before(const struct chains *cs, struct timer a, struct timer b)
+static bool timer_before(const void *ctx, struct heap_entry a, struct heap_entry b)
 {
-	return a.day != b.day ? a.day < b.day
-			      : strcmp(chains_id(cs, chains_root(cs, a.chain)), chains_id(cs, chains_root(cs, b.chain))) < 0;
-}
-
-static uint32_t *heap_pos(const struct cw13_state *st, uint32_t chain)
-{
-	return slab_at(&st->heap_pos, chain);
-}
-
-static void heap_place(struct cw13_state *st, size_t i, struct timer t)
-{
-	st->heap[i] = t;
-	*heap_pos(st, t.chain) = (uint32_t)i + 1;
-}
-
-static void sift(struct cw13_state *st, const struct chains *cs, size_t i)
-{
-	struct timer t = st->heap[i];
-	while (i > 0 && before(cs, t, st->heap[(i - 1) / 2])) {
-		heap_place(st, i, st->heap[(i - 1) / 2]);
-		i = (i - 1) / 2;
-	}
-	for (;;) {
-		size_t l = 2 * i + 1, m = i;
-		struct timer least = t;
-		if (l < st->heap_len && before(cs, st->heap[l], least))
-			least = st->heap[m = l];
-		if (l + 1 < st->heap_len && before(cs, st->heap[l + 1], least))
-			least = st->heap[m = l + 1];
-		if (m == i)
-			break;
-		heap_place(st, i, least);
-		i = m;
-	}
-	heap_place(st, i, t);
+	const struct chains *cs = ctx;
+	return a.key != b.key ? a.key < b.key
+			      : strcmp(chains_id(cs, chains_root(cs, a.id)), chains_id(cs, chains_root(cs, b.id))) < 0;
 }
 
 /* Puts chain c in the heap at day, moves it there, or (day QS_NO_DATE) takes it out. */
 static void schedule(struct cw13_state *st, const struct chains *cs, uint32_t c, int32_t day)
 {
-	uint32_t *pos = heap_pos(st, c);
-	if (day == QS_NO_DATE) {
-		if (!*pos)
-			return;
-		size_t i = *pos - 1;
-		struct timer last = st->heap[--st->heap_len];
-		*pos = 0;
-		if (i < st->heap_len) {
-			heap_place(st, i, last);
-			sift(st, cs, i);
-		}
-		return;
-	}
-	if (!*pos) {
-		if (st->heap_len == st->heap_cap) {
-			st->heap_cap = st->heap_cap ? st->heap_cap * 2 : 256;
-			st->heap = xrealloc(st->heap, st->heap_cap * sizeof(*st->heap), "the alert timers");
-		}
-		heap_place(st, st->heap_len++, (struct timer){day, c});
-	} else {
-		st->heap[*pos - 1].day = day;
-	}
-	sift(st, cs, *pos - 1);
+	if (day == QS_NO_DATE)
+		heap_remove(&st->timers, c, timer_before, cs);
+	else
+		heap_set(&st->timers, c, day, timer_before, cs);
 }
 
 /* --- alert transitions -------------------------------------------------- */
@@ -184,7 +138,7 @@ static struct judgement judge(const struct cw13_state *st, const struct chains *
 {
 	struct judgement j = {QS_ALERT_NONE, 0, 0, 0, QS_NO_DATE, QS_NO_DATE};
 	const struct chain_node *original;
-	if (c != CHAIN_NIL && judged(cs, c, &original, &j.service_to)) {
+	if (c != CHAIN_NIL && counted_original(cs, c, &original, &j.service_to)) {
 		j.kind = alert_of(original, j.service_to, clock_day, rules);
 		j.plan = original->plan;
 		j.source = st->strata[original->source];
@@ -192,11 +146,6 @@ static struct judgement judge(const struct cw13_state *st, const struct chains *
 		j.submitted_day = original->submitted_day;
 	}
 	return j;
-}
-
-static int32_t clock_day(int64_t clock_ms)
-{
-	return clock_ms == QS_NO_TS ? QS_NO_DATE : dates_day_of_ms(clock_ms);
 }
 
 /* Words an operator can act on, for the alert `j` raised, or resolved because the chain now is `now`. */
@@ -213,7 +162,7 @@ static void describe(char *buf, size_t size, const struct chains *cs, uint32_t c
 		if (now->kind == QS_ALERT_OVERDUE)
 			snprintf(buf, size, "Escalated to OVERDUE: not submitted %d days after the service end %s.",
 				 day - j->service_to, end);
-		else if (!judged(cs, c, &original, &service_to))
+		else if (!counted_original(cs, c, &original, &service_to))
 			snprintf(buf, size, "Resolved: the encounter was voided.");
 		else if (j->kind != QS_ALERT_LATE_SUBMISSION && original->submitted_day != QS_NO_DATE)
 			snprintf(buf, size, "Resolved: submitted on %s, %d days after the service end %s.",
@@ -290,11 +239,11 @@ static void settle(struct cw13_state *st, struct family_ctx *ctx, uint32_t c, co
 static size_t contribs(const struct cw13_state *st, const struct chains *cs, const struct chain_node *r, uint32_t a,
 		       uint32_t b, const struct qs_rules *rules, struct qs_contrib *out)
 {
-	size_t n = r ? cw13_record_contribs(r, st->strata[r->source], out) : 0;
+	size_t n = r ? record_contribs(r, st->strata[r->source], out) : 0;
 	if (a != CHAIN_NIL)
-		n += cw13_chain_contribs(cs, a, rules, st->strata, out + n);
+		n += chain_contribs(cs, a, rules, st->strata, out + n);
 	if (b != CHAIN_NIL && b != a)
-		n += cw13_chain_contribs(cs, b, rules, st->strata, out + n);
+		n += chain_contribs(cs, b, rules, st->strata, out + n);
 	return n;
 }
 
@@ -307,7 +256,7 @@ static void chain_before(void *state, struct family_ctx *ctx, const struct chain
 		st->strata[QS_SOURCE_MEDICAID] = intern_id(ctx->intern, "MEDICAID");
 		st->have_strata = true;
 	}
-	int32_t judged_day = clock_day(ctx->judged_ms);
+	int32_t judged_day = alerts_clock_day(ctx->judged_ms);
 	const struct chain_node *old = chains_node(cs, ch->record);
 	st->to_before = ch->to;
 	st->n_before = contribs(st, cs, old->present ? old : NULL, ch->from, ch->to, ctx->rules, st->before);
@@ -319,9 +268,8 @@ static void chain_after(void *state, struct family_ctx *ctx, const struct chain_
 {
 	struct cw13_state *st = state;
 	const struct chains *cs = ctx->chains;
-	slab_reserve(&st->heap_pos, chains_count(cs));
 	struct qs_contrib after[QS_MAX_CONTRIBS];
-	int32_t day = clock_day(ctx->clock_ms);
+	int32_t day = alerts_clock_day(ctx->clock_ms);
 	measures_emit_diff(ctx, st->before, st->n_before, after,
 			   contribs(st, cs, chains_node(cs, ch->record), ch->from, ch->to, ctx->rules, after));
 	/* What the chain the record is in now was judged at before: was_from, was_to or (new to it) nothing. */
@@ -335,36 +283,30 @@ static void chain_after(void *state, struct family_ctx *ctx, const struct chain_
 static void tick(void *state, struct family_ctx *ctx)
 {
 	struct cw13_state *st = state;
-	int32_t old_day = clock_day(ctx->judged_ms), day = clock_day(ctx->clock_ms);
-	while (st->heap_len && st->heap[0].day <= day) {
-		uint32_t c = st->heap[0].chain;
+	int32_t old_day = alerts_clock_day(ctx->judged_ms), day = alerts_clock_day(ctx->clock_ms);
+	for (const struct heap_entry *t; (t = heap_min(&st->timers)) && t->key <= day;) {
+		uint32_t c = t->id;
 		struct judgement was = judge(st, ctx->chains, c, old_day, ctx->rules);
 		settle(st, ctx, c, &was, day); /* reschedules c after day, or takes it out */
 	}
 }
 
-static void *state_new(void)
+static void state_init(void *state)
 {
-	struct cw13_state *st = xcalloc(1, sizeof(*st), "the CW13 state");
-	st->heap_pos = SLAB_OF(uint32_t);
-	return st;
+	heap_init(&((struct cw13_state *)state)->timers);
 }
 
-static void state_free(void *state)
+static void state_release(void *state)
 {
-	struct cw13_state *st = state;
-	if (st) {
-		slab_free(&st->heap_pos);
-		free(st->heap);
-	}
-	free(st);
+	heap_free(&((struct cw13_state *)state)->timers);
 }
 
 const struct family family_cw13 = {
 	.name = "cw13",
 	.topics = QS_TOPIC_BIT(QS_TOPIC_ENCOUNTERS),
-	.state_new = state_new,
-	.state_free = state_free,
+	.state_size = sizeof(struct cw13_state),
+	.state_init = state_init,
+	.state_release = state_release,
 	.chain_before = chain_before,
 	.chain_after = chain_after,
 	.tick = tick,

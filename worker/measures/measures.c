@@ -1,6 +1,10 @@
-/* measures.c: the table of measure families and what they share. */
+/* measures.c: the table of measure families and what they share: names, states, contribution diffs. */
 #include "measures.h"
+
+#include <stdlib.h>
+
 #include "compiler.h"
+#include "xalloc.h"
 
 extern const struct family family_ntsv;
 extern const struct family family_cw13;
@@ -23,10 +27,19 @@ const char *measures_name(enum qs_measure m)
 	return m < QS_M_COUNT ? names[m] : "?";
 }
 
-const char *measures_alert_name(enum qs_alert_kind kind)
+void *measures_state_new(const struct family *f)
 {
-	static const char *const names[] = {"NONE", "LATE_SUBMISSION", "DUE_SOON", "OVERDUE"};
-	return (size_t)kind < ARRAY_LEN(names) ? names[kind] : "?";
+	void *state = xcalloc(1, f->state_size, f->name);
+	if (f->state_init)
+		f->state_init(state);
+	return state;
+}
+
+void measures_state_free(const struct family *f, void *state)
+{
+	if (state && f->state_release)
+		f->state_release(state);
+	free(state);
 }
 
 static bool same_contrib(const struct qs_contrib *a, const struct qs_contrib *b)

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alerts.h"
 #include "arena.h"
 #include "chain.h"
 #include "event.h"
@@ -72,33 +73,6 @@ struct contrib_sink {
 };
 
 /*
- * Alerts a family raises from its own entities (README "Alerts"); the alerts
- * about plans are evaluated in SQL. Like contributions, an entity's alert is a
- * pure function of the entity and the clock date, and a family reports the
- * difference: RESOLVED for the alert it had, RAISED for the one it has.
- */
-enum qs_alert_kind { QS_ALERT_NONE, QS_ALERT_LATE_SUBMISSION, QS_ALERT_DUE_SOON, QS_ALERT_OVERDUE };
-
-/* "LATE_SUBMISSION", ...: the spelling stored in qualstream.alerts.kind. */
-const char *measures_alert_name(enum qs_alert_kind kind);
-
-struct qs_alert {
-	enum qs_alert_kind kind;
-	bool raised;              /* false: resolved */
-	uint32_t plan, source;    /* interned */
-	const char *member_id;    /* borrowed until the sink returns */
-	const char *encounter_id; /* borrowed until the sink returns */
-	int32_t due_date;         /* day number, or QS_NO_DATE */
-	int64_t detected_at;      /* the clock reading, ms */
-	const char *details;      /* borrowed until the sink returns */
-};
-
-struct alert_sink {
-	void (*add)(void *ctx, const struct qs_alert *a);
-	void *ctx;
-};
-
-/*
  * What a family may use besides its own entities. The partition's record
  * index (state.c) numbers every record id once, for all families: an event's
  * record number is its index in the families' slabs.
@@ -110,6 +84,11 @@ struct family_ctx {
 	struct idmap *names;          /* the partition's member_id and care_plan_id numbers */
 	uint32_t record;              /* apply(): the event's record number in its topic's index */
 	struct contrib_sink sink;
+	/*
+	 * Where a family reports the alerts it raises from its own entities
+	 * (alerts.h). Like contributions, an entity's alert is a pure function of
+	 * the entity and the clock date, and a family reports the difference.
+	 */
 	struct alert_sink alerts;
 	/*
 	 * The partition's clock (ms, QS_NO_TS before its first event time), and
@@ -132,9 +111,15 @@ struct family {
 	 * state for partition p is shared by partition p of each of its topics.
 	 */
 	unsigned topics;
-	/* Per-partition-number entities: returns a zeroed, family-owned state. Aborts on OOM. */
-	void *(*state_new)(void);
-	void (*state_free)(void *state);
+	/*
+	 * Its entities for one partition number: state_size bytes, zeroed, then
+	 * state_init when not NULL (for what zeroes do not make empty, such as a
+	 * slab's width); state_release, when not NULL, frees what they hold before
+	 * the bytes themselves go. measures_state_new and measures_state_free do it.
+	 */
+	size_t state_size;
+	void (*state_init)(void *state);
+	void (*state_release)(void *state);
 	/* Folds a decoded, validated delivery or member event (read at `offset`) into the entities. */
 	void (*apply)(void *state, struct family_ctx *ctx, const struct qs_event *ev, int64_t offset);
 	/*
@@ -157,6 +142,11 @@ struct family {
 
 extern const struct family *const measures_families[];
 extern const size_t measures_family_count;
+
+/* A zeroed, initialized state of family f (see struct family); aborts on OOM. Caller frees with measures_state_free. */
+void *measures_state_new(const struct family *f);
+/* Frees a state of f; NULL is allowed. */
+void measures_state_free(const struct family *f, void *state);
 
 /*
  * Reports after - before to ctx->sink: every contribution in `before` negated,

@@ -7,10 +7,7 @@
  */
 #include "ntsv.h"
 
-#include <stdlib.h>
 #include <string.h>
-
-#include "xalloc.h"
 
 struct ntsv_state {
 	struct slab deliveries; /* struct ntsv_delivery by delivery record number */
@@ -80,25 +77,21 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	measures_emit_diff(ctx, before, n_before, after, ntsv_contribs(d, after));
 }
 
-static void *state_new(void)
+static void state_init(void *state)
 {
-	struct ntsv_state *st = xcalloc(1, sizeof(*st), "the NTSV state");
-	st->deliveries = SLAB_OF(struct ntsv_delivery);
-	return st;
+	((struct ntsv_state *)state)->deliveries = SLAB_OF(struct ntsv_delivery);
 }
 
-static void state_free(void *state)
+static void state_release(void *state)
 {
-	struct ntsv_state *st = state;
-	if (st)
-		slab_free(&st->deliveries);
-	free(st);
+	slab_free(&((struct ntsv_state *)state)->deliveries);
 }
 
 const struct family family_ntsv = {
 	.name = "ntsv",
 	.topics = QS_TOPIC_BIT(QS_TOPIC_DELIVERIES),
-	.state_new = state_new,
-	.state_free = state_free,
+	.state_size = sizeof(struct ntsv_state),
+	.state_init = state_init,
+	.state_release = state_release,
 	.apply = apply,
 };
