@@ -11,6 +11,7 @@
 	QS_SUITE(dates) \
 	QS_SUITE(decode) \
 	QS_SUITE(hashmap) \
+	QS_SUITE(heap) \
 	QS_SUITE(measures) \
 	QS_SUITE(pgsink) \
 	QS_SUITE(redact)
