@@ -174,6 +174,14 @@ struct pg_conn *pgsink_conn(struct pgsink *ps)
 	return ps->conn;
 }
 
+/*
+ * Numbered migrations (NNN_name.sql) run once each, in order, known by name.
+ * A repeatable one (R_name.sql, migration 008; sorted after the numbered)
+ * runs when its text is not the one last applied (by md5, kept in
+ * schema_migrations.checksum) or when a numbered migration ran before it in
+ * this call, since that may have dropped what it defines. Each runs in a
+ * transaction of its own, under the migration lock.
+ */
 int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
 {
 	char sql[128];
@@ -187,10 +195,15 @@ int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
 		 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
 		 errstr, errstr_size))
 		goto done;
+	bool numbered_ran = false;
 	for (const struct embedded_file *m = embedded_migrations; m->name; m++) {
-		const char *params[1] = {m->name};
-		PGresult *res = PQexecParams(ps->conn, "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1", 1,
-					     NULL, params, NULL, NULL, 0);
+		bool repeatable = !strncmp(m->name, "R_", 2);
+		const char *params[2] = {m->name, m->text};
+		PGresult *res = PQexecParams(ps->conn,
+					     repeatable ? "SELECT 1 FROM qualstream.schema_migrations"
+							  " WHERE name = $1 AND checksum = md5($2)"
+							: "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1",
+					     repeatable ? 2 : 1, NULL, params, NULL, NULL, 0);
 		bool applied = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
 		bool failed = PQresultStatus(res) != PGRES_TUPLES_OK;
 		if (failed)
@@ -198,7 +211,7 @@ int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
 		PQclear(res);
 		if (failed)
 			goto done;
-		if (applied)
+		if (applied && !(repeatable && numbered_ran))
 			continue;
 		if (exec(ps->conn, "BEGIN", errstr, errstr_size))
 			goto done;
@@ -211,14 +224,19 @@ int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
 			goto done;
 		}
 		PQclear(res);
-		res = PQexecParams(ps->conn, "INSERT INTO qualstream.schema_migrations (name) VALUES ($1)", 1, NULL,
-				   params, NULL, NULL, 0);
+		res = PQexecParams(ps->conn,
+				   repeatable ? "INSERT INTO qualstream.schema_migrations (name, checksum) VALUES ($1, md5($2))"
+						" ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,"
+						" applied_at = EXCLUDED.applied_at"
+					      : "INSERT INTO qualstream.schema_migrations (name) VALUES ($1)",
+				   repeatable ? 2 : 1, NULL, params, NULL, NULL, 0);
 		failed = PQresultStatus(res) != PGRES_COMMAND_OK;
 		if (failed)
 			pgsink_error(errstr, errstr_size, m->name, ps->conn, res);
 		PQclear(res);
 		if (failed || exec(ps->conn, "COMMIT", errstr, errstr_size))
 			goto done;
+		numbered_ran = numbered_ran || !repeatable;
 	}
 	rc = 0;
 done:

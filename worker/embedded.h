@@ -1,8 +1,9 @@
 /*
  * embedded.h: the Avro schemas (schemas/NAME.avsc) and SQL migrations
- * (sinks/migrations/NNN_NAME.sql) compiled into the binary by deploy/embed.cmake.
- * Each table ends with an entry whose name is NULL; migrations are sorted by
- * file name, which starts with their number.
+ * (sinks/migrations/NNN_NAME.sql, and the repeatable R_NAME.sql) compiled into
+ * the binary by deploy/embed.cmake. Each table ends with an entry whose name is
+ * NULL; migrations are sorted by file name: the numbered ones in order, then
+ * the repeatable ones (see pgsink_migrate).
  */
 #ifndef QS_EMBEDDED_H
 #define QS_EMBEDDED_H

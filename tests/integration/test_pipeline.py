@@ -2,6 +2,7 @@
 produced by confluent-kafka, consumed by the qualstream binary into PostgreSQL,
 and measure_period compared with oracle.py's independent batch recount."""
 import collections
+import hashlib
 import io
 import signal
 import subprocess
@@ -136,6 +137,8 @@ def test_outbox_upgrade_keeps_what_was_published(env):
                     " (%s, %s, 2, 1), (%s, %s, 3, 1)", *[grp, env.alert_topic] * 4)
 
     subprocess.run([str(env.binary), "migrate", "-c", str(env.config)], check=True, capture_output=True)
+    # After the numbered migrations, the repeatable one that holds the plan alerts' SQL.
+    assert repeatable_checksum(env) == file_md5(migrations / "R_alerts.sql")
     batches = env.query("SELECT consumer_group, stream, last_id, published_at::text FROM qualstream.outbox_batch"
                         " ORDER BY consumer_group, stream, last_id")
     other_ids = [r[0] for r in env.query("SELECT id FROM qualstream.alerts WHERE consumer_group = %s", other)]
@@ -156,3 +159,42 @@ def test_outbox_upgrade_keeps_what_was_published(env):
     assert on_topic == collections.Counter(rows), "each row of the group on the topic exactly once"
     assert env.query("SELECT count(*) FROM qualstream.alerts_outbox WHERE published_at IS NULL"
                      " AND consumer_group = %s", env.group)[0][0] == 0
+
+
+def file_md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def repeatable_checksum(env, name="R_alerts.sql"):
+    return env.query("SELECT checksum FROM qualstream.schema_migrations WHERE name = %s", name)[0][0]
+
+
+def test_repeatable_migration_reapplied_when_its_text_changed(env):
+    """sinks/migrations/R_alerts.sql (migration 008's repeatable kind) runs again when the text
+    last applied differs from the binary's, and only then; what it recreates keeps 005's grants."""
+    path = pathlib.Path(__file__).resolve().parents[2] / "sinks" / "migrations" / "R_alerts.sql"
+    migrate = [str(env.binary), "migrate", "-c", str(env.config)]
+    applied = env.query("SELECT applied_at FROM qualstream.schema_migrations WHERE name = 'R_alerts.sql'")
+    assert repeatable_checksum(env) == file_md5(path)
+    subprocess.run(migrate, check=True, capture_output=True)
+    assert env.query("SELECT applied_at FROM qualstream.schema_migrations WHERE name = 'R_alerts.sql'") == applied
+
+    # A database of an older text: without the view, and with one kind fewer in the list.
+    env.execute("UPDATE qualstream.schema_migrations SET checksum = md5('an older R_alerts.sql')"
+                " WHERE name = 'R_alerts.sql'")
+    env.execute("DROP VIEW qualstream.alert_open")
+    env.execute("CREATE OR REPLACE FUNCTION qualstream.alert_kinds(VARIADIC scopes text[]) RETURNS text[]"
+                " LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['LATE_SUBMISSION', 'DUE_SOON', 'OVERDUE'] $$")
+    subprocess.run(migrate, check=True, capture_output=True)
+    assert repeatable_checksum(env) == file_md5(path)
+    assert env.query("SELECT applied_at FROM qualstream.schema_migrations WHERE name = 'R_alerts.sql'") > applied
+    assert env.query("SELECT qualstream.alert_kinds('plan')")[0][0] == [
+        "MONTH_WITHOUT_SUBMISSION", "MONTH_WITHOUT_SUBMISSION_WARNING", "NTSV_ABOVE_TARGET", "TIMELINESS_AT_RISK"]
+    assert env.query("SELECT has_table_privilege('qualstream_reader', 'qualstream.alert_open', 'SELECT'),"
+                     " has_table_privilege('qualstream_writer', 'qualstream.alert_open', 'SELECT'),"
+                     " has_function_privilege('qualstream_writer',"
+                     " 'qualstream.alert_evaluate(text, text, text, bigint)', 'EXECUTE')") == [(True, True, True)]
+    # And the worker's flushes work on it: the plan alerts are evaluated in every one.
+    env.produce(qsgen.generate(**dict(SMALL, seed=14)))
+    env.run_to_end()
+    assert env.query("SELECT count(*) FROM qualstream.alerts WHERE consumer_group = %s", env.group)[0][0] > 0

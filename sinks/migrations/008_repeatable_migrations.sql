@@ -1,0 +1,11 @@
+-- 008_repeatable_migrations.sql: room for repeatable migrations (issue 12).
+--
+-- A numbered migration runs once, and a database that has run it is known by
+-- its name; what it created is then changed only by a later numbered one. A
+-- repeatable migration (R_<name>.sql, Flyway's R__ idea) is instead the one
+-- home of objects that are replaced as a whole: `qualstream migrate` applies
+-- it after the numbered ones whenever its text is not the one last applied,
+-- or a numbered migration ran before it (which may have dropped what it
+-- defines), and records the md5 of that text here. NULL for numbered
+-- migrations.
+ALTER TABLE qualstream.schema_migrations ADD COLUMN checksum text;
