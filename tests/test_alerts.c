@@ -13,15 +13,20 @@
  * due_date is service_to + 180.
  */
 #include <check.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "alerts.h"
+#include "compiler.h"
 #include "dates.h"
+#include "embedded.h"
 #include "encounters.h"
 #include "state.h"
 #include "suites.h"
+#include "xalloc.h"
 
 static const struct qs_rules rules = {.cw13_timely_days = 180, .alert_due_soon_days = 150};
 
@@ -677,7 +682,7 @@ START_TEST(restore_equivalence)
 		encounter("E5", "", QS_FREQ_ORIGINAL, day(2022, 10, 1), ms_of(2023, 4, 5)),
 		encounter("T2", "", QS_FREQ_ORIGINAL, day(2023, 8, 2), ms_of(2023, 8, 2)),
 	};
-	const int64_t n = (int64_t)(sizeof(log) / sizeof(log[0]));
+	const int64_t n = (int64_t)ARRAY_LEN(log);
 	struct pair pr = live_and_restored(log, n);
 	struct fixture *a = &pr.a;
 	EXPECT(a, LATE_SUBMISSION, RAISED, "E5", ms_of(2023, 4, 5), day(2023, 3, 30));
@@ -752,7 +757,7 @@ START_TEST(restore_void_of_redelivered_replacement)
 		void_of("V", "R", day(2023, 3, 1), ms_of(2023, 3, 7)),
 		encounter("R", "O", QS_FREQ_REPLACEMENT, day(2023, 3, 1), ms_of(2023, 3, 6)),
 	};
-	const int64_t n = (int64_t)(sizeof(log) / sizeof(log[0]));
+	const int64_t n = (int64_t)ARRAY_LEN(log);
 	struct pair pr = live_and_restored(log, n);
 	EXPECT_NONE(&pr.a);
 	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
@@ -793,7 +798,7 @@ START_TEST(restore_corrected_original_id_no_alert_left_open)
 		void_of("VR", "R", day(2023, 3, 1), ms_of(2023, 3, 7)),
 		encounter("R", "O", QS_FREQ_REPLACEMENT, day(2023, 3, 1), ms_of(2023, 3, 6)),
 	};
-	const int64_t n = (int64_t)(sizeof(log) / sizeof(log[0]));
+	const int64_t n = (int64_t)ARRAY_LEN(log);
 	struct pair pr = live_and_restored(log, n);
 	EXPECT_NONE(&pr.a);
 	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
@@ -820,7 +825,7 @@ START_TEST(restore_self_reference_leaves_the_original)
 		encounter("R", "O", QS_FREQ_REPLACEMENT, day(2023, 1, 1), ms_of(2023, 3, 6)),
 		encounter("R", "R", QS_FREQ_REPLACEMENT, day(2023, 1, 1), ms_of(2023, 3, 7)),
 	};
-	const int64_t n = (int64_t)(sizeof(log) / sizeof(log[0]));
+	const int64_t n = (int64_t)ARRAY_LEN(log);
 	struct pair pr = live_and_restored(log, n);
 	EXPECT_NONE(&pr.a);
 	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
@@ -848,7 +853,7 @@ START_TEST(restore_equivalence_same_day_timers)
 		owed("C", day(2023, 3, 1), ms_of(2023, 3, 5)), owed("A", day(2023, 3, 1), ms_of(2023, 3, 5)),
 		owed("D", day(2023, 3, 1), ms_of(2023, 3, 5)), owed("C", day(2023, 3, 1), ms_of(2023, 3, 5)),
 	};
-	const int64_t n = (int64_t)(sizeof(log) / sizeof(log[0]));
+	const int64_t n = (int64_t)ARRAY_LEN(log);
 	struct pair pr = live_and_restored(log, n);
 	EXPECT_NONE(&pr.a);
 	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
@@ -1028,10 +1033,9 @@ static struct qs_event gen_next(struct gen *g)
 
 START_TEST(random_against_model)
 {
-	struct gen *g = calloc(1, sizeof(*g));
-	struct model *m = calloc(1, sizeof(*m));
-	struct qs_event *log = calloc(R_EVENTS, sizeof(*log));
-	ck_assert(g && m && log);
+	struct gen *g = xcalloc(1, sizeof(*g), "the generator");
+	struct model *m = xcalloc(1, sizeof(*m), "the model");
+	struct qs_event *log = xcalloc(R_EVENTS, sizeof(*log), "the event log");
 	g->rng = 0x9E3779B97F4A7C15ULL;
 	g->now = ms_of(2020, 1, 1);
 	m->clock_ms = QS_NO_TS;
@@ -1217,6 +1221,71 @@ START_TEST(wall_clock_ignored_in_event_mode)
 }
 END_TEST
 
+static const char *embedded(const struct embedded_file *files, const char *name)
+{
+	for (const struct embedded_file *f = files; f->name; f++)
+		if (!strcmp(f->name, name))
+			return f->text;
+	ck_abort_msg("%s is not embedded", name);
+	return NULL;
+}
+
+/* The rows ('NAME', 'scope') of alert_kinds() in sql that end with tail: a kind's name is in capitals. */
+static size_t kind_rows(const char *sql, const char *tail)
+{
+	size_t n = 0;
+	for (const char *at = strstr(sql, tail); at; at = strstr(at + 1, tail))
+		n += at[-1] >= 'A' && at[-1] <= 'Z';
+	return n;
+}
+
+/*
+ * The kinds are listed in three places that must agree: QS_ALERT_KINDS, the
+ * published AlertKind enum (same names, same order), and R_alerts.sql's
+ * alert_kinds() rows (same names, same scopes, no others).
+ */
+START_TEST(kinds_agree_with_schema_and_sql)
+{
+	json_error_t error;
+	json_t *schema = json_loads(embedded(embedded_schemas, "alert.avsc"), 0, &error);
+	ck_assert_msg(schema, "alert.avsc: %s", error.text);
+	json_t *symbols = NULL, *field;
+	size_t i;
+	json_array_foreach(json_object_get(schema, "fields"), i, field)
+		if (!strcmp(json_string_value(json_object_get(field, "name")), "kind"))
+			symbols = json_object_get(json_object_get(field, "type"), "symbols");
+	ck_assert_uint_eq(json_array_size(symbols), QS_ALERT_KIND_COUNT - 1);
+	const char *sql = embedded(embedded_migrations, "R_alerts.sql");
+	for (int k = QS_ALERT_NONE + 1; k < QS_ALERT_KIND_COUNT; k++) {
+		const char *name = alerts_kind_name((enum qs_alert_kind)k);
+		ck_assert_str_eq(json_string_value(json_array_get(symbols, (size_t)k - 1)), name);
+		char row[96];
+		snprintf(row, sizeof(row), "('%s', '%s')", name,
+			 alerts_kind_scope((enum qs_alert_kind)k) == QS_ALERT_SCOPE_ENCOUNTER ? "encounter" : "plan");
+		ck_assert_msg(strstr(sql, row), "R_alerts.sql has no row %s", row);
+	}
+	ck_assert_uint_eq(kind_rows(sql, "', 'encounter')") + kind_rows(sql, "', 'plan')"), QS_ALERT_KIND_COUNT - 1);
+	json_decref(schema);
+	ck_assert_str_eq(alerts_kind_name(QS_ALERT_KIND_COUNT), "?");
+}
+END_TEST
+
+START_TEST(encounter_alert_id)
+{
+	char id[ALERTS_ID_MAX];
+	ck_assert_str_eq(alerts_encounter_id(id, QS_ALERT_OVERDUE, "P1", "E42"), "OVERDUE:P1:E42");
+	/* The longest: every byte of both ids is kept. */
+	char plan[QS_ID_MAX], encounter[QS_ID_MAX], want[ALERTS_ID_MAX];
+	memset(plan, 'p', sizeof(plan) - 1);
+	plan[sizeof(plan) - 1] = '\0';
+	memset(encounter, 'e', sizeof(encounter) - 1);
+	encounter[sizeof(encounter) - 1] = '\0';
+	snprintf(want, sizeof(want), "LATE_SUBMISSION:%s:%s", plan, encounter);
+	ck_assert_uint_eq(strlen(want), strlen("LATE_SUBMISSION") + 2 + 2 * (QS_ID_MAX - 1));
+	ck_assert_str_eq(alerts_encounter_id(id, QS_ALERT_LATE_SUBMISSION, plan, encounter), want);
+}
+END_TEST
+
 Suite *alerts_suite(void)
 {
 	Suite *s = suite_create("alerts");
@@ -1247,6 +1316,10 @@ Suite *alerts_suite(void)
 	tc = tcase_create("random");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, random_against_model);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("kinds");
+	tcase_add_test(tc, kinds_agree_with_schema_and_sql);
+	tcase_add_test(tc, encounter_alert_id);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("wall_clock");
 	tcase_add_test(tc, wall_clock_mode);

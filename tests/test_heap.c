@@ -13,6 +13,7 @@
 
 #include "heap.h"
 #include "suites.h"
+#include "xalloc.h"
 
 #define IDS 128
 
@@ -79,7 +80,7 @@ static void check_same(const struct heap *h, const struct model *m, const struct
 
 static struct names *make_names(unsigned seed)
 {
-	struct names *n = malloc(sizeof(*n));
+	struct names *n = xmalloc(sizeof(*n), "the names");
 	srand(seed);
 	for (uint32_t id = 0; id < IDS; id++)
 		snprintf(n->name[id], sizeof(n->name[id]), "%c%03u", 'a' + rand() % 26, id); /* unique: a total order */

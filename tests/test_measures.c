@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "dates.h"
 #include "encounters.h"
 #include "hashmap.h"
@@ -368,7 +369,7 @@ static struct state *live_vs_latest(const struct qs_event *log, int64_t n, int l
 	return live;
 }
 
-#define LIVE_VS_LATEST(log) live_vs_latest(log, (int64_t)(sizeof(log) / sizeof(log[0])), __LINE__)
+#define LIVE_VS_LATEST(log) live_vs_latest(log, (int64_t)ARRAY_LEN(log), __LINE__)
 
 START_TEST(self_reference_is_a_chain_of_its_own)
 {
