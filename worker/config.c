@@ -21,8 +21,8 @@ struct row {
 	const char *name;
 	enum type type;
 	size_t offset;
-	const char *def; /* NULL: no default */
-	long min, max;   /* T_INT bounds */
+	const char *def;            /* NULL: no default */
+	long min, max;              /* T_INT bounds */
 	const char *const *choices; /* T_ENUM: the accepted values, NULL-terminated */
 };
 
@@ -57,8 +57,8 @@ static bool is_choice(const struct row *r, const char *value, char *errstr, size
 	errstr_set(errstr, errstr_size, "%s: \"%s\" is not", r->name, value);
 	for (size_t i = 0; r->choices[i] && errstr_size; i++) {
 		size_t n = strlen(errstr);
-		errstr_set(errstr + n, errstr_size - n, "%s %s", i == 0 ? "" : r->choices[i + 1] ? "," : " or",
-			   r->choices[i]);
+		const char *sep = i == 0 ? "" : r->choices[i + 1] ? "," : " or";
+		errstr_set(errstr + n, errstr_size - n, "%s %s", sep, r->choices[i]);
 	}
 	return false;
 }

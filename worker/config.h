@@ -38,8 +38,7 @@ void config_init(struct config *cfg);
 /* Reads a config file; later keys override earlier ones. 0 or -1 with errstr = "file:line: message". */
 QS_MUSTCHECK int config_load_file(struct config *cfg, const char *path, char *errstr, size_t errstr_size);
 /* Applies one `key=value` from the command line (origin names it in errors). */
-QS_MUSTCHECK int config_set(struct config *cfg, const char *kv, const char *origin, char *errstr,
-			    size_t errstr_size);
+QS_MUSTCHECK int config_set(struct config *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size);
 /* Checks the whole configuration after loading: what every command needs, plus what `run` needs when run. */
 QS_MUSTCHECK int config_validate(const struct config *cfg, bool run, char *errstr, size_t errstr_size);
 /*
