@@ -185,6 +185,10 @@ for tier in $tiers; do
 	esac
 done
 
-$keep && qs_log "kept the work directory $work"
+if $keep; then
+	qs_log "kept the work directory $work"
+elif [ "$failed" -ne 0 ]; then
+	qs_log "the logs are removed at exit: rerun with --keep (and -k EXPR for the failures) to keep them"
+fi
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
