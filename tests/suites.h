@@ -20,4 +20,12 @@
 QS_SUITES
 #undef QS_SUITE
 
+/*
+ * Every tcase_add_*test macro of check.h expands to _tcase_add_test; this
+ * sends them through the runner's filter (check_main.c), which adds the test
+ * only when `check_qualstream -k EXPR` selects it.
+ */
+void qs_tcase_add_test(TCase *tc, const TTest *ttest, int signal, int allowed_exit_value, int start, int end);
+#define _tcase_add_test qs_tcase_add_test
+
 #endif

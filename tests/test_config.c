@@ -7,6 +7,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "config.h"
 #include "redact.h"
 #include "suites.h"
@@ -37,7 +38,7 @@ static bool leaks(const char *text, const char *needle)
 START_TEST(line_without_equals_is_not_echoed)
 {
 	static const char *const lines[] = {"kafka.sasl.password hunter2", "hunter2", "pg.conninfo password hunter2"};
-	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+	for (size_t i = 0; i < ARRAY_LEN(lines); i++) {
 		ck_assert_int_eq(config_set(&cfg, lines[i], "-X", err, sizeof(err)), -1);
 		ck_assert_str_eq(err,
 				 "-X: expected key=value, got a line without \"=\" (not shown: it may hold a secret)");

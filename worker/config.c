@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include "compiler.h"
+#include "errstr.h"
 #include "log.h"
 #include "redact.h"
+#include "xalloc.h"
 
 enum type { T_STR, T_INT, T_BOOL, T_ENUM /* a string, one of `choices` */ };
 
@@ -19,9 +21,8 @@ struct row {
 	const char *name;
 	enum type type;
 	size_t offset;
-	const char *def; /* NULL: no default */
-	long min, max;   /* T_INT bounds */
-	const char *doc;
+	const char *def;            /* NULL: no default */
+	long min, max;              /* T_INT bounds */
 	const char *const *choices; /* T_ENUM: the accepted values, NULL-terminated */
 };
 
@@ -30,20 +31,21 @@ static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
 #define F(field) offsetof(struct config, field)
 
+/* What each key means is told once, in README.md's Configuration table. */
 static const struct row rows[] = {
-	{"topics.encounters", T_STR, F(topics[QS_TOPIC_ENCOUNTERS]), "encounters", 0, 0, "encounter events", NULL},
-	{"topics.deliveries", T_STR, F(topics[QS_TOPIC_DELIVERIES]), "deliveries", 0, 0, "delivery events", NULL},
-	{"topics.member_events", T_STR, F(topics[QS_TOPIC_MEMBER_EVENTS]), "member-events", 0, 0, "member events", NULL},
-	{"topics.alerts", T_STR, F(topic_alerts), "qualstream-alerts", 0, 0, "alert feed (output)", NULL},
-	{"topics.dead_letters", T_STR, F(topic_dead_letters), "qualstream-dead-letters", 0, 0, "dead letters (output)", NULL},
-	{"pg.conninfo", T_STR, F(pg_conninfo), NULL, 0, 0, "libpq connection string", NULL},
-	{"schema.registry.url", T_STR, F(registry_url), NULL, 0, 0, "Confluent-compatible schema registry", NULL},
-	{"schema.registry.dir", T_STR, F(registry_dir), NULL, 0, 0, "directory of <id>.avsc files", NULL},
-	{"flush.interval.ms", T_INT, F(flush_interval_ms), "1000", 1, 3600000, "longest time between flushes", NULL},
-	{"flush.max.events", T_INT, F(flush_max_events), "50000", 1, 10000000, "most events per flush", NULL},
-	{"run.exit.at.end", T_BOOL, F(exit_at_end), "false", 0, 0, "stop once every partition is caught up", NULL},
-	{"alerts.clock", T_ENUM, F(alerts_clock), "event", 0, 0, "stream time or machine time", clocks},
-	{"log.level", T_ENUM, F(log_level), "info", 0, 0, "least severe message logged", levels},
+	{"topics.encounters", T_STR, F(topics[QS_TOPIC_ENCOUNTERS]), "encounters", 0, 0, NULL},
+	{"topics.deliveries", T_STR, F(topics[QS_TOPIC_DELIVERIES]), "deliveries", 0, 0, NULL},
+	{"topics.member_events", T_STR, F(topics[QS_TOPIC_MEMBER_EVENTS]), "member-events", 0, 0, NULL},
+	{"topics.alerts", T_STR, F(topic_alerts), "qualstream-alerts", 0, 0, NULL},
+	{"topics.dead_letters", T_STR, F(topic_dead_letters), "qualstream-dead-letters", 0, 0, NULL},
+	{"pg.conninfo", T_STR, F(pg_conninfo), NULL, 0, 0, NULL},
+	{"schema.registry.url", T_STR, F(registry_url), NULL, 0, 0, NULL},
+	{"schema.registry.dir", T_STR, F(registry_dir), NULL, 0, 0, NULL},
+	{"flush.interval.ms", T_INT, F(flush_interval_ms), "1000", 1, 3600000, NULL},
+	{"flush.max.events", T_INT, F(flush_max_events), "50000", 1, 10000000, NULL},
+	{"run.exit.at.end", T_BOOL, F(exit_at_end), "false", 0, 0, NULL},
+	{"alerts.clock", T_ENUM, F(alerts_clock), "event", 0, 0, clocks},
+	{"log.level", T_ENUM, F(log_level), "info", 0, 0, levels},
 };
 
 /* Whether value is one of r's choices; else errstr lists them ("x" is not a, b or c). */
@@ -52,10 +54,12 @@ static bool is_choice(const struct row *r, const char *value, char *errstr, size
 	for (size_t i = 0; r->choices[i]; i++)
 		if (!strcmp(r->choices[i], value))
 			return true;
-	int n = snprintf(errstr, errstr_size, "%s: \"%s\" is not", r->name, value);
-	for (size_t i = 0; r->choices[i] && n > 0 && (size_t)n < errstr_size; i++)
-		n += snprintf(errstr + n, errstr_size - (size_t)n, "%s %s",
-			      i == 0 ? "" : r->choices[i + 1] ? "," : " or", r->choices[i]);
+	errstr_set(errstr, errstr_size, "%s: \"%s\" is not", r->name, value);
+	for (size_t i = 0; r->choices[i] && errstr_size; i++) {
+		size_t n = strlen(errstr);
+		const char *sep = i == 0 ? "" : r->choices[i + 1] ? "," : " or";
+		errstr_set(errstr + n, errstr_size - n, "%s %s", sep, r->choices[i]);
+	}
 	return false;
 }
 
@@ -67,13 +71,8 @@ static int set_row(struct config *cfg, const struct row *r, const char *value, c
 	case T_STR: {
 		if (r->type == T_ENUM && !is_choice(r, value, errstr, errstr_size))
 			return -1;
-		char *copy = strdup(value);
-		if (!copy) {
-			snprintf(errstr, errstr_size, "out of memory");
-			return -1;
-		}
 		free(*(char **)field);
-		*(char **)field = copy;
+		*(char **)field = xstrdup(value, "a configuration value");
 		return 0;
 	}
 	case T_INT: {
@@ -81,8 +80,8 @@ static int set_row(struct config *cfg, const struct row *r, const char *value, c
 		errno = 0;
 		long v = strtol(value, &end, 10);
 		if (errno || end == value || *end || v < r->min || v > r->max) {
-			snprintf(errstr, errstr_size, "%s: \"%s\" is not a whole number from %ld to %ld", r->name,
-				 value, r->min, r->max);
+			errstr_set(errstr, errstr_size, "%s: \"%s\" is not a whole number from %ld to %ld", r->name,
+				   value, r->min, r->max);
 			return -1;
 		}
 		*(int *)field = (int)v;
@@ -93,7 +92,7 @@ static int set_row(struct config *cfg, const struct row *r, const char *value, c
 			*(bool *)field = value[0] == 't';
 			return 0;
 		}
-		snprintf(errstr, errstr_size, "%s: \"%s\" is not true or false", r->name, value);
+		errstr_set(errstr, errstr_size, "%s: \"%s\" is not true or false", r->name, value);
 		return -1;
 	}
 	return -1;
@@ -116,31 +115,24 @@ static int set_kafka(struct config *cfg, const char *key, const char *value, cha
 	rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key, value, why, sizeof(why));
 	rd_kafka_conf_destroy(conf);
 	if (res != RD_KAFKA_CONF_OK) {
-		snprintf(errstr, errstr_size, "kafka.%s: %s", key, why);
+		errstr_set(errstr, errstr_size, "kafka.%s: %s", key, why);
 		return -1;
 	}
 	if (!strcmp(key, "group.id")) {
 		free(cfg->group_id);
-		cfg->group_id = strdup(value);
+		cfg->group_id = xstrdup(value, "kafka.group.id");
 	}
 	for (size_t i = 0; i < cfg->kafka_len; i++)
 		if (!strcmp(cfg->kafka_keys[i], key)) {
 			free(cfg->kafka_values[i]);
-			cfg->kafka_values[i] = strdup(value);
+			cfg->kafka_values[i] = xstrdup(value, "a kafka.* value");
 			return 0;
 		}
-	char **keys = realloc(cfg->kafka_keys, (cfg->kafka_len + 1) * sizeof(*keys));
-	if (keys)
-		cfg->kafka_keys = keys;
-	char **values = realloc(cfg->kafka_values, (cfg->kafka_len + 1) * sizeof(*values));
-	if (values)
-		cfg->kafka_values = values;
-	if (!keys || !values) {
-		snprintf(errstr, errstr_size, "out of memory");
-		return -1;
-	}
-	cfg->kafka_keys[cfg->kafka_len] = strdup(key);
-	cfg->kafka_values[cfg->kafka_len++] = strdup(value);
+	cfg->kafka_keys = xrealloc(cfg->kafka_keys, (cfg->kafka_len + 1) * sizeof(*cfg->kafka_keys), "kafka.* keys");
+	cfg->kafka_values =
+		xrealloc(cfg->kafka_values, (cfg->kafka_len + 1) * sizeof(*cfg->kafka_values), "kafka.* values");
+	cfg->kafka_keys[cfg->kafka_len] = xstrdup(key, "a kafka.* key");
+	cfg->kafka_values[cfg->kafka_len++] = xstrdup(value, "a kafka.* value");
 	return 0;
 }
 
@@ -171,10 +163,10 @@ static int register_secrets(const char *key, const char *value, char *msg, size_
 		PQconninfoOption *opts = PQconninfoParse(value, &why);
 		PQfreemem(why);
 		if (!opts) {
-			snprintf(msg, msg_size,
-				 "pg.conninfo: libpq cannot parse it (key=value pairs, values with spaces in"
-				 " single quotes, or a postgresql:// URI); its reason is not shown as it may"
-				 " quote the password");
+			errstr_set(msg, msg_size,
+				   "pg.conninfo: libpq cannot parse it (key=value pairs, values with spaces in"
+				   " single quotes, or a postgresql:// URI); its reason is not shown as it may"
+				   " quote the password");
 			return -1;
 		}
 		for (PQconninfoOption *o = opts; o->keyword; o++)
@@ -186,12 +178,9 @@ static int register_secrets(const char *key, const char *value, char *msg, size_
 		const char *user = strstr(value, "://"), *at;
 		if (user && (at = strchr(user += 3, '@')) && !memchr(user, '/', (size_t)(at - user))) {
 			const char *colon = memchr(user, ':', (size_t)(at - user));
-			char *secret = colon ? strndup(colon + 1, (size_t)(at - colon - 1))
-					     : strndup(user, (size_t)(at - user));
-			if (!secret) {
-				snprintf(msg, msg_size, "out of memory");
-				return -1;
-			}
+			const char *start = colon ? colon + 1 : user;
+			char *secret = xstrdup(start, "registry credentials");
+			secret[at - start] = '\0';
 			redact_secret(secret);
 			free(secret);
 		}
@@ -203,15 +192,16 @@ int config_set(struct config *cfg, const char *kv, const char *origin, char *err
 {
 	char line[4096], msg[512];
 	if (strlen(kv) >= sizeof(line)) {
-		snprintf(errstr, errstr_size, "%s: line too long", origin);
+		errstr_set(errstr, errstr_size, "%s: line too long", origin);
 		return -1;
 	}
 	strcpy(line, kv);
 	char *eq = strchr(line, '=');
 	if (!eq) {
 		/* Not echoed: `-X kafka.sasl.password hunter2` or a bare password would be printed. */
-		snprintf(errstr, errstr_size,
-			 "%s: expected key=value, got a line without \"=\" (not shown: it may hold a secret)", origin);
+		errstr_set(errstr, errstr_size,
+			   "%s: expected key=value, got a line without \"=\" (not shown: it may hold a secret)",
+			   origin);
 		return -1;
 	}
 	*eq = '\0';
@@ -221,7 +211,7 @@ int config_set(struct config *cfg, const char *kv, const char *origin, char *err
 		rc = set_kafka(cfg, key + 6, value, msg, sizeof(msg));
 	} else if (rc == 0) {
 		rc = -1;
-		snprintf(msg, sizeof(msg), "unknown key \"%s\"", key);
+		errstr_set(msg, sizeof(msg), "unknown key \"%s\"", key);
 		for (size_t i = 0; i < ARRAY_LEN(rows); i++)
 			if (!strcmp(rows[i].name, key)) {
 				rc = set_row(cfg, &rows[i], value, msg, sizeof(msg));
@@ -229,7 +219,7 @@ int config_set(struct config *cfg, const char *kv, const char *origin, char *err
 			}
 	}
 	if (rc) {
-		snprintf(errstr, errstr_size, "%s: %s", origin, msg);
+		errstr_set(errstr, errstr_size, "%s: %s", origin, msg);
 		redact(errstr, errstr_size); /* librdkafka's reason may quote the value */
 	}
 	return rc;
@@ -239,7 +229,7 @@ int config_load_file(struct config *cfg, const char *path, char *errstr, size_t 
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+		errstr_set(errstr, errstr_size, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	char line[4096], origin[512];
@@ -258,23 +248,23 @@ int config_load_file(struct config *cfg, const char *path, char *errstr, size_t 
 int config_validate(const struct config *cfg, bool run, char *errstr, size_t errstr_size)
 {
 	if (!cfg->pg_conninfo) {
-		snprintf(errstr, errstr_size, "pg.conninfo is required");
+		errstr_set(errstr, errstr_size, "pg.conninfo is required");
 		return -1;
 	}
 	if (!run)
 		return 0;
 	if (!cfg->group_id) {
-		snprintf(errstr, errstr_size, "kafka.group.id is required");
+		errstr_set(errstr, errstr_size, "kafka.group.id is required");
 		return -1;
 	}
 	if (!!cfg->registry_url == !!cfg->registry_dir) {
-		snprintf(errstr, errstr_size, "set exactly one of schema.registry.url and schema.registry.dir");
+		errstr_set(errstr, errstr_size, "set exactly one of schema.registry.url and schema.registry.dir");
 		return -1;
 	}
 	for (size_t i = 0; i < cfg->kafka_len; i++)
 		if (!strcmp(cfg->kafka_keys[i], "bootstrap.servers"))
 			return 0;
-	snprintf(errstr, errstr_size, "kafka.bootstrap.servers is required");
+	errstr_set(errstr, errstr_size, "kafka.bootstrap.servers is required");
 	return -1;
 }
 

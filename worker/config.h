@@ -36,14 +36,11 @@ struct config {
 /* Fills cfg with defaults. Caller frees with config_free. */
 void config_init(struct config *cfg);
 /* Reads a config file; later keys override earlier ones. 0 or -1 with errstr = "file:line: message". */
-QS_MUSTCHECK int config_load_file(struct config *cfg, const char *path, char *errstr,
-							 size_t errstr_size);
+QS_MUSTCHECK int config_load_file(struct config *cfg, const char *path, char *errstr, size_t errstr_size);
 /* Applies one `key=value` from the command line (origin names it in errors). */
-QS_MUSTCHECK int config_set(struct config *cfg, const char *kv, const char *origin,
-						   char *errstr, size_t errstr_size);
+QS_MUSTCHECK int config_set(struct config *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size);
 /* Checks the whole configuration after loading: what every command needs, plus what `run` needs when run. */
-QS_MUSTCHECK int config_validate(const struct config *cfg, bool run, char *errstr,
-							size_t errstr_size);
+QS_MUSTCHECK int config_validate(const struct config *cfg, bool run, char *errstr, size_t errstr_size);
 /*
  * Sets every kafka.* key on conf (borrowed), in file order, so what the caller
  * set before is overridden and what it sets after wins. With
@@ -51,9 +48,8 @@ QS_MUSTCHECK int config_validate(const struct config *cfg, bool run, char *errst
  * poll timeouts, fetch.*, ...) are left out, which keeps a producer from
  * warning about them. 0, or -1 with librdkafka's reason in errstr.
  */
-QS_MUSTCHECK int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf,
-							   bool drop_consumer_only, char *errstr,
-							   size_t errstr_size);
+QS_MUSTCHECK int config_kafka_apply(const struct config *cfg, rd_kafka_conf_t *conf, bool drop_consumer_only,
+				    char *errstr, size_t errstr_size);
 void config_free(struct config *cfg);
 
 #endif

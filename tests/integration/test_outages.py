@@ -24,7 +24,21 @@ STREAM = dict(seed=41, members=50, months=10, encounters_per_month=25, deliverie
 OUTAGE_S = 4  # twenty flush intervals of 200 ms
 
 
-def end_state(env, messages):
+def start_part_way(env, parts):
+    """Produces the first 1/`parts` of a hostile stream and starts a worker that has committed it (the
+    state an outage hits): returns the worker, the whole stream, and the part not produced yet."""
+    messages = qsgen.generate(hostile=True, **STREAM)
+    first, rest = messages[:len(messages) // parts], messages[len(messages) // parts:]
+    env.produce(first)
+    w = env.start("flush.interval.ms=200")
+    env.wait_committed(len(first), worker=w)
+    return w, messages, rest
+
+
+def stop_and_check(env, w, messages):
+    """Stops the worker as an operator would and checks the end state against the fault-free one."""
+    w.signal(signal.SIGTERM)
+    assert w.wait(60) == 0, w.tail()
     assert_matches_oracle(env, messages)
     assert_no_offset_gap(env)
     assert_dead_letters_once(env, [m.value for m in messages if m.expect])
@@ -53,11 +67,7 @@ def test_postgres_down_longer_than_a_flush_interval(tmp_path, closing):
     closing(pg)
     env = Env(tmp_path, "t" + uuid.uuid4().hex[:10], admin_dsn=pg.dsn)
     closing(env)
-    messages = qsgen.generate(hostile=True, **STREAM)
-    first, rest = messages[:len(messages) // 3], messages[len(messages) // 3:]
-    env.produce(first)
-    w = env.start("flush.interval.ms=200")
-    env.wait_committed(len(first), worker=w)
+    w, messages, rest = start_part_way(env, 3)
 
     pg.stop()
     try:
@@ -74,9 +84,7 @@ def test_postgres_down_longer_than_a_flush_interval(tmp_path, closing):
         pg.start()  # also when the checks failed, so the test's database can be dropped
 
     env.wait_committed(env.produced, timeout=90, worker=w)
-    w.signal(signal.SIGTERM)
-    assert w.wait(60) == 0, w.tail()
-    end_state(env, messages)
+    stop_and_check(env, w, messages)
 
 
 def test_kafka_cluster_down_and_back(tmp_path, closing):
@@ -98,18 +106,15 @@ def test_kafka_cluster_down_and_back(tmp_path, closing):
 
     env = Env(tmp_path, "t" + uuid.uuid4().hex[:10], bootstrap=bootstrap)
     closing(env)
-    messages = qsgen.generate(hostile=True, **STREAM)
-    first, rest = messages[:len(messages) // 2], messages[len(messages) // 2:]
-    env.produce(first)
-    w = env.start("flush.interval.ms=200")
-    env.wait_committed(len(first), worker=w)
+    w, messages, rest = start_part_way(env, 2)
+    produced_first = len(messages) - len(rest)
 
     down()
     try:
         time.sleep(OUTAGE_S)
         assert w.proc.poll() is None, f"the worker exited while Kafka was down:\n{w.tail()}"
         # Flushes go on while nothing new can be read: nothing is committed twice meanwhile.
-        assert env.committed() == len(first)
+        assert env.committed() == produced_first
     finally:
         up()
     env.produce(rest)
@@ -119,6 +124,4 @@ def test_kafka_cluster_down_and_back(tmp_path, closing):
     assert kafka_warnings, f"the worker did not say Kafka was down:\n{w.tail()}"
     assert len(kafka_warnings) <= 12, f"{len(kafka_warnings)} warnings:\n" + "\n".join(kafka_warnings)
     assert "retries by itself" in text
-    w.signal(signal.SIGTERM)
-    assert w.wait(60) == 0, w.tail()
-    end_state(env, messages)
+    stop_and_check(env, w, messages)
