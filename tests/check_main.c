@@ -183,6 +183,11 @@ int main(int argc, char **argv)
 	if (!list_only) {
 		srunner_run_all(sr, CK_NORMAL);
 		failed = srunner_ntests_failed(sr);
+		/* A selection that runs nothing (a suite renamed, a typo in CK_RUN_SUITE) must not pass as green. */
+		if (srunner_ntests_run(sr) == 0) {
+			fprintf(stderr, "check_qualstream: no test matched the selection\n");
+			failed = 1;
+		}
 	}
 	srunner_free(sr);
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
