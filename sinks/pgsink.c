@@ -27,6 +27,7 @@
 #include "embedded.h"
 #include "errstr.h"
 #include "log.h"
+#include "pg.h"
 #include "xalloc.h"
 
 /*

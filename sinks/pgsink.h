@@ -1,6 +1,8 @@
 /*
- * pgsink.h: everything the worker writes to or reads from PostgreSQL.
- * Migrations, rule parameters, partition claims and restore, and the flush:
+ * pgsink.h: what the worker's stream writes to and reads from PostgreSQL,
+ * through the connection pg.h makes (the outbox publisher reads its rows on
+ * the same connection, outbox.h). Migrations, rule parameters, partition
+ * claims and restore, and the flush:
  * one transaction that checks each partition's expected offset (the fence),
  * merges the aggregate deltas, appends the records' new versions, inserts
  * dead letters and alerts, evaluates the plan alerts and advances
@@ -15,7 +17,6 @@
 
 #include "compiler.h"
 #include "event.h"
-#include "pg.h"
 #include "qserror.h"
 #include "rules.h"
 #include "state.h"
@@ -27,6 +28,7 @@
  * from pgsink_flush when the fence found a partition's offset moved.
  */
 
+struct pg;
 struct pgsink;
 
 /*

@@ -331,7 +331,7 @@ START_TEST(errstr_cuts_at_characters)
 {
 	static const char *const texts[] = {"field \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "\xe2\x82\xac\xe2\x82\xac!",
 					    "\xf0\x9f\x98\x80x\xf0\x9f\x98\x80"};
-	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+	for (size_t t = 0; t < ARRAY_LEN(texts); t++) {
 		size_t full = strlen(texts[t]);
 		for (size_t size = 1; size <= full + 1; size++) {
 			char buf[64];
@@ -383,7 +383,7 @@ START_TEST(utf8_char_is_strict)
 		{"\xe2\x82", 0},
 		{"\xc3(", 0},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
 		ck_assert_msg(errstr_utf8_char(cases[i].s, strlen(cases[i].s)) == cases[i].len, "case %zu", i);
 	char cut[] = "ab\xe2\x82";
 	ck_assert_uint_eq(errstr_utf8_trim(cut), 2);

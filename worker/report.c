@@ -371,7 +371,7 @@ static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, str
 int report_parse_format(const char *name, enum report_format *format)
 {
 	static const char *const names[] = {"text", "csv", "json"};
-	for (int i = 0; i < 3; i++)
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
 		if (!strcmp(name, names[i])) {
 			*format = (enum report_format)i;
 			return 0;
