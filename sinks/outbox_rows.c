@@ -18,9 +18,6 @@
 #include "errstr.h"
 #include "xalloc.h"
 
-#define STR(x) #x
-#define XSTR(x) STR(x)
-
 static const struct outbox_column dead_letter_columns[] = {
 	{"topic", "topic"},
 	{"partition", "partition"},
@@ -169,8 +166,8 @@ static char *build_select(const struct stream_desc *desc)
 		len += (size_t)snprintf(sql + len, size - len, ", %s AS \"%s\"", desc->columns[i].sql,
 					desc->columns[i].field);
 	snprintf(sql + len, size - len,
-		 " FROM %s WHERE consumer_group = $1 AND id > $2::bigint ORDER BY id LIMIT " XSTR(OUTBOX_BATCH),
-		 desc->table);
+		 " FROM %s WHERE consumer_group = $1 AND id > $2::bigint ORDER BY id LIMIT %d", desc->table,
+		 OUTBOX_BATCH);
 	return sql;
 }
 

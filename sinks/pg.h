@@ -106,9 +106,9 @@ QS_MUSTCHECK int pg_copy(struct pg *pg, const char *sql, const void *data, size_
 			 size_t errstr_size);
 
 /*
- * Transactions. A transaction that needs a mode or settings opens with
- * pg_exec(pg, what, "BEGIN ...; SET LOCAL ...") instead of pg_begin, in one round trip;
- * all end with pg_commit or pg_rollback.
+ * Transactions. One that needs a mode or settings opens with pg_exec(pg,
+ * what, "BEGIN ...; SET LOCAL ...") instead, in one round trip; all end with
+ * pg_commit or pg_rollback.
  */
 QS_MUSTCHECK int pg_begin(struct pg *pg, char *errstr, size_t errstr_size);
 QS_MUSTCHECK int pg_commit(struct pg *pg, char *errstr, size_t errstr_size);
