@@ -17,7 +17,7 @@
 #include "registry.h"
 
 struct outbox;
-struct pg_conn;
+struct pg;
 
 /*
  * Creates the producer and resolves the schema id of each output topic
@@ -27,14 +27,15 @@ struct pg_conn;
 QS_MUSTCHECK struct outbox *outbox_new(const struct config *cfg, struct registry *reg,
 							      char *errstr, size_t errstr_size);
 /*
- * Publishes every unpublished outbox row of the group: dead letters, then
- * alerts, each in id order; a failure of one stream does not stop the other.
- * 0 (also when another worker of the group holds the publisher lock), or -1
- * with errstr naming the stream(s) that failed ("alerts: ..."); their rows
- * stay unpublished until a later call.
+ * Publishes every unpublished outbox row of the configuration's group, read
+ * through pg (borrowed for the call; the publisher's advisory lock is held on
+ * it, so pass the same connection every time until it is replaced): dead
+ * letters, then alerts, each in id order; a failure of one stream does not
+ * stop the other. 0 (also when another worker of the group holds the
+ * publisher lock), or -1 with errstr naming the stream(s) that failed
+ * ("alerts: ..."); their rows stay unpublished until a later call.
  */
-QS_MUSTCHECK int outbox_publish(struct outbox *ob, struct pg_conn *conn, const char *group,
-						       char *errstr, size_t errstr_size);
+QS_MUSTCHECK int outbox_publish(struct outbox *ob, struct pg *pg, char *errstr, size_t errstr_size);
 /* Flushes the producer (bounded wait) and frees it. NULL is a no-op. */
 void outbox_free(struct outbox *ob);
 

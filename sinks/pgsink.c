@@ -28,6 +28,7 @@
 #include "embedded.h"
 #include "errstr.h"
 #include "log.h"
+#include "pg.h"
 #include "xalloc.h"
 
 /*
@@ -49,10 +50,10 @@ struct log_growth {
 };
 
 struct pgsink {
-	PGconn *conn;
+	struct pg *pg; /* borrowed */
 	char *group;
 	char *topics[QS_TOPIC_COUNT];
-	/* qualstream.record_stream ids of (group, topic), 0 until looked up (lazily: migrate runs without them) */
+	/* qualstream.record_stream ids of (group, topic), 0 until the first flush or restore looks them up */
 	int32_t stream[QS_TOPIC_COUNT];
 	struct log_growth *growth;
 	size_t n_growth;
@@ -64,102 +65,20 @@ struct pgsink {
 	size_t len, cap;
 };
 
-/* An advisory lock key for migrations: any constant shared by all workers. */
-#define MIGRATION_LOCK 0x7155u
-
-/* SQLSTATE classes (first two characters) and codes, by what a retry can do about them. */
-static const char *const data_states[] = {"22", "23", "44", "54", "P0"};
-static const char *const fatal_states[] = {"28", "42", "3D", "3F", "0A", "0L", "0P", "2B"};
-
-static bool state_in(const char *state, const char *const *list, size_t n)
+struct pgsink *pgsink_new(struct pg *pg, const char *group, const char *const topic_names[QS_TOPIC_COUNT])
 {
-	for (size_t i = 0; i < n; i++)
-		if (!strncmp(state, list[i], strlen(list[i])))
-			return true;
-	return false;
-}
-
-int pgsink_class(const struct pg_result *res)
-{
-	/* No SQLSTATE: the connection broke (libpq made the error itself). Unknown classes are retried too. */
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	if (!state || strlen(state) != 5)
-		return QS_ERROR;
-	if (state_in(state, data_states, ARRAY_LEN(data_states)))
-		return QS_REJECT;
-	if (state_in(state, fatal_states, ARRAY_LEN(fatal_states)))
-		return QS_FATAL;
-	return QS_ERROR;
-}
-
-int pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res)
-{
-	char msg[768];
-	const char *m = res ? PQresultErrorMessage(res) : "";
-	snprintf(msg, sizeof(msg), "%s", *m ? m : PQerrorMessage(conn));
-	size_t n = strlen(msg);
-	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
-	/* libpq puts a hint on a line of its own ("\n\tIs the server running..."): keep one line per log entry. */
-	for (char *c = msg; *c; c++)
-		if (*c == '\n' || *c == '\t')
-			*c = ' ';
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	/* A missing relation or schema almost always means the migrations have not run. */
-	bool missing = state && (!strcmp(state, "42P01") || !strcmp(state, "3F000"));
-	errstr_set(errstr, errstr_size, "%s: %s%s%s%s%s", what, msg, state ? " (SQLSTATE " : "", state ? state : "",
-		   state ? ")" : "", missing ? " (run `qualstream migrate` first?)" : "");
-	return pgsink_class(res);
-}
-
-/* Runs a command that returns no rows (or rows we ignore); 0, or the failure's class. */
-static int exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size)
-{
-	PGresult *res = PQexec(conn, sql);
-	ExecStatusType s = PQresultStatus(res);
-	int rc = 0;
-	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-		char what[64]; /* the statement's start names it well enough */
-		snprintf(what, sizeof(what), "%.56s%s", sql, strlen(sql) > 56 ? "..." : "");
-		rc = pgsink_error(errstr, errstr_size, what, conn, res);
-	}
-	PQclear(res);
-	return rc;
-}
-
-struct pgsink *pgsink_connect(const char *conninfo, const char *group,
-			      const char *const topic_names[QS_TOPIC_COUNT], char *errstr, size_t errstr_size)
-{
-	struct pgsink *ps = calloc(1, sizeof(*ps));
-	if (!ps) {
-		snprintf(errstr, errstr_size, "out of memory");
-		return NULL;
-	}
-	ps->conn = PQconnectdb(conninfo);
-	if (PQstatus(ps->conn) != CONNECTION_OK) {
-		pgsink_error(errstr, errstr_size, "connecting to PostgreSQL", ps->conn, NULL);
-		goto fail;
-	}
-	ps->group = strdup(group);
+	struct pgsink *ps = xcalloc(1, sizeof(*ps), "the PostgreSQL sink");
+	ps->pg = pg;
+	ps->group = xstrdup(group, "the consumer group");
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
-		ps->topics[t] = strdup(topic_names[t]);
-	/*
-	 * Quiet NOTICEs (e.g. "relation already exists, skipping") from the logs.
-	 * put_text sends UTF-8 whatever the server's locale, so say so.
-	 */
-	if (exec(ps->conn, "SET client_min_messages = warning; SET client_encoding = 'UTF8'", errstr, errstr_size))
-		goto fail;
+		ps->topics[t] = xstrdup(topic_names[t], "a topic name");
 	return ps;
-fail:
-	pgsink_free(ps);
-	return NULL;
 }
 
 void pgsink_free(struct pgsink *ps)
 {
 	if (!ps)
 		return;
-	PQfinish(ps->conn);
 	free(ps->group);
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		free(ps->topics[t]);
@@ -167,11 +86,6 @@ void pgsink_free(struct pgsink *ps)
 	free(ps->order);
 	free(ps->buf);
 	free(ps);
-}
-
-struct pg_conn *pgsink_conn(struct pgsink *ps)
-{
-	return ps->conn;
 }
 
 /*
@@ -182,67 +96,52 @@ struct pg_conn *pgsink_conn(struct pgsink *ps)
  * this call, since that may have dropped what it defines. Each runs in a
  * transaction of its own, under the migration lock.
  */
-int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size)
+int pgsink_migrate(struct pg *pg, char *errstr, size_t errstr_size)
 {
-	char sql[128];
 	int rc = -1;
-	snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%u)", MIGRATION_LOCK);
-	if (exec(ps->conn, sql, errstr, errstr_size))
+	if (pg_exec(pg, NULL, "SELECT pg_advisory_lock(" PG_KEY(PG_LOCK_MIGRATE) ")", errstr, errstr_size))
 		return -1;
-	if (exec(ps->conn,
-		 "CREATE SCHEMA IF NOT EXISTS qualstream;"
-		 "CREATE TABLE IF NOT EXISTS qualstream.schema_migrations ("
-		 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-		 errstr, errstr_size))
+	if (pg_exec(pg, NULL,
+		    "CREATE SCHEMA IF NOT EXISTS qualstream;"
+		    "CREATE TABLE IF NOT EXISTS qualstream.schema_migrations ("
+		    " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+		    errstr, errstr_size))
 		goto done;
 	bool numbered_ran = false;
 	for (const struct embedded_file *m = embedded_migrations; m->name; m++) {
 		bool repeatable = !strncmp(m->name, "R_", 2);
 		const char *params[2] = {m->name, m->text};
-		PGresult *res = PQexecParams(ps->conn,
-					     repeatable ? "SELECT 1 FROM qualstream.schema_migrations"
-							  " WHERE name = $1 AND checksum = md5($2)"
-							: "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1",
-					     repeatable ? 2 : 1, NULL, params, NULL, NULL, 0);
-		bool applied = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
-		bool failed = PQresultStatus(res) != PGRES_TUPLES_OK;
-		if (failed)
-			pgsink_error(errstr, errstr_size, "reading qualstream.schema_migrations", ps->conn, res);
-		PQclear(res);
-		if (failed)
+		PGresult *res;
+		if (pg_select(pg, "reading qualstream.schema_migrations",
+			      repeatable ? "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1 AND checksum = md5($2)"
+					 : "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1",
+			      repeatable ? 2 : 1, params, PG_TEXT, &res, errstr, errstr_size))
 			goto done;
+		bool applied = PQntuples(res) == 1;
+		PQclear(res);
 		if (applied && !(repeatable && numbered_ran))
 			continue;
-		if (exec(ps->conn, "BEGIN", errstr, errstr_size))
+		if (pg_begin(pg, errstr, errstr_size))
 			goto done;
-		res = PQexec(ps->conn, m->text);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-			pgsink_error(errstr, errstr_size, m->name, ps->conn, res);
-			PQclear(res);
-			char ignore[1];
-			(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
+		if (pg_exec(pg, m->name, m->text, errstr, errstr_size)) {
+			pg_rollback(pg);
 			goto done;
 		}
-		PQclear(res);
-		res = PQexecParams(ps->conn,
-				   repeatable ? "INSERT INTO qualstream.schema_migrations (name, checksum) VALUES ($1, md5($2))"
-						" ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,"
-						" applied_at = EXCLUDED.applied_at"
-					      : "INSERT INTO qualstream.schema_migrations (name) VALUES ($1)",
-				   repeatable ? 2 : 1, NULL, params, NULL, NULL, 0);
-		failed = PQresultStatus(res) != PGRES_COMMAND_OK;
-		if (failed)
-			pgsink_error(errstr, errstr_size, m->name, ps->conn, res);
-		PQclear(res);
-		if (failed || exec(ps->conn, "COMMIT", errstr, errstr_size))
+		if (pg_command(pg, m->name,
+			       repeatable ? "INSERT INTO qualstream.schema_migrations (name, checksum) VALUES ($1, md5($2))"
+					    " ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,"
+					    " applied_at = EXCLUDED.applied_at"
+					  : "INSERT INTO qualstream.schema_migrations (name) VALUES ($1)",
+			       repeatable ? 2 : 1, params, NULL, errstr, errstr_size) ||
+		    pg_commit(pg, errstr, errstr_size))
 			goto done;
 		numbered_ran = numbered_ran || !repeatable;
 	}
 	rc = 0;
-done:
-	snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%u)", MIGRATION_LOCK);
-	char ignore[1];
-	(void)exec(ps->conn, sql, ignore, sizeof(ignore));
+done:;
+	char why[512];
+	if (pg_exec(pg, NULL, "SELECT pg_advisory_unlock(" PG_KEY(PG_LOCK_MIGRATE) ")", why, sizeof(why)))
+		log_debug("%s (closing the connection releases the lock)", why);
 	return rc;
 }
 
@@ -257,17 +156,19 @@ int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, s
 	};
 	for (size_t i = 0; i < ARRAY_LEN(wanted); i++) {
 		const char *params[1] = {wanted[i].name};
-		PGresult *res = PQexecParams(ps->conn, "SELECT value::int FROM qualstream.rule WHERE name = $1", 1,
-					     NULL, params, NULL, NULL, 0);
-		int rc = 0;
-		if (PQresultStatus(res) != PGRES_TUPLES_OK)
-			rc = pgsink_error(errstr, errstr_size, "reading qualstream.rule", ps->conn, res);
-		else if (PQntuples(res) != 1) {
-			snprintf(errstr, errstr_size, "qualstream.rule has no row '%s' (run `qualstream migrate`)",
-				 wanted[i].name);
+		PGresult *res;
+		int rc = pg_select(ps->pg, "reading qualstream.rule",
+				   "SELECT value::int FROM qualstream.rule WHERE name = $1", 1, params, PG_TEXT, &res,
+				   errstr, errstr_size);
+		if (rc)
+			return rc;
+		if (PQntuples(res) != 1) {
+			errstr_set(errstr, errstr_size, "qualstream.rule has no row '%s' (run `qualstream migrate`)",
+				   wanted[i].name);
 			rc = QS_FATAL;
-		} else
+		} else {
 			*(int32_t *)((char *)rules + wanted[i].offset) = atoi(PQgetvalue(res, 0, 0));
+		}
 		PQclear(res);
 		if (rc)
 			return rc;
@@ -281,18 +182,22 @@ int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int6
 	char part[16];
 	snprintf(part, sizeof(part), "%d", partition);
 	const char *params[3] = {ps->group, ps->topics[topic], part};
-	PGresult *res = PQexecParams(ps->conn,
-				     "WITH ins AS (INSERT INTO qualstream.consumer_offsets VALUES ($1, $2, $3, 0)"
-				     " ON CONFLICT DO NOTHING RETURNING next_offset)"
-				     " SELECT next_offset, NULL::bigint FROM ins UNION ALL"
-				     " SELECT next_offset, event_clock FROM qualstream.consumer_offsets"
-				     " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
-				     3, NULL, params, NULL, NULL, 0);
-	int rc = 0;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
-		rc = pgsink_error(errstr, errstr_size, "claiming a partition in qualstream.consumer_offsets", ps->conn,
-				  res);
-	else {
+	const char *what = "claiming a partition in qualstream.consumer_offsets";
+	PGresult *res;
+	int rc = pg_select(ps->pg, what,
+			   "WITH ins AS (INSERT INTO qualstream.consumer_offsets VALUES ($1, $2, $3, 0)"
+			   " ON CONFLICT DO NOTHING RETURNING next_offset)"
+			   " SELECT next_offset, NULL::bigint FROM ins UNION ALL"
+			   " SELECT next_offset, event_clock FROM qualstream.consumer_offsets"
+			   " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+			   3, params, PG_TEXT, &res, errstr, errstr_size);
+	if (rc)
+		return rc;
+	if (PQntuples(res) < 1) {
+		/* A concurrent first claim, committed after this statement's snapshot: the retry sees its row. */
+		errstr_set(errstr, errstr_size, "%s: no row", what);
+		rc = QS_ERROR;
+	} else {
 		*next_offset = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		*clock_ms = PQgetisnull(res, 0, 1) ? QS_NO_TS : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	}
@@ -313,24 +218,19 @@ static int resolve_streams(struct pgsink *ps, char *errstr, size_t errstr_size)
 	for (int t = 0; t < QS_TOPIC_COUNT; t++)
 		params[1 + t] = ps->topics[t];
 	/* Only missing rows are inserted: ON CONFLICT alone would use up an identity value per connection. */
-	PGresult *res = PQexecParams(
-		ps->conn,
-		"WITH t (topic) AS (VALUES ($2), ($3), ($4)),"
-		" ins AS (INSERT INTO qualstream.record_stream (consumer_group, topic)"
-		" SELECT $1, topic FROM t WHERE NOT EXISTS (SELECT 1 FROM qualstream.record_stream s"
-		" WHERE s.consumer_group = $1 AND s.topic = t.topic) ON CONFLICT DO NOTHING)"
-		" SELECT 1",
-		1 + QS_TOPIC_COUNT, NULL, params, NULL, NULL, 0);
-	int rc = PQresultStatus(res) == PGRES_TUPLES_OK
-			 ? 0
-			 : pgsink_error(errstr, errstr_size, "registering in qualstream.record_stream", ps->conn, res);
-	PQclear(res);
+	int rc = pg_select(ps->pg, "registering in qualstream.record_stream",
+			   "WITH t (topic) AS (VALUES ($2), ($3), ($4)),"
+			   " ins AS (INSERT INTO qualstream.record_stream (consumer_group, topic)"
+			   " SELECT $1, topic FROM t WHERE NOT EXISTS (SELECT 1 FROM qualstream.record_stream s"
+			   " WHERE s.consumer_group = $1 AND s.topic = t.topic) ON CONFLICT DO NOTHING)"
+			   " SELECT 1",
+			   1 + QS_TOPIC_COUNT, params, PG_TEXT, NULL, errstr, errstr_size);
 	if (rc)
 		return rc;
-	res = PQexecParams(ps->conn, "SELECT topic, id FROM qualstream.record_stream WHERE consumer_group = $1", 1,
-			   NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = pgsink_error(errstr, errstr_size, "reading qualstream.record_stream", ps->conn, res);
+	PGresult *res = NULL;
+	rc = pg_select(ps->pg, "reading qualstream.record_stream",
+		       "SELECT topic, id FROM qualstream.record_stream WHERE consumer_group = $1", 1, params, PG_TEXT,
+		       &res, errstr, errstr_size);
 	for (int r = 0; !rc && r < PQntuples(res); r++)
 		for (int t = 0; t < QS_TOPIC_COUNT; t++)
 			if (!strcmp(PQgetvalue(res, r, 0), ps->topics[t]))
@@ -376,30 +276,40 @@ static struct log_growth *growth_of(struct pgsink *ps, enum qs_topic topic, int3
  */
 #define RESTORE_WORK_MEM "256MB"
 
-/* Streams the partition's latest versions to cb; 0, or nonzero with errstr. */
-static int load_latest(struct pgsink *ps, enum qs_topic topic, int32_t partition, const char *const *params,
-		       pgsink_record_cb cb, void *ctx, char *errstr, size_t errstr_size)
+/* Sets *rows to the versions in a partition's log, params {stream id, partition}. */
+static int count_versions(struct pgsink *ps, const char *const params[2], int64_t *rows, char *errstr,
+			  size_t errstr_size)
 {
-	int rc = 0;
-	if (!PQsendQueryParams(ps->conn, LATEST_SQL, 2, NULL, params, NULL, NULL, 1) ||
-	    !PQsetSingleRowMode(ps->conn)) {
-		return pgsink_error(errstr, errstr_size, "loading qualstream.record_log", ps->conn, NULL);
-	}
-	/* Drain every result even after a failure, so the connection is usable again. */
-	for (PGresult *res; (res = PQgetResult(ps->conn)); PQclear(res)) {
-		ExecStatusType s = PQresultStatus(res);
-		if (s == PGRES_SINGLE_TUPLE && rc == 0) {
-			uint64_t be;
-			memcpy(&be, PQgetvalue(res, 0, 0), sizeof(be));
-			int64_t offset = (int64_t)be64toh(be);
-			rc = cb(ctx, offset, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1));
-			if (rc)
-				snprintf(errstr, errstr_size, "restoring %s[%d] at offset %lld failed",
-					 ps->topics[topic], partition, (long long)offset);
-		} else if (s != PGRES_SINGLE_TUPLE && s != PGRES_TUPLES_OK && rc == 0) {
-			rc = pgsink_error(errstr, errstr_size, "loading qualstream.record_log", ps->conn, res);
-		}
-	}
+	PGresult *res;
+	int rc = pg_select(ps->pg, "counting qualstream.record_log",
+			   "SELECT count(*) FROM qualstream.record_log WHERE stream = $1 AND partition = $2", 2, params,
+			   PG_TEXT, &res, errstr, errstr_size);
+	if (!rc)
+		*rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return rc;
+}
+
+/* What restore_version passes a version to. */
+struct restore {
+	const struct pgsink *ps;
+	enum qs_topic topic;
+	int32_t partition;
+	pgsink_record_cb cb;
+	void *ctx;
+};
+
+/* One row of LATEST_SQL (binary: the int8 offset, the bytea value) to the caller's callback. */
+static int restore_version(void *ctx, const PGresult *row, char *errstr, size_t errstr_size)
+{
+	const struct restore *r = ctx;
+	uint64_t be;
+	memcpy(&be, PQgetvalue(row, 0, 0), sizeof(be));
+	int64_t offset = (int64_t)be64toh(be);
+	int rc = r->cb(r->ctx, offset, PQgetvalue(row, 0, 1), (size_t)PQgetlength(row, 0, 1));
+	if (rc)
+		errstr_set(errstr, errstr_size, "restoring %s[%d] at offset %lld failed", r->ps->topics[r->topic],
+			   r->partition, (long long)offset);
 	return rc;
 }
 
@@ -413,25 +323,19 @@ int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partitio
 	snprintf(stream, sizeof(stream), "%d", ps->stream[topic]);
 	snprintf(part, sizeof(part), "%d", partition);
 	const char *params[2] = {stream, part};
+	struct restore restore = {ps, topic, partition, cb, ctx};
 	/* One snapshot for the versions and their count. */
-	rc = exec(ps->conn, "BEGIN READ ONLY; SET LOCAL work_mem = '" RESTORE_WORK_MEM "'", errstr, errstr_size);
+	rc = pg_exec(ps->pg, NULL, "BEGIN READ ONLY; SET LOCAL work_mem = '" RESTORE_WORK_MEM "'", errstr, errstr_size);
 	if (!rc)
-		rc = load_latest(ps, topic, partition, params, cb, ctx, errstr, errstr_size);
-	if (!rc) {
-		/* Every version, live or superseded: the compaction's schedule starts from it. */
-		PGresult *res = PQexecParams(ps->conn,
-					     "SELECT count(*) FROM qualstream.record_log WHERE stream = $1 AND partition = $2",
-					     2, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK)
-			growth_of(ps, topic, partition)->rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		else
-			rc = pgsink_error(errstr, errstr_size, "counting qualstream.record_log", ps->conn, res);
-		PQclear(res);
-	}
+		rc = pg_select_each(ps->pg, "loading qualstream.record_log", LATEST_SQL, 2, params, PG_BINARY,
+				    restore_version, &restore, errstr, errstr_size);
+	/* Every version, live or superseded: the compaction's schedule starts from it. */
+	int64_t rows;
+	if (!rc && !(rc = count_versions(ps, params, &rows, errstr, errstr_size)))
+		growth_of(ps, topic, partition)->rows = rows;
 	if (!rc)
-		return exec(ps->conn, "COMMIT", errstr, errstr_size);
-	char ignore[1];
-	(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
+		return pg_commit(ps->pg, errstr, errstr_size);
+	pg_rollback(ps->pg);
 	return rc;
 }
 
@@ -559,20 +463,7 @@ static int copy(struct pgsink *ps, const char *target, char *errstr, size_t errs
 	char sql[256];
 	snprintf(sql, sizeof(sql), "COPY %s FROM STDIN%s", target,
 		 ps->len >= 11 && !memcmp(ps->buf, "PGCOPY\n", 7) ? " (FORMAT binary)" : "");
-	PGresult *res = PQexec(ps->conn, sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		int rc = pgsink_error(errstr, errstr_size, sql, ps->conn, res);
-		PQclear(res);
-		return rc;
-	}
-	PQclear(res);
-	int rc = 0;
-	bool sent = PQputCopyData(ps->conn, ps->buf, (int)ps->len) == 1 && PQputCopyEnd(ps->conn, NULL) == 1;
-	for (; (res = PQgetResult(ps->conn)); PQclear(res))
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
-			rc = pgsink_error(errstr, errstr_size, sql, ps->conn, res);
-	if (!sent && rc == 0)
-		rc = pgsink_error(errstr, errstr_size, sql, ps->conn, NULL);
+	int rc = pg_copy(ps->pg, sql, ps->buf, ps->len, errstr, errstr_size);
 	ps->len = 0;
 	return rc;
 }
@@ -591,22 +482,18 @@ static int advance_offsets(struct pgsink *ps, const struct state *st, char *errs
 		snprintf(nxt, sizeof(nxt), "%lld", (long long)next);
 		snprintf(clk, sizeof(clk), "%lld", (long long)clock);
 		const char *params[6] = {ps->group, ps->topics[topic], part, exp, nxt, clock == QS_NO_TS ? NULL : clk};
-		PGresult *res = PQexecParams(ps->conn,
-					     "UPDATE qualstream.consumer_offsets SET next_offset = $5, event_clock = $6"
-					     " WHERE consumer_group = $1 AND topic = $2 AND partition = $3"
-					     " AND next_offset = $4",
-					     6, NULL, params, NULL, NULL, 0);
-		int rc = 0;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			rc = pgsink_error(errstr, errstr_size, "advancing qualstream.consumer_offsets", ps->conn, res);
-		} else if (strcmp(PQcmdTuples(res), "1") != 0) {
-			snprintf(errstr, errstr_size,
-				 "fenced: %s[%d] is no longer at offset %s in qualstream.consumer_offsets"
-				 " (another worker owns it now)",
-				 ps->topics[topic], partition, exp);
+		int64_t rows = 0;
+		int rc = pg_command(ps->pg, "advancing qualstream.consumer_offsets",
+				    "UPDATE qualstream.consumer_offsets SET next_offset = $5, event_clock = $6"
+				    " WHERE consumer_group = $1 AND topic = $2 AND partition = $3 AND next_offset = $4",
+				    6, params, &rows, errstr, errstr_size);
+		if (!rc && rows != 1) {
+			errstr_set(errstr, errstr_size,
+				   "fenced: %s[%d] is no longer at offset %s in qualstream.consumer_offsets"
+				   " (another worker owns it now)",
+				   ps->topics[topic], partition, exp);
 			rc = QS_FENCED;
 		}
-		PQclear(res);
 		if (rc)
 			return rc;
 	}
@@ -633,7 +520,7 @@ static int write_deltas(struct pgsink *ps, const struct state *st, char *errstr,
 		return 0;
 	int rc = copy(ps, "qs_delta", errstr, errstr_size);
 	return rc ? rc
-		  : exec(ps->conn,
+		  : pg_exec(ps->pg, NULL,
 		 "INSERT INTO qualstream.measure_period AS m"
 		 " (plan_id, measure, stratum, grain, period_start, numerator, denominator)"
 		 " SELECT * FROM qs_delta ORDER BY plan_id, measure, stratum, grain, period_start"
@@ -709,44 +596,31 @@ static int compact(struct pgsink *ps, enum qs_topic topic, int32_t partition, in
 	snprintf(stream, sizeof(stream), "%d", ps->stream[topic]);
 	snprintf(part, sizeof(part), "%d", partition);
 	const char *params[2] = {stream, part};
-	int rc = exec(ps->conn, "BEGIN", errstr, errstr_size);
+	int rc = pg_begin(ps->pg, errstr, errstr_size);
 	PGresult *res = NULL;
 	if (!rc) {
-		res = PQexecParams(ps->conn, "SELECT pg_try_advisory_xact_lock(29015, hashtext($1 || ':' || $2))", 2,
-				   NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK)
-			rc = pgsink_error(errstr, errstr_size, "locking a record log for compaction", ps->conn, res);
-		else if (PQgetvalue(res, 0, 0)[0] != 't')
+		rc = pg_select(ps->pg, "locking a record log for compaction",
+			       "SELECT pg_try_advisory_xact_lock(" PG_KEY(PG_LOCK_COMPACT)
+			       ", hashtext($1 || ':' || $2))",
+			       2, params, PG_TEXT, &res, errstr, errstr_size);
+		if (!rc && PQgetvalue(res, 0, 0)[0] != 't')
 			rc = 1; /* another connection compacts it right now */
 		PQclear(res);
 	}
-	if (!rc) {
-		/* By rank in a sort, like LATEST_SQL, for the same reason; deleted by row address (a TID scan). */
-		res = PQexecParams(ps->conn,
-				   "DELETE FROM qualstream.record_log WHERE ctid = ANY(ARRAY(SELECT ctid FROM"
-				   " (SELECT ctid, row_number() OVER (PARTITION BY record_id ORDER BY \"offset\" DESC) AS rank"
-				   " FROM qualstream.record_log WHERE stream = $1 AND partition = $2) v WHERE rank > 1))",
-				   2, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			rc = pgsink_error(errstr, errstr_size, "compacting qualstream.record_log", ps->conn, res);
-		PQclear(res);
-	}
-	if (!rc) {
-		res = PQexecParams(ps->conn,
-				   "SELECT count(*) FROM qualstream.record_log WHERE stream = $1 AND partition = $2", 2,
-				   NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK)
-			*rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		else
-			rc = pgsink_error(errstr, errstr_size, "counting qualstream.record_log", ps->conn, res);
-		PQclear(res);
-	}
+	/* By rank in a sort, like LATEST_SQL, for the same reason; deleted by row address (a TID scan). */
 	if (!rc)
-		rc = exec(ps->conn, "COMMIT", errstr, errstr_size);
-	if (rc) {
-		char ignore[1];
-		(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
-	}
+		rc = pg_command(ps->pg, "compacting qualstream.record_log",
+				"DELETE FROM qualstream.record_log WHERE ctid = ANY(ARRAY(SELECT ctid FROM"
+				" (SELECT ctid, row_number() OVER (PARTITION BY record_id ORDER BY \"offset\" DESC)"
+				" AS rank"
+				" FROM qualstream.record_log WHERE stream = $1 AND partition = $2) v WHERE rank > 1))",
+				2, params, NULL, errstr, errstr_size);
+	if (!rc)
+		rc = count_versions(ps, params, rows, errstr, errstr_size);
+	if (!rc)
+		rc = pg_commit(ps->pg, errstr, errstr_size);
+	if (rc)
+		pg_rollback(ps->pg);
 	return rc > 0 ? 0 : rc;
 }
 
@@ -786,13 +660,9 @@ static void compact_grown(struct pgsink *ps, const struct state *st)
 static int lock_outboxes(struct pgsink *ps, char *errstr, size_t errstr_size)
 {
 	const char *params[1] = {ps->group};
-	PGresult *res = PQexecParams(ps->conn, "SELECT pg_advisory_xact_lock(29014, hashtext('alerts:' || $1))", 1,
-				     NULL, params, NULL, NULL, 0);
-	int rc = 0;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = pgsink_error(errstr, errstr_size, "taking the outbox lock", ps->conn, res);
-	PQclear(res);
-	return rc;
+	return pg_select(ps->pg, "taking the outbox lock",
+			 "SELECT pg_advisory_xact_lock(" PG_KEY(PG_LOCK_OUTBOX_ROWS) ", hashtext('alerts:' || $1))", 1,
+			 params, PG_TEXT, NULL, errstr, errstr_size);
 }
 
 static int write_dead_letters(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
@@ -861,13 +731,8 @@ static int evaluate_plan_alerts(struct pgsink *ps, const struct state *st, char 
 	snprintf(wall, sizeof(wall), "%lld", (long long)wall_ms);
 	const char *params[4] = {ps->group, ps->topics[QS_TOPIC_ENCOUNTERS], ps->topics[QS_TOPIC_DELIVERIES],
 				 wall_ms == QS_NO_TS ? NULL : wall};
-	PGresult *res = PQexecParams(ps->conn, "SELECT qualstream.alert_evaluate($1, $2, $3, $4)", 4, NULL, params,
-				     NULL, NULL, 0);
-	int rc = 0;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = pgsink_error(errstr, errstr_size, "evaluating the plan alerts", ps->conn, res);
-	PQclear(res);
-	return rc;
+	return pg_select(ps->pg, "evaluating the plan alerts", "SELECT qualstream.alert_evaluate($1, $2, $3, $4)", 4,
+			 params, PG_TEXT, NULL, errstr, errstr_size);
 }
 
 int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t errstr_size)
@@ -878,7 +743,7 @@ int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t
 	int rc = resolve_streams(ps, errstr, errstr_size);
 	if (rc)
 		return rc;
-	rc = exec(ps->conn,
+	rc = pg_exec(ps->pg, NULL,
 		  "BEGIN;"
 		  "CREATE TEMP TABLE IF NOT EXISTS qs_delta (plan_id text, measure text, stratum text, grain text,"
 		  " period_start date, numerator bigint, denominator bigint) ON COMMIT DELETE ROWS",
@@ -899,12 +764,10 @@ int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t
 	if (!rc)
 		rc = evaluate_plan_alerts(ps, st, errstr, errstr_size);
 	if (!rc)
-		rc = exec(ps->conn, "COMMIT", errstr, errstr_size);
-	if (rc) {
-		char ignore[1];
-		(void)exec(ps->conn, "ROLLBACK", ignore, sizeof(ignore));
-	} else {
+		rc = pg_commit(ps->pg, errstr, errstr_size);
+	if (rc)
+		pg_rollback(ps->pg);
+	else
 		compact_grown(ps, st);
-	}
 	return rc;
 }

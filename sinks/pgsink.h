@@ -1,6 +1,8 @@
 /*
- * pgsink.h: everything the worker writes to or reads from PostgreSQL.
- * Migrations, rule parameters, partition claims and restore, and the flush:
+ * pgsink.h: what the worker's stream writes to and reads from PostgreSQL,
+ * through the connection pg.h makes (the outbox publisher reads its rows on
+ * the same connection, outbox.h). Migrations, rule parameters, partition
+ * claims and restore, and the flush:
  * one transaction that checks each partition's expected offset (the fence),
  * merges the aggregate deltas, appends the records' new versions, inserts
  * dead letters and alerts, evaluates the plan alerts and advances
@@ -20,46 +22,27 @@
 #include "state.h"
 
 /*
- * What a failure means for the caller (qserror.h), from the SQLSTATE (pgsink_class):
- * QS_ERROR   transient (connection lost, server shutting down or not yet
- *            accepting connections, serialization failure, deadlock,
- *            resources): reconnect and retry with a backoff;
- * QS_FENCED  the fence found a partition's offset moved: reload;
- * QS_REJECT  the database refuses a row (classes 22, 23, 44, 54, and
- *            exceptions raised by triggers): retrying the same rows cannot
- *            succeed, the message behind them must be dead-lettered;
- * QS_FATAL   the role or schema is wrong (missing privilege, failed
- *            authentication, missing relation: classes 28, 42, 3D, 3F,
- *            0A, 0L, 0P, 2B): nothing the worker retries can fix it.
+ * The functions below return 0, or a negative outcome with errstr set: the
+ * outcomes of a failed statement (pg.h: QS_ERROR transient, QS_REJECT a row
+ * the database refuses, QS_FATAL the role or schema is wrong), and QS_FENCED
+ * from pgsink_flush when the fence found a partition's offset moved.
  */
 
+struct pg;
 struct pgsink;
 
 /*
- * Connects. group and topic_names are copied. Returns NULL with errstr set
- * on failure.
+ * A sink writing through pg (borrowed until pgsink_free) for the group's
+ * topics; group and topic_names are copied. What it caches (the record
+ * streams' ids, the log counters, its buffers) belongs to that connection's
+ * session: after a reconnect, make a new one. Never NULL (xalloc).
  */
-QS_MUSTCHECK struct pgsink *pgsink_connect(const char *conninfo, const char *group,
-				     const char *const topic_names[QS_TOPIC_COUNT], char *errstr, size_t errstr_size);
+QS_MUSTCHECK struct pgsink *pgsink_new(struct pg *pg, const char *group,
+				       const char *const topic_names[QS_TOPIC_COUNT]);
 void pgsink_free(struct pgsink *ps);
 
-struct pg_conn;
-struct pg_result;
-/*
- * Describes a libpq failure in errstr as "what: message (SQLSTATE xxxxx)":
- * the result's error if there is one, else the connection's, plus a hint to
- * run `qualstream migrate` when the error is a missing relation or schema.
- * Returns the failure's class (pgsink_class).
- */
-int pgsink_error(char *errstr, size_t errstr_size, const char *what, struct pg_conn *conn, struct pg_result *res);
-/* The class (QS_ERROR, QS_REJECT or QS_FATAL) of a failed result; NULL (no result) is QS_ERROR. */
-int pgsink_class(const struct pg_result *res);
-/* The connection, for the outbox publisher; borrowed until pgsink_free. */
-struct pg_conn *pgsink_conn(struct pgsink *ps);
-
-/* Applies every embedded migration not yet applied, under an advisory lock. */
-QS_MUSTCHECK int pgsink_migrate(struct pgsink *ps, char *errstr, size_t errstr_size);
-/* The functions below return 0, or a negative class (see above) with errstr set. */
+/* Applies every embedded migration not yet applied, under an advisory lock (PG_LOCK_MIGRATE). */
+QS_MUSTCHECK int pgsink_migrate(struct pg *pg, char *errstr, size_t errstr_size);
 
 /* Reads the counting rules from qualstream.rule. */
 QS_MUSTCHECK int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, size_t errstr_size);

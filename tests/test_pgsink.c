@@ -17,6 +17,7 @@
 #include "compiler.h"
 #include "dates.h"
 #include "errstr.h"
+#include "pg.h"
 #include "pgsink.h"
 #include "state.h"
 #include "suites.h"
@@ -56,12 +57,24 @@ static void drop_db(void)
 	PQfinish(conn);
 }
 
-static struct pgsink *connect_sink(void)
+/* The connections the test's sinks write through, each its own (as each worker has): closed by the teardown. */
+static struct pg *conns[8];
+static size_t n_conns;
+
+static struct pg *connect_pg(void)
 {
 	char err[512];
-	struct pgsink *ps = pgsink_connect(dsn, "g", topics, err, sizeof(err));
-	ck_assert_msg(ps != NULL, "%s", err);
-	return ps;
+	struct pg *pg = pg_connect(dsn, err, sizeof(err));
+	ck_assert_msg(pg != NULL, "%s", err);
+	return pg;
+}
+
+/* A sink on a new connection; the caller frees the sink, the teardown the connection. */
+static struct pgsink *connect_sink(void)
+{
+	ck_assert(n_conns < ARRAY_LEN(conns));
+	conns[n_conns] = connect_pg();
+	return pgsink_new(conns[n_conns++], "g", topics);
 }
 
 /* One value from a query on a fresh connection, as text ("" for no row). */
@@ -99,11 +112,18 @@ static void setup(void)
 {
 	create_db();
 	char err[512];
-	struct pgsink *ps = connect_sink();
-	ck_assert_msg(pgsink_migrate(ps, err, sizeof(err)) == 0, "%s", err);
+	struct pg *pg = connect_pg();
+	ck_assert_msg(pgsink_migrate(pg, err, sizeof(err)) == 0, "%s", err);
 	/* Migrating twice is a no-op. */
-	ck_assert_msg(pgsink_migrate(ps, err, sizeof(err)) == 0, "%s", err);
-	pgsink_free(ps);
+	ck_assert_msg(pgsink_migrate(pg, err, sizeof(err)) == 0, "%s", err);
+	pg_free(pg);
+}
+
+static void teardown(void)
+{
+	while (n_conns)
+		pg_free(conns[--n_conns]);
+	drop_db();
 }
 
 START_TEST(flush_merges_and_fences)
@@ -311,7 +331,7 @@ START_TEST(errstr_cuts_at_characters)
 {
 	static const char *const texts[] = {"field \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "\xe2\x82\xac\xe2\x82\xac!",
 					    "\xf0\x9f\x98\x80x\xf0\x9f\x98\x80"};
-	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++) {
+	for (size_t t = 0; t < ARRAY_LEN(texts); t++) {
 		size_t full = strlen(texts[t]);
 		for (size_t size = 1; size <= full + 1; size++) {
 			char buf[64];
@@ -363,7 +383,7 @@ START_TEST(utf8_char_is_strict)
 		{"\xe2\x82", 0},
 		{"\xc3(", 0},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
 		ck_assert_msg(errstr_utf8_char(cases[i].s, strlen(cases[i].s)) == cases[i].len, "case %zu", i);
 	char cut[] = "ab\xe2\x82";
 	ck_assert_uint_eq(errstr_utf8_trim(cut), 2);
@@ -407,7 +427,7 @@ Suite *pgsink_suite(void)
 {
 	Suite *s = suite_create("pgsink");
 	TCase *tc = tcase_create("postgresql");
-	tcase_add_checked_fixture(tc, setup, drop_db);
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, flush_merges_and_fences);
 	tcase_add_test(tc, records_load_in_offset_order);

@@ -10,7 +10,7 @@
  * what the database says; the messages since the last commit are read again.
  *
  * Rule 3 alone would loop forever on a flush that can never commit, so a
- * failure is acted on by its class (pgsink.h): a transient one is retried
+ * failure is acted on by its outcome (pg.h): a transient one is retried
  * with a growing pause; a row the database refuses is traced to its message,
  * by flushing the failed batch's messages one at a time, and that message is
  * dead-lettered instead of applied; a missing privilege stops the worker.
@@ -30,6 +30,7 @@
 #include "errstr.h"
 #include "log.h"
 #include "outbox.h"
+#include "pg.h"
 #include "pgsink.h"
 #include "redact.h"
 #include "registry.h"
@@ -70,6 +71,7 @@ struct worker {
 	const struct config *cfg;
 	volatile sig_atomic_t *stop;
 	rd_kafka_t *rk;
+	struct pg *pg; /* the connection; ps and the outbox publisher use it */
 	struct pgsink *ps;
 	struct registry *reg;
 	struct decoder *dec;
@@ -215,11 +217,12 @@ static int reconnect(struct worker *w)
 {
 	char err[512];
 	for (int backoff = 250;; backoff = next_backoff(backoff)) {
-		struct pgsink *ps = pgsink_connect(w->cfg->pg_conninfo, w->cfg->group_id,
-						   (const char *const *)w->cfg->topics, err, sizeof(err));
-		if (ps) {
+		struct pg *pg = pg_connect(w->cfg->pg_conninfo, err, sizeof(err));
+		if (pg) {
 			pgsink_free(w->ps);
-			w->ps = ps;
+			pg_free(w->pg);
+			w->pg = pg;
+			w->ps = pgsink_new(pg, w->cfg->group_id, (const char *const *)w->cfg->topics);
 			return 0;
 		}
 		if (stopping(w))
@@ -566,7 +569,7 @@ static int flush(struct worker *w)
 		w->batch_msgs = 0;
 		settle(w);
 		/* Also when nothing is new: rows a crash left unpublished go out without new input. */
-		if (outbox_publish(w->outbox, pgsink_conn(w->ps), w->cfg->group_id, err, sizeof(err)))
+		if (outbox_publish(w->outbox, w->pg, err, sizeof(err)))
 			log_warn("outbox not published yet (retried at the next flush): %s", err);
 		return 0;
 	}
@@ -766,8 +769,11 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 	struct worker w = {.cfg = cfg, .stop = stop};
 	rd_kafka_topic_partition_list_t *topics = NULL;
 
-	w.ps = pgsink_connect(cfg->pg_conninfo, cfg->group_id, (const char *const *)cfg->topics, err, sizeof(err));
-	if (!w.ps || pgsink_load_rules(w.ps, &w.rules, err, sizeof(err)))
+	w.pg = pg_connect(cfg->pg_conninfo, err, sizeof(err));
+	if (!w.pg)
+		goto fail;
+	w.ps = pgsink_new(w.pg, cfg->group_id, (const char *const *)cfg->topics);
+	if (pgsink_load_rules(w.ps, &w.rules, err, sizeof(err)))
 		goto fail;
 	w.reg = registry_new(cfg->registry_url, cfg->registry_dir, err, sizeof(err));
 	if (!w.reg)
@@ -864,6 +870,7 @@ fail:
 	decode_free(w.dec);
 	registry_free(w.reg);
 	pgsink_free(w.ps);
+	pg_free(w.pg);
 	free(w.assigned);
 	for (size_t i = 0; i < w.n_refused; i++)
 		free(w.refused[i].reason);

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "consume.h"
 #include "log.h"
+#include "pg.h"
 #include "pgsink.h"
 #include "redact.h"
 #include "report.h"
@@ -52,14 +53,13 @@ static void usage(FILE *out)
 static int migrate(const struct config *cfg)
 {
 	char err[1024];
-	static const char *const no_topics[QS_TOPIC_COUNT] = {"", "", ""};
-	struct pgsink *ps = pgsink_connect(cfg->pg_conninfo, "", no_topics, err, sizeof(err));
-	int rc = ps && pgsink_migrate(ps, err, sizeof(err)) == 0 ? 0 : 1;
+	struct pg *pg = pg_connect(cfg->pg_conninfo, err, sizeof(err));
+	int rc = pg && pgsink_migrate(pg, err, sizeof(err)) == 0 ? 0 : 1;
 	if (rc)
 		log_error("%s", err);
 	else
 		log_info("schema qualstream is up to date");
-	pgsink_free(ps);
+	pg_free(pg);
 	return rc;
 }
 

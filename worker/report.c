@@ -1,8 +1,9 @@
 /*
- * report.c: the `report` and `rules` commands (see report.h). Each opens one
- * connection and one read-only, repeatable-read transaction, so every section
- * of a report comes from the same snapshot, runs a few queries on the views
- * of 002_evaluation.sql and prints them. report_print reads three results
+ * report.c: the `report` command (see report.h), and the snapshot and number
+ * formatting it shares with `rules` (report_rules.c, report_internal.h). It
+ * opens one connection and one read-only, repeatable-read transaction, so
+ * every section of a report comes from the same snapshot, runs a few queries
+ * on the views of 002_evaluation.sql and prints them. It reads three results
  * sorted alike by (plan, year): the plan-years with their withhold, the
  * measures and the NTSV rows, and walks them together. Text is for people,
  * CSV (RFC 4180 quoting, one flat table with a section column) and JSON
@@ -17,62 +18,29 @@
 #include <string.h>
 
 #include "compiler.h"
-#include "pgsink.h"
+#include "errstr.h"
+#include "pg.h"
+#include "report_internal.h"
 
 /* ---- PostgreSQL ---- */
 
-/* Connects and opens a read-only snapshot. NULL with errstr set on failure; caller PQfinish()es. */
-static PGconn *open_snapshot(const char *conninfo, char *errstr, size_t errstr_size)
+struct pg *report_snapshot(const char *conninfo, char *errstr, size_t errstr_size)
 {
-	PGconn *conn = PQconnectdb(conninfo);
-	PGresult *res = NULL;
-	if (PQstatus(conn) != CONNECTION_OK) {
-		pgsink_error(errstr, errstr_size, "connecting to PostgreSQL", conn, NULL);
-		goto fail;
-	}
+	struct pg *pg = pg_connect(conninfo, errstr, errstr_size);
 	/*
 	 * JIT off: the views' row estimates (generate_series, fresh tables) can
 	 * push small queries over jit_above_cost, and compiling then costs
 	 * seconds to save microseconds.
 	 */
-	res = PQexec(conn, "SET client_min_messages = warning; SET client_encoding = 'UTF8'; SET jit = off;"
-			   " BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		pgsink_error(errstr, errstr_size, "starting a read-only transaction", conn, res);
-		goto fail;
+	if (pg && pg_exec(pg, "starting a read-only transaction",
+			  "SET jit = off; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr, errstr_size)) {
+		pg_free(pg);
+		pg = NULL;
 	}
-	PQclear(res);
-	return conn;
-fail:
-	PQclear(res);
-	PQfinish(conn);
-	return NULL;
+	return pg;
 }
 
-/* Runs a query returning rows. NULL with errstr set on failure; caller PQclear()s. */
-static PGresult *select_rows(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params,
-			     char *errstr, size_t errstr_size)
-{
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		pgsink_error(errstr, errstr_size, what, conn, res);
-		PQclear(res);
-		res = NULL;
-	}
-	return res;
-}
-
-/* The value at row, col, or NULL for SQL NULL; borrowed until PQclear(res). */
-static const char *val(const PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
-}
-
-/* ---- number formatting: by value, so no static buffers ---- */
-
-struct num {
-	char s[80];
-};
+/* ---- number formatting (report_internal.h) ---- */
 
 static void strip_zeros(char *s)
 {
@@ -85,8 +53,7 @@ static void strip_zeros(char *s)
 		s[--n] = '\0';
 }
 
-/* A numeric as PostgreSQL computed it, without trailing zeros ("0.5500" -> "0.55"); "" for NULL. */
-static struct num plain(const char *v)
+struct num num_plain(const char *v)
 {
 	struct num n = {""};
 	if (v) {
@@ -96,8 +63,7 @@ static struct num plain(const char *v)
 	return n;
 }
 
-/* A proportion as a percentage with at most two decimals ("0.239" -> "23.9%"); "-" for NULL. */
-static struct num percent(const char *v)
+struct num num_percent(const char *v)
 {
 	struct num n = {"-"};
 	if (v) {
@@ -108,18 +74,17 @@ static struct num percent(const char *v)
 	return n;
 }
 
-/* A rate for people: a percentage when scale is 1, else "12.5/1000" (per scale units); "-" for NULL. */
-static struct num rate_text(const char *v, const char *scale)
+struct num num_rate(const char *v, const char *scale)
 {
 	struct num n = {"-"};
 	if (!v)
 		return n;
 	if (!scale || strtod(scale, NULL) == 1)
-		return percent(v);
+		return num_percent(v);
 	snprintf(n.s, sizeof(n.s), "%.2f", strtod(v, NULL));
 	strip_zeros(n.s);
 	size_t len = strlen(n.s);
-	snprintf(n.s + len, sizeof(n.s) - len, "/%.12s", plain(scale).s);
+	snprintf(n.s + len, sizeof(n.s) - len, "/%.12s", num_plain(scale).s);
 	return n;
 }
 
@@ -222,10 +187,10 @@ static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor
 	const char *name = PQgetvalue(keys, k, K_NAME);
 	fprintf(out, "== plan %s%s%s%s, %s (DY%d) ==\n", plan, *name ? " (" : "", name, *name ? ")" : "", year,
 		atoi(year) - 2014);
-	if (val(keys, k, K_SHARE))
+	if (pg_value(keys, k, K_SHARE))
 		fprintf(out, "withhold: %s of %s evaluated measures met (%s): %s%% of the withhold repaid\n",
 			PQgetvalue(keys, k, K_MET), PQgetvalue(keys, k, K_EVALUATED),
-			percent(val(keys, k, K_SHARE)).s, plain(val(keys, k, K_REPAID)).s);
+			num_percent(pg_value(keys, k, K_SHARE)).s, num_plain(pg_value(keys, k, K_REPAID)).s);
 	else
 		fprintf(out, "withhold: no measure evaluated\n");
 	if (at(m, plan, year)) {
@@ -235,7 +200,7 @@ static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor
 		for (; at(m, plan, year); m->row++) {
 			const PGresult *r = m->res;
 			int i = m->row;
-			const char *scale = val(r, i, M_SCALE), *met = val(r, i, M_MET);
+			const char *scale = pg_value(r, i, M_SCALE), *met = pg_value(r, i, M_MET);
 			char label[64], verdict[64];
 			const char *stratum = PQgetvalue(r, i, M_STRATUM);
 			snprintf(label, sizeof(label), "%s%s%s", PQgetvalue(r, i, M_MEASURE), *stratum ? ":" : "",
@@ -247,35 +212,36 @@ static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor
 			else
 				snprintf(verdict, sizeof(verdict), "NO");
 			fprintf(out, "  %-8s %10s %12s %12s %12s %12s %12s  %s\n", label, PQgetvalue(r, i, M_NUM),
-				PQgetvalue(r, i, M_DEN), rate_text(val(r, i, M_RATE), scale).s,
-				rate_text(val(r, i, M_BENCH), scale).s, rate_text(val(r, i, M_TARGET), scale).s,
-				rate_text(val(r, i, M_PRIOR), scale).s, verdict);
+				PQgetvalue(r, i, M_DEN), num_rate(pg_value(r, i, M_RATE), scale).s,
+				num_rate(pg_value(r, i, M_BENCH), scale).s, num_rate(pg_value(r, i, M_TARGET), scale).s,
+				num_rate(pg_value(r, i, M_PRIOR), scale).s, verdict);
 		}
 		for (int i = first; i < m->row; i++)
-			if (val(m->res, i, M_DETAIL))
+			if (pg_value(m->res, i, M_DETAIL))
 				fprintf(out, "  %s: %s\n", PQgetvalue(m->res, i, M_MEASURE),
 					PQgetvalue(m->res, i, M_DETAIL));
 	}
 	if (at(n, plan, year)) {
 		fprintf(out, "  NTSV cesarean rate (target %s, lower is better; hospitals above target first)\n",
-			percent(val(n->res, n->row, N_TARGET)).s);
+			num_percent(pg_value(n->res, n->row, N_TARGET)).s);
 		fprintf(out, "  %-32s %14s %15s %8s %12s %13s\n", "hospital", "NTSV cesareans", "NTSV deliveries",
 			"rate", "above target", "missing data");
 		for (; at(n, plan, year); n->row++) {
 			const PGresult *r = n->res;
 			int i = n->row;
 			char label[96], missing[48];
-			const char *id = val(r, i, N_HOSPITAL), *hname = val(r, i, N_NAME);
+			const char *id = pg_value(r, i, N_HOSPITAL), *hname = pg_value(r, i, N_NAME);
 			if (!id)
 				snprintf(label, sizeof(label), "(whole plan)");
 			else
 				snprintf(label, sizeof(label), "%s%s%s%s", id, hname && *hname ? " " : "",
-					 hname ? hname : "", val(r, i, N_MDC) && val(r, i, N_MDC)[0] == 't' ? " [MDC]" : "");
+					 hname ? hname : "",
+					 pg_value(r, i, N_MDC) && pg_value(r, i, N_MDC)[0] == 't' ? " [MDC]" : "");
 			snprintf(missing, sizeof(missing), "%s of %s", PQgetvalue(r, i, N_MISSING),
 				 PQgetvalue(r, i, N_DELIVERIES));
-			const char *above = val(r, i, N_ABOVE);
+			const char *above = pg_value(r, i, N_ABOVE);
 			fprintf(out, "  %-32s %14s %15s %8s %12s %13s\n", label, PQgetvalue(r, i, N_CESAREANS),
-				PQgetvalue(r, i, N_NTSV), percent(val(r, i, N_RATE)).s,
+				PQgetvalue(r, i, N_NTSV), num_percent(pg_value(r, i, N_RATE)).s,
 				!above ? "-" : above[0] == 't' ? "ABOVE" : "no", missing);
 		}
 	}
@@ -293,8 +259,9 @@ static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor 
 {
 	const char *plan = PQgetvalue(keys, k, K_PLAN), *year = PQgetvalue(keys, k, K_YEAR);
 	const char *name = PQgetvalue(keys, k, K_NAME);
-	if (val(keys, k, K_EVALUATED)) {
-		struct num share = plain(val(keys, k, K_SHARE)), repaid = plain(val(keys, k, K_REPAID));
+	if (pg_value(keys, k, K_EVALUATED)) {
+		struct num share = num_plain(pg_value(keys, k, K_SHARE));
+		struct num repaid = num_plain(pg_value(keys, k, K_REPAID));
 		const char *f[CSV_COLUMNS] = {"withhold", plan, name, year, "WITHHOLD", "",
 					      PQgetvalue(keys, k, K_MET), PQgetvalue(keys, k, K_EVALUATED),
 					      share.s, NULL, NULL, NULL, NULL, NULL, repaid.s, NULL};
@@ -303,28 +270,31 @@ static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor 
 	for (; at(m, plan, year); m->row++) {
 		const PGresult *r = m->res;
 		int i = m->row;
-		struct num rate = plain(val(r, i, M_RATE)), bench = plain(val(r, i, M_BENCH)),
-			   target = plain(val(r, i, M_TARGET)), prior = plain(val(r, i, M_PRIOR));
-		const char *met = val(r, i, M_MET);
+		struct num rate = num_plain(pg_value(r, i, M_RATE)), bench = num_plain(pg_value(r, i, M_BENCH)),
+			   target = num_plain(pg_value(r, i, M_TARGET)), prior = num_plain(pg_value(r, i, M_PRIOR));
+		const char *met = pg_value(r, i, M_MET);
 		const char *f[CSV_COLUMNS] = {"measure", plan, name, year, PQgetvalue(r, i, M_MEASURE),
 					      PQgetvalue(r, i, M_STRATUM), PQgetvalue(r, i, M_NUM),
 					      PQgetvalue(r, i, M_DEN), rate.s, bench.s, target.s, prior.s,
-					      !met ? "" : met[0] == 't' ? "true" : "false", val(r, i, M_MET_BY), NULL,
-					      val(r, i, M_DETAIL)};
+					      !met ? "" : met[0] == 't' ? "true" : "false", pg_value(r, i, M_MET_BY),
+					      NULL, pg_value(r, i, M_DETAIL)};
 		csv_row(out, f, CSV_COLUMNS);
 	}
 	for (; at(n, plan, year); n->row++) {
 		const PGresult *r = n->res;
 		int i = n->row;
-		const char *id = val(r, i, N_HOSPITAL), *hname = val(r, i, N_NAME), *mdc = val(r, i, N_MDC);
-		const char *above = val(r, i, N_ABOVE);
+		const char *id = pg_value(r, i, N_HOSPITAL), *hname = pg_value(r, i, N_NAME);
+		const char *mdc = pg_value(r, i, N_MDC);
+		const char *above = pg_value(r, i, N_ABOVE);
 		char stratum[128], detail[300];
 		snprintf(stratum, sizeof(stratum), "%s%s", id ? "hospital:" : "", id ? id : "");
 		snprintf(detail, sizeof(detail), "%s%s%s of %s deliveries excluded for missing data",
 			 hname && *hname ? hname : "",
-			 !mdc ? (hname && *hname ? "; " : "") : mdc[0] == 't' ? " (MDC participant); " : " (not in MDC); ",
+			 !mdc		? (hname && *hname ? "; " : "")
+			 : mdc[0] == 't' ? " (MDC participant); "
+					 : " (not in MDC); ",
 			 PQgetvalue(r, i, N_MISSING), PQgetvalue(r, i, N_DELIVERIES));
-		struct num rate = plain(val(r, i, N_RATE)), target = plain(val(r, i, N_TARGET));
+		struct num rate = num_plain(pg_value(r, i, N_RATE)), target = num_plain(pg_value(r, i, N_TARGET));
 		const char *f[CSV_COLUMNS] = {"ntsv", plan, name, year, "NTSV_CSECTION", stratum,
 					      PQgetvalue(r, i, N_CESAREANS), PQgetvalue(r, i, N_NTSV), rate.s,
 					      target.s, NULL, NULL, !above ? "" : above[0] == 't' ? "false" : "true",
@@ -341,28 +311,28 @@ static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, str
 	json_object_set_new(py, "year", json_integer(atoi(year)));
 	json_object_set_new(py, "dy", json_integer(atoi(year) - 2014));
 	json_t *w = json_object();
-	json_object_set_new(w, "measures_met", jint(val(keys, k, K_MET)));
-	json_object_set_new(w, "measures_evaluated", jint(val(keys, k, K_EVALUATED)));
-	json_object_set_new(w, "share_met", jnum(val(keys, k, K_SHARE)));
-	json_object_set_new(w, "withhold_repaid_pct", jnum(val(keys, k, K_REPAID)));
+	json_object_set_new(w, "measures_met", jint(pg_value(keys, k, K_MET)));
+	json_object_set_new(w, "measures_evaluated", jint(pg_value(keys, k, K_EVALUATED)));
+	json_object_set_new(w, "share_met", jnum(pg_value(keys, k, K_SHARE)));
+	json_object_set_new(w, "withhold_repaid_pct", jnum(pg_value(keys, k, K_REPAID)));
 	json_object_set_new(py, "withhold", w);
 	for (; at(m, plan, year); m->row++) {
 		const PGresult *r = m->res;
 		int i = m->row;
 		json_t *o = json_object();
-		json_object_set_new(o, "measure", jstr(val(r, i, M_MEASURE)));
-		json_object_set_new(o, "stratum", jstr(val(r, i, M_STRATUM)));
-		json_object_set_new(o, "numerator", jint(val(r, i, M_NUM)));
-		json_object_set_new(o, "denominator", jint(val(r, i, M_DEN)));
-		json_object_set_new(o, "rate", jnum(val(r, i, M_RATE)));
-		json_object_set_new(o, "rate_scale", jnum(val(r, i, M_SCALE)));
-		json_object_set_new(o, "direction", jstr(val(r, i, M_DIRECTION)));
-		json_object_set_new(o, "benchmark", jnum(val(r, i, M_BENCH)));
-		json_object_set_new(o, "gap_closure_target", jnum(val(r, i, M_TARGET)));
-		json_object_set_new(o, "prior_rate", jnum(val(r, i, M_PRIOR)));
-		json_object_set_new(o, "met", jbool(val(r, i, M_MET)));
-		json_object_set_new(o, "met_by", jstr(val(r, i, M_MET_BY)));
-		json_object_set_new(o, "detail", jstr(val(r, i, M_DETAIL)));
+		json_object_set_new(o, "measure", jstr(pg_value(r, i, M_MEASURE)));
+		json_object_set_new(o, "stratum", jstr(pg_value(r, i, M_STRATUM)));
+		json_object_set_new(o, "numerator", jint(pg_value(r, i, M_NUM)));
+		json_object_set_new(o, "denominator", jint(pg_value(r, i, M_DEN)));
+		json_object_set_new(o, "rate", jnum(pg_value(r, i, M_RATE)));
+		json_object_set_new(o, "rate_scale", jnum(pg_value(r, i, M_SCALE)));
+		json_object_set_new(o, "direction", jstr(pg_value(r, i, M_DIRECTION)));
+		json_object_set_new(o, "benchmark", jnum(pg_value(r, i, M_BENCH)));
+		json_object_set_new(o, "gap_closure_target", jnum(pg_value(r, i, M_TARGET)));
+		json_object_set_new(o, "prior_rate", jnum(pg_value(r, i, M_PRIOR)));
+		json_object_set_new(o, "met", jbool(pg_value(r, i, M_MET)));
+		json_object_set_new(o, "met_by", jstr(pg_value(r, i, M_MET_BY)));
+		json_object_set_new(o, "detail", jstr(pg_value(r, i, M_DETAIL)));
 		json_array_append_new(measures, o);
 	}
 	json_object_set_new(py, "measures", measures);
@@ -371,20 +341,20 @@ static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, str
 		const PGresult *r = n->res;
 		int i = n->row;
 		json_t *o = json_object();
-		if (val(r, i, N_HOSPITAL)) {
-			json_object_set_new(o, "hospital_id", jstr(val(r, i, N_HOSPITAL)));
-			json_object_set_new(o, "name", jstr(val(r, i, N_NAME)));
-			json_object_set_new(o, "mdc_participant", jbool(val(r, i, N_MDC)));
+		if (pg_value(r, i, N_HOSPITAL)) {
+			json_object_set_new(o, "hospital_id", jstr(pg_value(r, i, N_HOSPITAL)));
+			json_object_set_new(o, "name", jstr(pg_value(r, i, N_NAME)));
+			json_object_set_new(o, "mdc_participant", jbool(pg_value(r, i, N_MDC)));
 		}
-		json_object_set_new(o, "ntsv_cesareans", jint(val(r, i, N_CESAREANS)));
-		json_object_set_new(o, "ntsv_deliveries", jint(val(r, i, N_NTSV)));
-		json_object_set_new(o, "rate", jnum(val(r, i, N_RATE)));
-		json_object_set_new(o, "above_target", jbool(val(r, i, N_ABOVE)));
-		json_object_set_new(o, "missing_data", jint(val(r, i, N_MISSING)));
-		json_object_set_new(o, "deliveries", jint(val(r, i, N_DELIVERIES)));
+		json_object_set_new(o, "ntsv_cesareans", jint(pg_value(r, i, N_CESAREANS)));
+		json_object_set_new(o, "ntsv_deliveries", jint(pg_value(r, i, N_NTSV)));
+		json_object_set_new(o, "rate", jnum(pg_value(r, i, N_RATE)));
+		json_object_set_new(o, "above_target", jbool(pg_value(r, i, N_ABOVE)));
+		json_object_set_new(o, "missing_data", jint(pg_value(r, i, N_MISSING)));
+		json_object_set_new(o, "deliveries", jint(pg_value(r, i, N_DELIVERIES)));
 		json_decref(target);
-		target = jnum(val(r, i, N_TARGET));
-		if (val(r, i, N_HOSPITAL)) {
+		target = jnum(pg_value(r, i, N_TARGET));
+		if (pg_value(r, i, N_HOSPITAL)) {
 			json_array_append_new(hospitals, o);
 		} else {
 			json_decref(whole);
@@ -401,7 +371,7 @@ static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, str
 int report_parse_format(const char *name, enum report_format *format)
 {
 	static const char *const names[] = {"text", "csv", "json"};
-	for (int i = 0; i < 3; i++)
+	for (size_t i = 0; i < ARRAY_LEN(names); i++)
 		if (!strcmp(name, names[i])) {
 			*format = (enum report_format)i;
 			return 0;
@@ -418,15 +388,14 @@ int report_print(const char *conninfo, const struct report_options *opts, FILE *
 	char year[16];
 	snprintf(year, sizeof(year), "%d", opts->year);
 	const char *params[2] = {opts->plan, opts->year ? year : NULL};
-	PGconn *conn = open_snapshot(conninfo, errstr, errstr_size);
-	if (!conn)
-		goto done;
-	if (!(keys = select_rows(conn, "reading qualstream.withhold_result", sql_keys, 2, params, errstr,
-				 errstr_size)) ||
-	    !(measures = select_rows(conn, "reading qualstream.measure_evaluation", sql_measures, 2, params, errstr,
-				     errstr_size)) ||
-	    !(ntsv = select_rows(conn, "reading qualstream.ntsv_evaluation", sql_ntsv, 2, params, errstr,
-				 errstr_size)))
+	struct pg *pg = report_snapshot(conninfo, errstr, errstr_size);
+	if (!pg ||
+	    pg_select(pg, "reading qualstream.withhold_result", sql_keys, 2, params, PG_TEXT, &keys, errstr,
+		      errstr_size) ||
+	    pg_select(pg, "reading qualstream.measure_evaluation", sql_measures, 2, params, PG_TEXT, &measures, errstr,
+		      errstr_size) ||
+	    pg_select(pg, "reading qualstream.ntsv_evaluation", sql_ntsv, 2, params, PG_TEXT, &ntsv, errstr,
+		      errstr_size))
 		goto done;
 	struct cursor m = {measures, 0}, n = {ntsv, 0};
 	int rows = PQntuples(keys);
@@ -461,7 +430,7 @@ int report_print(const char *conninfo, const struct report_options *opts, FILE *
 		}
 		json_object_set_new(doc, "plans", plans);
 		if (json_dumpf(doc, out, JSON_INDENT(2) | JSON_REAL_PRECISION(15) | JSON_PRESERVE_ORDER)) {
-			snprintf(errstr, errstr_size, "writing JSON failed");
+			errstr_set(errstr, errstr_size, "writing JSON failed");
 			goto done;
 		}
 		fputc('\n', out);
@@ -469,7 +438,7 @@ int report_print(const char *conninfo, const struct report_options *opts, FILE *
 	}
 	}
 	if (fflush(out) || ferror(out)) {
-		snprintf(errstr, errstr_size, "writing the report failed");
+		errstr_set(errstr, errstr_size, "writing the report failed");
 		goto done;
 	}
 	rc = 0;
@@ -478,194 +447,7 @@ done:
 	PQclear(keys);
 	PQclear(measures);
 	PQclear(ntsv);
-	PQfinish(conn);
+	pg_free(pg);
 	return rc;
 }
 
-/* ---- rules ---- */
-
-/* The years a rule row covers: "2017", "2016-2017" or "2019 on". */
-static struct num years_text(const char *first, const char *last)
-{
-	struct num n;
-	if (!last)
-		snprintf(n.s, sizeof(n.s), "%s on", first);
-	else if (!strcmp(first, last))
-		snprintf(n.s, sizeof(n.s), "%s", first);
-	else
-		snprintf(n.s, sizeof(n.s), "%s-%s", first, last);
-	return n;
-}
-
-/* Words about a rule, built from numbers. */
-struct text {
-	char s[200];
-};
-
-/* A measure_rule benchmark in words. */
-static struct text benchmark_text(const char *measure, const char *method, const char *value, const char *direction,
-				  const char *scale)
-{
-	struct text n;
-	bool higher = !strcmp(direction, "higher"), proportion = strtod(scale, NULL) == 1;
-	if (!strcmp(measure, "CW13")) {
-		snprintf(n.s, sizeof(n.s), "timeliness >= %s", percent(value).s);
-	} else if (!strcmp(method, "fixed")) {
-		snprintf(n.s, sizeof(n.s), "%s %s", higher ? ">=" : "<=", rate_text(value, scale).s);
-	} else if (!strcmp(method, "best_plan_minus")) {
-		/* A proportion's offset is in percentage points: 0.10 is 10 points, not 10%. */
-		struct num points = percent(value);
-		points.s[strlen(points.s) - 1] = '\0';
-		snprintf(n.s, sizeof(n.s), "best plan's rate %s %s%s", higher ? "-" : "+",
-			 proportion ? points.s : plain(value).s, proportion ? " percentage points" : "");
-	} else {
-		snprintf(n.s, sizeof(n.s), "baseline-year rate %s %s", higher ? "+" : "-", percent(value).s);
-	}
-	return n;
-}
-
-static const char sql_rule[] = "SELECT name, value, description FROM qualstream.rule ORDER BY name";
-static const char sql_measure_rule[] =
-	"SELECT measure, first_year, last_year, direction, rate_scale, benchmark_method, benchmark_value,"
-	" gap_closure_share, description FROM qualstream.measure_rule ORDER BY measure, first_year";
-static const char sql_phase[] = "SELECT first_year, last_year, source, first_month, last_month, timeliness"
-				" FROM qualstream.cw13_phase ORDER BY first_year, source";
-static const char sql_tier[] = "SELECT min_share_met, repaid_pct, description, lead(min_share_met)"
-			       " OVER (ORDER BY min_share_met) FROM qualstream.withhold_tier ORDER BY min_share_met";
-static const char sql_plans[] =
-	"SELECT plan_id, name, baseline_year, baseline_caw7_rate, cw13_from, listed"
-	" FROM qualstream.plan_in_force ORDER BY plan_id COLLATE \"C\"";
-static const char sql_hospitals[] =
-	"SELECT count(*), count(*) FILTER (WHERE mdc_participant) FROM qualstream.hospital";
-static const char sql_in_force[] =
-	"SELECT year, dy, measure, direction, rate_scale, benchmark_method, benchmark_value, gap_closure_share,"
-	" first_year FROM qualstream.measure_rule_year ORDER BY year, measure";
-static const char sql_phase_year[] =
-	"SELECT y.year, ph.source, ph.first_month, ph.last_month, ph.timeliness"
-	" FROM (SELECT DISTINCT year FROM qualstream.measure_rule_year) y"
-	" JOIN qualstream.cw13_phase ph ON y.year BETWEEN ph.first_year AND coalesce(ph.last_year, 9999)"
-	" ORDER BY y.year, ph.source";
-
-int report_print_rules(const char *conninfo, FILE *out, char *errstr, size_t errstr_size)
-{
-	enum { RULE, MEASURE_RULE, PHASE, TIER, PLANS, HOSPITALS, IN_FORCE, PHASE_YEAR, QUERIES };
-	static const char *const sql[QUERIES] = {sql_rule,  sql_measure_rule, sql_phase,    sql_tier,
-						 sql_plans, sql_hospitals,    sql_in_force, sql_phase_year};
-	static const char *const what[QUERIES] = {
-		"reading qualstream.rule",	    "reading qualstream.measure_rule", "reading qualstream.cw13_phase",
-		"reading qualstream.withhold_tier", "reading qualstream.plan",	       "reading qualstream.hospital",
-		"reading qualstream.measure_rule_year", "reading qualstream.cw13_phase"};
-	PGresult *res[QUERIES] = {0};
-	int rc = -1;
-	PGconn *conn = open_snapshot(conninfo, errstr, errstr_size);
-	if (!conn)
-		goto done;
-	for (int q = 0; q < QUERIES; q++)
-		if (!(res[q] = select_rows(conn, what[q], sql[q], 0, NULL, errstr, errstr_size)))
-			goto done;
-
-	fprintf(out, "Rules in force. They are rows of the tables named below: edit them with SQL and the views\n"
-		     "(and `qualstream report`) use the new values at the next query. Only cw13_timely_days is a\n"
-		     "counting rule the worker reads at start-up; changing it needs a replay.\n\n");
-
-	const PGresult *r = res[RULE];
-	fprintf(out, "qualstream.rule: parameters\n");
-	for (int i = 0; i < PQntuples(r); i++)
-		fprintf(out, "  %-22s %-8s %s\n", PQgetvalue(r, i, 0), plain(val(r, i, 1)).s, PQgetvalue(r, i, 2));
-
-	r = res[MEASURE_RULE];
-	fprintf(out, "\nqualstream.measure_rule: benchmarks by measure and year (a row covers first_year..last_year,\n"
-		     "empty last_year = and later; where rows overlap, the latest first_year wins)\n");
-	fprintf(out, "  %-7s %-10s %-9s %-6s %-18s %-40s %s\n", "measure", "years", "direction", "scale",
-		"benchmark_method", "benchmark", "gap closure");
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *scale = PQgetvalue(r, i, 4), *share = val(r, i, 7);
-		char gap[96];
-		snprintf(gap, sizeof(gap), "%s", share ? percent(share).s : "none");
-		fprintf(out, "  %-7s %-10s %-9s %-6s %-18s %-40s %s\n", PQgetvalue(r, i, 0),
-			years_text(PQgetvalue(r, i, 1), val(r, i, 2)).s, PQgetvalue(r, i, 3), plain(scale).s,
-			PQgetvalue(r, i, 5),
-			benchmark_text(PQgetvalue(r, i, 0), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6),
-				       PQgetvalue(r, i, 3), scale)
-				.s,
-			gap);
-		if (*PQgetvalue(r, i, 8))
-			fprintf(out, "          %s\n", PQgetvalue(r, i, 8));
-	}
-	fprintf(out, "  gap closure: a plan that misses the benchmark still meets the measure when its rate reaches\n"
-		     "  prior-year rate + share x (benchmark - prior-year rate), in the measure's direction.\n");
-
-	r = res[PHASE];
-	fprintf(out, "\nqualstream.cw13_phase: which months and sources CW13 evaluates\n");
-	fprintf(out, "  %-10s %-9s %-7s %s\n", "years", "source", "months", "timeliness");
-	for (int i = 0; i < PQntuples(r); i++)
-		fprintf(out, "  %-10s %-9s %2s-%-4s %s\n", years_text(PQgetvalue(r, i, 0), val(r, i, 1)).s,
-			PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-			PQgetvalue(r, i, 5)[0] == 't' ? "evaluated" : "not evaluated");
-
-	r = res[TIER];
-	fprintf(out, "\nqualstream.withhold_tier: withhold repaid by share of evaluated measures met\n");
-	for (int i = 0; i < PQntuples(r); i++) {
-		char range[200];
-		if (val(r, i, 3))
-			snprintf(range, sizeof(range), "%s to under %s", percent(val(r, i, 0)).s,
-				 percent(val(r, i, 3)).s);
-		else
-			snprintf(range, sizeof(range), "%s and more", percent(val(r, i, 0)).s);
-		fprintf(out, "  %-22s %5s%%  %s\n", range, plain(val(r, i, 1)).s, PQgetvalue(r, i, 2));
-	}
-
-	r = res[PLANS];
-	fprintf(out, "\nqualstream.plan: plans (unlisted plans found in the stream use the defaults, marked *)\n");
-	if (!PQntuples(r))
-		fprintf(out, "  (no plans)\n");
-	else
-		fprintf(out, "  %-16s %-24s %-13s %-18s %s\n", "plan_id", "name", "baseline_year",
-			"baseline_caw7_rate", "cw13_from");
-	for (int i = 0; i < PQntuples(r); i++) {
-		char id[80];
-		snprintf(id, sizeof(id), "%s%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 5)[0] == 't' ? "" : " *");
-		fprintf(out, "  %-16s %-24s %-13s %-18s %s\n", id, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-			val(r, i, 3) ? plain(val(r, i, 3)).s : "(from stream)",
-			val(r, i, 4) ? PQgetvalue(r, i, 4) : "(first submission)");
-	}
-
-	r = res[HOSPITALS];
-	fprintf(out, "\nqualstream.hospital: %s hospitals listed, %s in the CMQCC Maternal Data Center\n",
-		PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
-
-	r = res[IN_FORCE];
-	const PGresult *ph = res[PHASE_YEAR];
-	fprintf(out, "\nIn force by demonstration year (a measure not listed is not evaluated that year)\n");
-	int p = 0;
-	for (int i = 0; i < PQntuples(r);) {
-		const char *year = PQgetvalue(r, i, 0);
-		fprintf(out, "  %s (DY%s)\n", year, PQgetvalue(r, i, 1));
-		for (; i < PQntuples(r) && !strcmp(PQgetvalue(r, i, 0), year); i++) {
-			const char *share = val(r, i, 7);
-			char gap[96];
-			snprintf(gap, sizeof(gap), "gap closure %s", share ? percent(share).s : "none");
-			fprintf(out, "    %-5s %-40s %-18s (row from %s)\n", PQgetvalue(r, i, 2),
-				benchmark_text(PQgetvalue(r, i, 2), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6),
-					       PQgetvalue(r, i, 3), PQgetvalue(r, i, 4))
-					.s,
-				gap, PQgetvalue(r, i, 8));
-		}
-		for (; p < PQntuples(ph) && atoi(PQgetvalue(ph, p, 0)) < atoi(year); p++)
-			;
-		for (; p < PQntuples(ph) && !strcmp(PQgetvalue(ph, p, 0), year); p++)
-			fprintf(out, "    CW13  %s: frequency months %s-%s, timeliness %s\n", PQgetvalue(ph, p, 1),
-				PQgetvalue(ph, p, 2), PQgetvalue(ph, p, 3),
-				PQgetvalue(ph, p, 4)[0] == 't' ? "evaluated" : "not evaluated");
-	}
-	if (fflush(out) || ferror(out)) {
-		snprintf(errstr, errstr_size, "writing the rules failed");
-		goto done;
-	}
-	rc = 0;
-done:
-	for (int q = 0; q < QUERIES; q++)
-		PQclear(res[q]);
-	PQfinish(conn);
-	return rc;
-}

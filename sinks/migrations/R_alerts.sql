@@ -163,6 +163,8 @@ DECLARE
     del_ms bigint := wall_ms;
     n int;
 BEGIN
+    -- The group's outbox lock, PG_LOCK_OUTBOX_ROWS in sinks/pg.h: the flush takes it
+    -- before its outbox COPYs, so alert ids of one group become visible in order.
     PERFORM pg_advisory_xact_lock(29014, hashtext('alerts:' || grp));
     IF wall_ms IS NULL THEN
         enc_ms := qualstream.alert_watermark_advance(grp, encounters_topic);
