@@ -4,7 +4,8 @@
 # Builds qualstream and runs the test suite on this machine, tier by tier
 # (QS_TEST_TIERS, default "unit asan oracle mock real fuzz"):
 #   unit    the Check suites, built with -Werror, against a private PostgreSQL
-#           this script starts;
+#           this script starts; and the module table of docs/architecture.md
+#           checked against every #include (tests/test_layers.py);
 #   asan    the same under AddressSanitizer and UndefinedBehaviorSanitizer;
 #   oracle  the oracle's self-check (the second implementation the integration
 #           tests trust);
@@ -133,8 +134,13 @@ export QS_BUILD="$QS_ROOT/build-test"
 for tier in $tiers; do
 	case $tier in
 	unit)
-		selects unit build-test/check_qualstream --list "${check_args[@]}" || continue
-		stage unit build-test/check_qualstream "${check_args[@]}"
+		if selects unit build-test/check_qualstream --list "${check_args[@]}"; then
+			stage unit build-test/check_qualstream "${check_args[@]}"
+		fi
+		# The module table of docs/architecture.md against every #include (no build needed).
+		if selects layers "$QS_PY" -m pytest --collect-only "${pytest_args[@]}" tests/test_layers.py; then
+			stage layers "$QS_PY" -m pytest "${pytest_args[@]}" tests/test_layers.py
+		fi
 		;;
 	asan)
 		selects asan build-test/check_qualstream --list "${check_args[@]}" || continue
