@@ -784,7 +784,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 		rd_kafka_topic_partition_list_add(topics, cfg->topics[t], RD_KAFKA_PARTITION_UA);
 	rd_kafka_resp_err_t kerr = rd_kafka_subscribe(w.rk, topics);
 	if (kerr) {
-		snprintf(err, sizeof(err), "subscribe: %s", rd_kafka_err2str(kerr));
+		errstr_set(err, sizeof(err), "subscribe: %s", rd_kafka_err2str(kerr));
 		goto fail;
 	}
 	log_info("consuming %s, %s, %s as group %s; flush every %d ms or %d events", cfg->topics[0], cfg->topics[1],
@@ -819,7 +819,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 				break;
 		}
 		if (w.fatal) {
-			snprintf(err, sizeof(err), "%s", w.fatal_err);
+			errstr_set(err, sizeof(err), "%s", w.fatal_err);
 			goto fail;
 		}
 		char fatal[256];

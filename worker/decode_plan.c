@@ -245,7 +245,6 @@ struct readers {
 	struct reader topic[QS_TOPIC_COUNT];
 };
 
-
 static avro_schema_t deref(avro_schema_t s)
 {
 	while (s && is_avro_link(s))
@@ -327,7 +326,7 @@ QS_PRINTF(3, 4) static uint32_t fail_op(struct plan *p, const char *field, const
 	char reason[QS_DECODE_ERRSTR_SIZE];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
+	errstr_vset(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 
 	uint32_t i = new_op(p, OP_FAIL, field);
@@ -840,29 +839,29 @@ static bool plan_check(const struct plan *p, bool *nomem, char *why, size_t why_
 	if (*nomem)
 		goto out;
 	if (p->root >= n) {
-		snprintf(why, why_size, "root op %" PRIu32 " out of range", p->root);
+		errstr_set(why, why_size, "root op %" PRIu32 " out of range", p->root);
 		goto out;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		const struct op *op = &p->ops[i];
 		if ((op->child != NONE && op->child >= n) || (op->next != NONE && op->next >= n)) {
-			snprintf(why, why_size, "op %" PRIu32 " links outside the plan", i);
+			errstr_set(why, why_size, "op %" PRIu32 " links outside the plan", i);
 			goto out;
 		}
 		if (op->store != ST_SKIP && op->offset + store_width(op->store) > sizeof(struct qs_event)) {
-			snprintf(why, why_size, "op %" PRIu32 " stores outside the event", i);
+			errstr_set(why, why_size, "op %" PRIu32 " stores outside the event", i);
 			goto out;
 		}
 		if ((op->kind == OP_FAIL && !op->text) || (op->kind == OP_SET && op->store == ST_ID && !op->text) ||
 		    (op->kind == OP_FIXED && op->value < 0) || (op->kind == OP_ENUM && op->store != ST_SKIP && !op->map) ||
 		    (op->kind == OP_ENUM && op->wenum &&
 		     op->count != (uint32_t)avro_schema_enum_number_of_symbols(op->wenum))) {
-			snprintf(why, why_size, "op %" PRIu32 " is incomplete", i);
+			errstr_set(why, why_size, "op %" PRIu32 " is incomplete", i);
 			goto out;
 		}
 		if (op->kind == OP_REF) {
 			if (op->child == NONE || p->ops[op->child].kind != OP_RECORD) {
-				snprintf(why, why_size, "REF op %" PRIu32 " does not point at a record", i);
+				errstr_set(why, why_size, "REF op %" PRIu32 " does not point at a record", i);
 				goto out;
 			}
 			continue;
@@ -872,17 +871,17 @@ static bool plan_check(const struct plan *p, bool *nomem, char *why, size_t why_
 			/* Stops every walk: a list that ran into another, or into
 			 * itself, meets an op a second time here. */
 			if (member[c]++) {
-				snprintf(why, why_size, "op %" PRIu32 " is in two lists (or a list loops)", c);
+				errstr_set(why, why_size, "op %" PRIu32 " is in two lists (or a list loops)", c);
 				goto out;
 			}
 		}
 		if (len != want) {
-			snprintf(why, why_size, "op %" PRIu32 " has %" PRId64 " children, not %" PRId64, i, len, want);
+			errstr_set(why, why_size, "op %" PRIu32 " has %" PRId64 " children, not %" PRId64, i, len, want);
 			goto out;
 		}
 	}
 	if (member[p->root]) {
-		snprintf(why, why_size, "the root op is in a list");
+		errstr_set(why, why_size, "the root op is in a list");
 		goto out;
 	}
 	/* With one list per op at most, lists form a forest unless some ops
@@ -906,7 +905,7 @@ static bool plan_check(const struct plan *p, bool *nomem, char *why, size_t why_
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (!reached[i]) {
-			snprintf(why, why_size, "op %" PRIu32 " is on a cycle of lists", i);
+			errstr_set(why, why_size, "op %" PRIu32 " is on a cycle of lists", i);
 			goto out;
 		}
 	}
@@ -958,10 +957,10 @@ struct plan *decode_plan_compile(const struct readers *readers, int32_t id, enum
 	if (!plan_check(p, &nomem, why, sizeof(why))) {
 		if (nomem)
 			goto nomem;
-		snprintf(reason, sizeof(reason),
-			 "internal error: the plan compiled for writer schema %" PRId32 " is malformed (%s); "
-			 "please report this schema",
-			 id, why);
+		errstr_set(reason, sizeof(reason),
+			   "internal error: the plan compiled for writer schema %" PRId32 " is malformed (%s); "
+			   "please report this schema",
+			   id, why);
 		if (!plan_reject(p, reason))
 			goto nomem;
 	}
@@ -971,6 +970,8 @@ nomem:
 	return NULL;
 }
 
+
+/* ---- reader schemas: checked against struct qs_event at start-up --------- */
 
 /* Checks reader type `r` (nullable unions unwrapped) against leaf `t`. */
 static int check_leaf(avro_schema_t r, const struct target *t, const char *file, char *errstr, size_t errstr_size)
@@ -1134,14 +1135,14 @@ QS_PRINTF(3, 4) static int reject(struct cursor *c, const struct op *op, const c
 	if (!c->errstr || c->errstr_size == 0)
 		return -1;
 	size_t n = 0;
-	if (op && op->field)
-		n = (size_t)snprintf(c->errstr, c->errstr_size, "field %s: ", op->field);
-	if (n < c->errstr_size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(c->errstr + n, c->errstr_size - n, fmt, ap);
-		va_end(ap);
+	if (op && op->field) {
+		errstr_set(c->errstr, c->errstr_size, "field %s: ", op->field);
+		n = strlen(c->errstr);
 	}
+	va_list ap;
+	va_start(ap, fmt);
+	errstr_vset(c->errstr + n, c->errstr_size - n, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
