@@ -71,16 +71,11 @@ static bool plan_put(struct decoder *dec, int32_t id, enum qs_topic topic, struc
 	return true;
 }
 
-/* The cached plan for (id, topic), compiled on first use. NULL with *rc set
- * (REJECT for an unknown id, RETRY when the registry or memory failed). */
-static const struct plan *plan_get(struct decoder *dec, int32_t id, enum qs_topic topic, int *rc, char *errstr,
+/* The plan for (id, topic), not cached yet: compiled and cached. NULL with *rc
+ * set (REJECT for an unknown id, RETRY when the registry or memory failed). */
+static const struct plan *plan_add(struct decoder *dec, int32_t id, enum qs_topic topic, int *rc, char *errstr,
 				   size_t errstr_size)
 {
-	if (dec->cap) {
-		struct plan *p = dec->slots[plan_slot(dec, id, topic)].plan;
-		if (p)
-			return p;
-	}
 	const char *json = NULL;
 	char why[QS_DECODE_ERRSTR_SIZE] = "";
 	switch (registry_lookup(dec->reg, id, &json, why, sizeof(why))) {
@@ -131,8 +126,8 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 		return QS_REJECT;
 	}
 	int32_t id = (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]);
-	const struct plan *p = plan_get(dec, id, topic, &rc, errstr, errstr_size);
-	if (!p)
+	const struct plan *p = dec->cap ? dec->slots[plan_slot(dec, id, topic)].plan : NULL;
+	if (!p && !(p = plan_add(dec, id, topic, &rc, errstr, errstr_size)))
 		return rc;
 
 	memset(out, 0, sizeof(*out));
