@@ -1152,7 +1152,7 @@ static size_t left(const struct cursor *c)
 }
 
 /* A zigzag varint of at most 10 bytes that fits in 64 bits. */
-static int read_long(struct cursor *c, const struct op *op, int64_t *v)
+static int read_varint(struct cursor *c, const struct op *op, int64_t *v)
 {
 	size_t start = c->pos;
 	uint64_t u = 0;
@@ -1171,6 +1171,18 @@ static int read_long(struct cursor *c, const struct op *op, int64_t *v)
 	}
 	*v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 	return 0;
+}
+
+/* read_varint, with the one-byte case (lengths, union and enum indexes, small
+ * numbers: most varints of a message) inline in the caller. */
+static inline int read_long(struct cursor *c, const struct op *op, int64_t *v)
+{
+	if (c->pos < c->len && c->buf[c->pos] < 0x80) {
+		uint8_t b = c->buf[c->pos++];
+		*v = (int64_t)(b >> 1) ^ -(int64_t)(b & 1);
+		return 0;
+	}
+	return read_varint(c, op, v);
 }
 
 static int read_int(struct cursor *c, const struct op *op, int64_t *v)
