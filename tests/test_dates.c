@@ -5,6 +5,14 @@
 #include "dates.h"
 #include "suites.h"
 
+/* The start of the period of `grain` that holds `days`, by the library's one conversion. */
+static int32_t period_start(int32_t days, enum qs_grain grain)
+{
+	int32_t starts[QS_GRAIN_COUNT];
+	dates_period_starts(days, starts);
+	return starts[grain];
+}
+
 START_TEST(known_day_numbers)
 {
 	/* 1970-01-01 is day 0; 2000-03-01 is 11017 (30 years, 7 leap days, + Jan/Feb 2000). */
@@ -29,23 +37,16 @@ END_TEST
 START_TEST(period_starts)
 {
 	int32_t leap = dates_from_civil(2016, 2, 29);
-	ck_assert_int_eq(dates_period_start(leap, QS_GRAIN_MONTH), dates_from_civil(2016, 2, 1));
-	ck_assert_int_eq(dates_period_start(leap, QS_GRAIN_QUARTER), dates_from_civil(2016, 1, 1));
-	ck_assert_int_eq(dates_period_start(leap, QS_GRAIN_YEAR), dates_from_civil(2016, 1, 1));
+	ck_assert_int_eq(period_start(leap, QS_GRAIN_MONTH), dates_from_civil(2016, 2, 1));
+	ck_assert_int_eq(period_start(leap, QS_GRAIN_QUARTER), dates_from_civil(2016, 1, 1));
+	ck_assert_int_eq(period_start(leap, QS_GRAIN_YEAR), dates_from_civil(2016, 1, 1));
 	int32_t q4 = dates_from_civil(2017, 12, 31);
-	ck_assert_int_eq(dates_period_start(q4, QS_GRAIN_QUARTER), dates_from_civil(2017, 10, 1));
-	ck_assert_int_eq(dates_period_start(q4 + 1, QS_GRAIN_QUARTER), dates_from_civil(2018, 1, 1));
-	ck_assert_int_eq(dates_period_start(dates_from_civil(2018, 6, 30), QS_GRAIN_QUARTER),
+	ck_assert_int_eq(period_start(q4, QS_GRAIN_QUARTER), dates_from_civil(2017, 10, 1));
+	ck_assert_int_eq(period_start(q4 + 1, QS_GRAIN_QUARTER), dates_from_civil(2018, 1, 1));
+	ck_assert_int_eq(period_start(dates_from_civil(2018, 6, 30), QS_GRAIN_QUARTER),
 			 dates_from_civil(2018, 4, 1));
-	ck_assert_int_eq(dates_period_start(dates_from_civil(2018, 7, 1), QS_GRAIN_QUARTER),
+	ck_assert_int_eq(period_start(dates_from_civil(2018, 7, 1), QS_GRAIN_QUARTER),
 			 dates_from_civil(2018, 7, 1));
-	/* The three-at-once form agrees with the one-grain form on every day of four years. */
-	for (int32_t d = dates_from_civil(2015, 1, 1); d < dates_from_civil(2019, 1, 1); d++) {
-		int32_t starts[QS_GRAIN_COUNT];
-		dates_period_starts(d, starts);
-		for (int g = 0; g < QS_GRAIN_COUNT; g++)
-			ck_assert_int_eq(starts[g], dates_period_start(d, (enum qs_grain)g));
-	}
 }
 END_TEST
 
@@ -65,7 +66,7 @@ START_TEST(period_starts_cached)
 			for (int i = 0; i < 2; i++) {
 				const int32_t *starts = dates_cache_starts(&cache, days[i]);
 				for (int g = 0; g < QS_GRAIN_COUNT; g++)
-					ck_assert_int_eq(starts[g], dates_period_start(days[i], (enum qs_grain)g));
+					ck_assert_int_eq(starts[g], period_start(days[i], (enum qs_grain)g));
 			}
 		}
 	/* A fresh cache answers the days its slots start with (0 .. 511) right too. */

@@ -28,6 +28,7 @@
 #include "event.h"
 #include "registry.h"
 #include "suites.h"
+#include "xalloc.h"
 
 #define AVRO_DIR QS_TEST_DATA "/avro"
 #define REGISTRY_DIR AVRO_DIR "/registry"
@@ -305,7 +306,7 @@ START_TEST(every_truncation_rejected)
 		uint8_t *msg = read_fixture(json_string_value(json_object_get(row, "file")), &len);
 		for (size_t cut = 0; cut < len; cut++) {
 			/* A copy of exactly `cut` bytes, so ASan sees any overread. */
-			uint8_t *part = malloc(cut ? cut : 1);
+			uint8_t *part = xmalloc(cut ? cut : 1, "a cut message");
 			memcpy(part, msg, cut);
 			struct qs_event ev;
 			char err[QS_DECODE_ERRSTR_SIZE] = "";
@@ -444,7 +445,7 @@ START_TEST(random_mutations_never_crash)
 			}
 		}
 		/* An exact-size copy, so ASan catches any read past the end. */
-		uint8_t *exact = malloc(len ? len : 1);
+		uint8_t *exact = xmalloc(len ? len : 1, "a message copy");
 		memcpy(exact, buf, len);
 		struct qs_event ev;
 		char err[QS_DECODE_ERRSTR_SIZE] = "";
@@ -635,7 +636,7 @@ static void serve(int lfd, const char *schema1)
 		} else if (strncmp(req, "POST /subjects/refused/versions ", 32) == 0) {
 			status = 409;
 		}
-		char *text = raw ? strdup(raw) : json_dumps(body, JSON_COMPACT);
+		char *text = raw ? xstrdup(raw, "a response body") : json_dumps(body, JSON_COMPACT);
 		char head[256];
 		int hl = snprintf(head, sizeof(head),
 				  "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"

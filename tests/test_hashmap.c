@@ -2,6 +2,7 @@
 #include <check.h>
 #include <stdio.h>
 
+#include "compiler.h"
 #include "hashmap.h"
 #include "suites.h"
 
@@ -42,7 +43,7 @@ START_TEST(keymap_collision_policy)
 	/* Ids that differ anywhere, also past the first 8 bytes or only in length, get different keys. */
 	const char *ids[] = {"", "a", "a\x01", "12345678", "123456789", "12345678a", "DLV-PLAN-A-000001.r00000",
 			     "DLV-PLAN-A-000001.r00001"};
-	size_t n = sizeof(ids) / sizeof(ids[0]);
+	size_t n = ARRAY_LEN(ids);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++) {
 			struct keymap_key x = keymap_key(ids[i]), y = keymap_key(ids[j]);

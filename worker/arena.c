@@ -26,7 +26,6 @@ void *arena_alloc(struct arena *a, size_t size)
 		} else {
 			c = xmalloc(sizeof(*c) + cap, "an arena chunk");
 			c->size = cap;
-			a->total += sizeof(*c) + cap;
 		}
 		c->next = a->head;
 		a->head = c;
@@ -66,7 +65,6 @@ void arena_free(struct arena *a)
 	}
 	a->head = a->spare = NULL;
 	a->used = 0;
-	a->total = 0;
 }
 
 void slab_reserve(struct slab *s, uint32_t n)
@@ -98,9 +96,4 @@ void slab_free(struct slab *s)
 		free(s->chunks[i]);
 	free(s->chunks);
 	*s = (struct slab){.width = s->width};
-}
-
-size_t slab_bytes(const struct slab *s)
-{
-	return (size_t)s->nchunks * ((size_t)s->width << SLAB_SHIFT);
 }

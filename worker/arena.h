@@ -13,8 +13,7 @@
 struct arena {
 	struct arena_chunk *head;
 	struct arena_chunk *spare; /* emptied by arena_clear, reused before allocating */
-	size_t used;  /* bytes used in head */
-	size_t total; /* bytes allocated in all chunks, for the memory gauge */
+	size_t used; /* bytes used in head */
 };
 
 /* Returns zeroed memory aligned for any object, owned by the arena. Aborts on OOM. */
@@ -59,7 +58,5 @@ void slab_reserve(struct slab *s, uint32_t n);
 uint32_t slab_push(struct slab *s);
 /* Frees every chunk; the slab keeps its width and is empty. */
 void slab_free(struct slab *s);
-/* Bytes held, for the memory report. */
-size_t slab_bytes(const struct slab *s);
 
 #endif

@@ -3,8 +3,9 @@
  *
  * Exactly-once effect rests on three rules. (1) A partition's state and its
  * next offset are loaded from PostgreSQL when it is assigned. (2) A flush
- * writes the deltas, the records' latest versions, the dead letters and the
- * new offsets in one transaction, fenced by the offsets this worker expects.
+ * writes the deltas, the records' latest versions, the dead letters, the
+ * alerts and the new offsets in one transaction, fenced by the offsets this
+ * worker expects.
  * (3) After any failed or fenced flush the worker forgets everything it holds
  * and reloads its assignment from PostgreSQL, so its memory is again exactly
  * what the database says; the messages since the last commit are read again.
@@ -361,17 +362,13 @@ static int load_assignment(struct worker *w, rd_kafka_topic_partition_list_t *li
 	char err[512];
 	int rc = -1;
 	int64_t t0 = now_ms();
-	int64_t *next = calloc((size_t)list->cnt + 1, sizeof(*next));
-	int64_t *clock = calloc((size_t)list->cnt + 1, sizeof(*clock));
-	int32_t *stale = calloc((size_t)list->cnt + 1, sizeof(*stale));
+	int64_t *next = xcalloc((size_t)list->cnt + 1, sizeof(*next), "an assignment's offsets");
+	int64_t *clock = xcalloc((size_t)list->cnt + 1, sizeof(*clock), "an assignment's clocks");
+	int32_t *stale = xcalloc((size_t)list->cnt + 1, sizeof(*stale), "an assignment's stale partitions");
 	size_t n_stale = 0, restored = 0, records = 0;
 	free(w->assigned);
-	w->assigned = calloc((size_t)list->cnt + 1, sizeof(*w->assigned));
+	w->assigned = xcalloc((size_t)list->cnt + 1, sizeof(*w->assigned), "the assigned partitions");
 	w->n_assigned = 0;
-	if (!next || !clock || !stale || !w->assigned) {
-		log_error("out of memory loading an assignment");
-		goto done;
-	}
 	for (int i = 0; i < list->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &list->elems[i];
 		int topic = topic_of(w, tp->topic);
@@ -519,8 +516,7 @@ static void blame(struct worker *w, const char *err)
 		redact(reason, sizeof(reason)); /* stored and published, like a decode reason */
 		log_warn("%s[%d]@%lld: %s; dead-lettering it", topic, m->partition, (long long)m->offset, reason);
 		w->refused = xrealloc(w->refused, (w->n_refused + 1) * sizeof(*w->refused), "the refused messages");
-		char *copy = xmalloc(strlen(reason) + 1, "a refused message's reason");
-		w->refused[w->n_refused++] = (struct refused){*m, strcpy(copy, reason)};
+		w->refused[w->n_refused++] = (struct refused){*m, xstrdup(reason, "a refused message's reason")};
 	} else if (w->batch_msgs == 1) {
 		set_fatal(w, "stopping: PostgreSQL refuses even the dead letter of %s[%d]@%lld: %s", topic, m->partition,
 			  (long long)m->offset, err);
@@ -794,7 +790,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 		rd_kafka_topic_partition_list_add(topics, cfg->topics[t], RD_KAFKA_PARTITION_UA);
 	rd_kafka_resp_err_t kerr = rd_kafka_subscribe(w.rk, topics);
 	if (kerr) {
-		snprintf(err, sizeof(err), "subscribe: %s", rd_kafka_err2str(kerr));
+		errstr_set(err, sizeof(err), "subscribe: %s", rd_kafka_err2str(kerr));
 		goto fail;
 	}
 	log_info("consuming %s, %s, %s as group %s; flush every %d ms or %d events", cfg->topics[0], cfg->topics[1],
@@ -829,7 +825,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 				break;
 		}
 		if (w.fatal) {
-			snprintf(err, sizeof(err), "%s", w.fatal_err);
+			errstr_set(err, sizeof(err), "%s", w.fatal_err);
 			goto fail;
 		}
 		char fatal[256];

@@ -52,13 +52,6 @@ void dates_cache_init(struct dates_cache *c)
 	}
 }
 
-int32_t dates_period_start(int32_t days, enum qs_grain grain)
-{
-	int32_t starts[QS_GRAIN_COUNT];
-	dates_period_starts(days, starts);
-	return starts[grain < QS_GRAIN_COUNT ? grain : QS_GRAIN_YEAR];
-}
-
 int32_t dates_day_of_ms(int64_t ms)
 {
 	const int64_t day_ms = 86400000;

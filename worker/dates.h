@@ -15,9 +15,7 @@ enum qs_grain { QS_GRAIN_MONTH, QS_GRAIN_QUARTER, QS_GRAIN_YEAR, QS_GRAIN_COUNT 
 int32_t dates_from_civil(int year, int month, int day);
 /* Civil date of a day number. Any pointer may be NULL. */
 void dates_to_civil(int32_t days, int *year, int *month, int *day);
-/* First day of the month, quarter or year that holds `days`. */
-int32_t dates_period_start(int32_t days, enum qs_grain grain);
-/* All three at once, indexed by enum qs_grain: one civil conversion instead of three. */
+/* The first day of the month, quarter and year that hold `days`, indexed by enum qs_grain (one civil conversion). */
 void dates_period_starts(int32_t days, int32_t starts[QS_GRAIN_COUNT]);
 /*
  * A memo of dates_period_starts for the hot path: the contributions of one

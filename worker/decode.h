@@ -43,7 +43,8 @@ void decode_free(struct decoder *dec);
  * QS_OK: *out holds the event, validated. QS_REJECT: errstr
  * holds the reason for the dead letter, in words an operator can act on.
  * QS_RETRY: the registry could not be reached for a schema id not seen
- * before; errstr says why. On either failure *out is unspecified.
+ * before, or memory ran out compiling its plan; errstr says why. On either
+ * failure *out is unspecified.
  * The first message of each (schema id, topic) may allocate and do I/O
  * (registry lookup, plan compilation); later ones do neither.
  */

@@ -24,6 +24,7 @@
 
 enum qs_topic { QS_TOPIC_ENCOUNTERS, QS_TOPIC_DELIVERIES, QS_TOPIC_MEMBER_EVENTS, QS_TOPIC_COUNT };
 
+/* Enum values are the Avro symbol indexes of the schemas/ .avsc files, in order (decode_new checks that). */
 enum qs_source { QS_SOURCE_MEDICARE, QS_SOURCE_MEDICAID };
 enum qs_frequency { QS_FREQ_ORIGINAL, QS_FREQ_REPLACEMENT, QS_FREQ_VOID };
 enum qs_status { QS_STATUS_ACTIVE, QS_STATUS_VOID };
@@ -37,8 +38,6 @@ enum qs_presentation {
 enum qs_method { QS_METHOD_VAGINAL, QS_METHOD_CESAREAN };
 enum qs_outcome { QS_OUTCOME_SUCCESS, QS_OUTCOME_UNABLE_TO_REACH, QS_OUTCOME_NOT_ATTEMPTED };
 enum qs_care_plan_type { QS_CARE_PLAN_INITIAL, QS_CARE_PLAN_REVISED };
-
-/* Enum values are the Avro symbol indexes of the schemas/ .avsc files, in order. */
 
 struct qs_encounter {
 	char encounter_id[QS_ID_MAX];

@@ -19,7 +19,8 @@ static uint32_t chunk_size(uint32_t k)
 	return k >= 8 ? ID_CHUNK : 4096u << k;
 }
 
-uint64_t hash_bytes(const void *data, size_t len)
+/* A 64-bit hash of len bytes, eight at a time (ids are short, and hashed once per event). */
+static uint64_t hash_bytes(const void *data, size_t len)
 {
 	const unsigned char *p = data;
 	uint64_t h = 0x243f6a8885a308d3ULL ^ len;

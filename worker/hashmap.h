@@ -32,8 +32,6 @@ struct table {
 	size_t len;
 };
 
-/* A 64-bit hash of len bytes, eight at a time (ids are short, and hashed once per event). */
-uint64_t hash_bytes(const void *data, size_t len);
 /* A 64-bit hash of two words (fixed-width keys). */
 static inline uint64_t hash_words(uint64_t a, uint64_t b)
 {

@@ -9,7 +9,9 @@
  * fault (QS_REJECT: dead-letter it) and which are the
  * infrastructure's (QS_RETRY: stall and retry). When unsure it says
  * RETRY: stalling on a broken registry is recoverable, dead-lettering good
- * data is not.
+ * data is not. Running out of memory is one of those failures (a reason and
+ * QS_RETRY, or NULL from registry_new), not an abort: allocation here uses
+ * plain malloc and strdup, checked, rather than xalloc.h.
  */
 #include "registry.h"
 

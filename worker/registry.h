@@ -14,6 +14,7 @@
 
 #include "compiler.h"
 #include "qserror.h"
+
 struct registry;
 
 /*
