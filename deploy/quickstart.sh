@@ -106,7 +106,7 @@ qs_log "open alerts about plans (clock: the stream's event time; qualstream.aler
 sql -c "
 SELECT kind, plan_id AS plan, coalesce(source, hospital_id) AS source_or_hospital, period_start, due_date, details
 FROM qualstream.alert_open
-WHERE kind NOT IN ('LATE_SUBMISSION', 'DUE_SOON', 'OVERDUE')
+WHERE kind = ANY (qualstream.alert_kinds('plan'))
 ORDER BY kind, plan_id, alert_id"
 
 qs_log "open encounter alerts still owed: the 10 most urgent (qualstream.alert_open)"

@@ -22,6 +22,7 @@
 #include "pgsink.h"
 #include "redact.h"
 #include "report.h"
+#include "xalloc.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -83,7 +84,7 @@ int main(int argc, char **argv)
 	int rc = 2, opt;
 	optind = 2;
 	/* The file is read before any -X, so a command-line value always wins: collect -X first. */
-	char **overrides = calloc((size_t)argc, sizeof(*overrides));
+	char **overrides = xcalloc((size_t)argc, sizeof(*overrides), "the -X overrides");
 	int n_overrides = 0;
 	/* --plan, --year and --format belong to `report` only. */
 	static const struct option long_options[] = {{"plan", required_argument, NULL, 'P'},

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,22 +375,43 @@ static const char *error_message(json_t *root)
 	return msg ? msg : "no message";
 }
 
+/*
+ * One request to the registry at reg->url followed by the path that `fmt`
+ * formats: GET, or POST `post` when it is not NULL. QS_OK when an answer
+ * arrived: its status in *status and its body parsed in *root (NULL when it
+ * is not JSON; caller frees with json_decref). QS_RETRY when none did.
+ */
+QS_PRINTF(7, 8)
+static int request(struct registry *reg, const char *post, long *status, json_t **root, char *errstr,
+		   size_t errstr_size, const char *fmt, ...)
+{
+	char url[2048];
+	size_t base = strlen(reg->url);
+	va_list ap;
+	va_start(ap, fmt);
+	int n = base < sizeof(url) ? vsnprintf(url + base, sizeof(url) - base, fmt, ap) : -1;
+	va_end(ap);
+	*root = NULL;
+	if (n < 0 || (size_t)n >= sizeof(url) - base) {
+		errstr_set(errstr, errstr_size, "schema registry URL too long");
+		return QS_RETRY;
+	}
+	memcpy(url, reg->url, base);
+	struct body body;
+	int rc = http(reg, url, post, status, &body, errstr, errstr_size);
+	if (rc == QS_OK && body.data)
+		*root = json_loadb(body.data, body.len, 0, NULL);
+	free(body.data);
+	return rc;
+}
+
 static int http_lookup(struct registry *reg, int32_t id, char **text, char *errstr, size_t errstr_size)
 {
-	int rc = QS_RETRY;
-	char url[2048];
-	struct body body = {0};
-	json_t *root = NULL;
+	json_t *root;
 	long status = 0;
-
-	if ((size_t)snprintf(url, sizeof(url), "%s/schemas/ids/%" PRId32, reg->url, id) >= sizeof(url)) {
-		errstr_set(errstr, errstr_size, "schema registry URL too long");
-		goto fail;
-	}
-	rc = http(reg, url, NULL, &status, &body, errstr, errstr_size);
+	int rc = request(reg, NULL, &status, &root, errstr, errstr_size, "/schemas/ids/%" PRId32, id);
 	if (rc != QS_OK)
 		goto fail;
-	root = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
 	if (status == 404) {
 		rc = QS_REJECT;
 		errstr_set(errstr, errstr_size, "not found in %s: %s", reg->shown, error_message(root));
@@ -421,7 +443,6 @@ static int http_lookup(struct registry *reg, int32_t id, char **text, char *errs
 	rc = QS_OK;
 fail:
 	json_decref(root);
-	free(body.data);
 	return rc;
 }
 
@@ -583,8 +604,6 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 	int rc = QS_RETRY;
 	char *escaped = NULL;
 	char *post = NULL;
-	char url[2048];
-	struct body body = {0};
 	json_t *req = NULL;
 	json_t *root = NULL;
 	long status = 0;
@@ -596,14 +615,9 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 		errstr_set(errstr, errstr_size, "schema registry: out of memory");
 		goto fail;
 	}
-	if ((size_t)snprintf(url, sizeof(url), "%s/subjects/%s/versions", reg->url, escaped) >= sizeof(url)) {
-		errstr_set(errstr, errstr_size, "schema registry URL too long");
-		goto fail;
-	}
-	rc = http(reg, url, post, &status, &body, errstr, errstr_size);
+	rc = request(reg, post, &status, &root, errstr, errstr_size, "/subjects/%s/versions", escaped);
 	if (rc != QS_OK)
 		goto fail;
-	root = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
 	if (status == 409 || status == 422) {
 		/* Incompatible with the subject's history, or not a valid schema:
 		 * asking again will not help. */
@@ -625,7 +639,6 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 fail:
 	json_decref(root);
 	json_decref(req);
-	free(body.data);
 	free(post);
 	curl_free(escaped);
 	return rc;
