@@ -128,8 +128,8 @@ static int mark(struct stream *s, struct pg *pg, const char *group, int64_t last
 	if (pg_begin(pg, errstr, errstr_size))
 		return -1;
 	if (pg_command(pg, NULL,
-		       "INSERT INTO qualstream.outbox_batch (consumer_group, stream, last_id) VALUES ($1, $2, $3)",
-		       3, p1, NULL, errstr, errstr_size))
+		       "INSERT INTO qualstream.outbox_batch (consumer_group, stream, last_id) VALUES ($1, $2, $3)", 3,
+		       p1, NULL, errstr, errstr_size))
 		goto fail;
 	for (int i = 0; i < n; i++) {
 		char part[16], off[24];
@@ -161,7 +161,7 @@ static int take_lock(struct pg *pg, const char *group, bool *just_taken, char *e
 	static const char *const steps[2] = {
 		"SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
 		" AND classid = " PG_KEY(PG_LOCK_PUBLISH) "::oid AND objid = hashtext('outbox:' || $1)::oid"
-		" AND objsubid = 2",
+							  " AND objsubid = 2",
 		"SELECT pg_try_advisory_lock(" PG_KEY(PG_LOCK_PUBLISH) ", hashtext('outbox:' || $1))",
 	};
 	*just_taken = false;

@@ -24,8 +24,8 @@ struct pg;
  * (subject "<topic>-value"). cfg is borrowed until outbox_free, reg for the
  * call. NULL with errstr on failure (e.g. a schema the registry lacks).
  */
-QS_MUSTCHECK struct outbox *outbox_new(const struct config *cfg, struct registry *reg,
-							      char *errstr, size_t errstr_size);
+QS_MUSTCHECK struct outbox *outbox_new(const struct config *cfg, struct registry *reg, char *errstr,
+				       size_t errstr_size);
 /*
  * Publishes every unpublished outbox row of the configuration's group, read
  * through pg (borrowed for the call; the publisher's advisory lock is held on

@@ -76,9 +76,9 @@ struct outbox {
 	const struct config *cfg; /* borrowed: group, topics, and kafka.* for the recovery consumers */
 	rd_kafka_t *rk;
 	struct stream streams[OUTBOX_STREAMS];
-	uint32_t batch; /* generation, over all streams: a late report of an earlier batch is ignored */
+	uint32_t batch;                /* generation, over all streams: a late report of an earlier batch is ignored */
 	struct ack acks[OUTBOX_BATCH]; /* of the current batch, of one stream */
-	char *buf; /* the message being encoded */
+	char *buf;                     /* the message being encoded */
 	size_t cap;
 };
 
@@ -114,7 +114,6 @@ size_t outbox_encode(struct outbox *ob, struct stream *s, const PGresult *res, i
  * Rule (4) of outbox.c for stream s: sets H from qualstream.outbox_batch and
  * the skip set from the topic. 0, or -1 with errstr.
  */
-QS_MUSTCHECK int outbox_recover(struct outbox *ob, struct stream *s, struct pg *pg, char *errstr,
-				size_t errstr_size);
+QS_MUSTCHECK int outbox_recover(struct outbox *ob, struct stream *s, struct pg *pg, char *errstr, size_t errstr_size);
 
 #endif

@@ -110,8 +110,8 @@ static int plan_reads(struct outbox *ob, const struct stream *s, const struct rd
  * commit, so it joins no group; librdkafka 2.0 still wants a group.id for
  * assign().
  */
-static rd_kafka_t *recovery_consumer(const struct outbox *ob, const struct stream *s, const char *group,
-				     char *errstr, size_t errstr_size)
+static rd_kafka_t *recovery_consumer(const struct outbox *ob, const struct stream *s, const char *group, char *errstr,
+				     size_t errstr_size)
 {
 	char reader_group[512];
 	snprintf(reader_group, sizeof(reader_group), "%s.%s", group, s->desc->reader);

@@ -165,9 +165,8 @@ static char *build_select(const struct stream_desc *desc)
 	for (size_t i = 0; i < desc->n_columns; i++)
 		len += (size_t)snprintf(sql + len, size - len, ", %s AS \"%s\"", desc->columns[i].sql,
 					desc->columns[i].field);
-	snprintf(sql + len, size - len,
-		 " FROM %s WHERE consumer_group = $1 AND id > $2::bigint ORDER BY id LIMIT %d", desc->table,
-		 OUTBOX_BATCH);
+	snprintf(sql + len, size - len, " FROM %s WHERE consumer_group = $1 AND id > $2::bigint ORDER BY id LIMIT %d",
+		 desc->table, OUTBOX_BATCH);
 	return sql;
 }
 
@@ -179,8 +178,8 @@ static const char *embedded_schema(const char *name)
 	return NULL;
 }
 
-int outbox_stream_init(struct stream *s, const struct stream_desc *desc, const struct config *cfg,
-		       struct registry *reg, char *errstr, size_t errstr_size)
+int outbox_stream_init(struct stream *s, const struct stream_desc *desc, const struct config *cfg, struct registry *reg,
+		       char *errstr, size_t errstr_size)
 {
 	s->desc = desc;
 	s->topic = *(char *const *)((const char *)cfg + desc->topic_field);

@@ -116,8 +116,8 @@ int pg_exec(struct pg *pg, const char *what, const char *sql, char *errstr, size
 	return exec(pg, what, sql, errstr, errstr_size);
 }
 
-int pg_command(struct pg *pg, const char *what, const char *sql, int n_params, const char *const *params,
-	       int64_t *rows, char *errstr, size_t errstr_size)
+int pg_command(struct pg *pg, const char *what, const char *sql, int n_params, const char *const *params, int64_t *rows,
+	       char *errstr, size_t errstr_size)
 {
 	PGresult *res = PQexecParams(pg->conn, sql, n_params, NULL, params, NULL, NULL, PG_TEXT);
 	int rc = 0;

@@ -79,8 +79,8 @@ QS_MUSTCHECK int pg_exec(struct pg *pg, const char *what, const char *sql, char 
  * Runs a statement with text parameters that returns no rows; *rows (NULL:
  * not wanted) is then the number of rows it inserted, updated or deleted.
  */
-QS_MUSTCHECK int pg_command(struct pg *pg, const char *what, const char *sql, int n_params,
-			    const char *const *params, int64_t *rows, char *errstr, size_t errstr_size);
+QS_MUSTCHECK int pg_command(struct pg *pg, const char *what, const char *sql, int n_params, const char *const *params,
+			    int64_t *rows, char *errstr, size_t errstr_size);
 /*
  * Runs a query with text parameters, its result in `format`. On success *res
  * is the result (caller PQclear()s); res NULL discards it (a query run for its

@@ -15,8 +15,8 @@
 
 #include <endian.h>
 #include <libpq-fe.h>
-#include <stdbool.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,10 +112,12 @@ int pgsink_migrate(struct pg *pg, char *errstr, size_t errstr_size)
 		bool repeatable = !strncmp(m->name, "R_", 2);
 		const char *params[2] = {m->name, m->text};
 		PGresult *res;
-		if (pg_select(pg, "reading qualstream.schema_migrations",
-			      repeatable ? "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1 AND checksum = md5($2)"
-					 : "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1",
-			      repeatable ? 2 : 1, params, PG_TEXT, &res, errstr, errstr_size))
+		if (pg_select(
+			    pg, "reading qualstream.schema_migrations",
+			    repeatable
+				    ? "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1 AND checksum = md5($2)"
+				    : "SELECT 1 FROM qualstream.schema_migrations WHERE name = $1",
+			    repeatable ? 2 : 1, params, PG_TEXT, &res, errstr, errstr_size))
 			goto done;
 		bool applied = PQntuples(res) == 1;
 		PQclear(res);
@@ -127,12 +129,14 @@ int pgsink_migrate(struct pg *pg, char *errstr, size_t errstr_size)
 			pg_rollback(pg);
 			goto done;
 		}
-		if (pg_command(pg, m->name,
-			       repeatable ? "INSERT INTO qualstream.schema_migrations (name, checksum) VALUES ($1, md5($2))"
-					    " ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,"
-					    " applied_at = EXCLUDED.applied_at"
-					  : "INSERT INTO qualstream.schema_migrations (name) VALUES ($1)",
-			       repeatable ? 2 : 1, params, NULL, errstr, errstr_size) ||
+		if (pg_command(
+			    pg, m->name,
+			    repeatable
+				    ? "INSERT INTO qualstream.schema_migrations (name, checksum) VALUES ($1, md5($2))"
+				      " ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum,"
+				      " applied_at = EXCLUDED.applied_at"
+				    : "INSERT INTO qualstream.schema_migrations (name) VALUES ($1)",
+			    repeatable ? 2 : 1, params, NULL, errstr, errstr_size) ||
 		    pg_commit(pg, errstr, errstr_size))
 			goto done;
 		numbered_ran = numbered_ran || !repeatable;
@@ -176,8 +180,8 @@ int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, char *errstr, s
 	return 0;
 }
 
-int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *next_offset,
-		 int64_t *clock_ms, char *errstr, size_t errstr_size)
+int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *next_offset, int64_t *clock_ms,
+		 char *errstr, size_t errstr_size)
 {
 	char part[16];
 	snprintf(part, sizeof(part), "%d", partition);
@@ -263,9 +267,9 @@ static struct log_growth *growth_of(struct pgsink *ps, enum qs_topic topic, int3
  * the statistics say: a join plan chosen on a table not analysed yet (a
  * nested loop) is quadratic.
  */
-#define LATEST_SQL                                                                                                 \
-	"SELECT \"offset\", value FROM (SELECT DISTINCT ON (record_id) \"offset\", value"                           \
-	" FROM qualstream.record_log WHERE stream = $1 AND partition = $2 ORDER BY record_id, \"offset\" DESC) l"    \
+#define LATEST_SQL                                                                                                \
+	"SELECT \"offset\", value FROM (SELECT DISTINCT ON (record_id) \"offset\", value"                         \
+	" FROM qualstream.record_log WHERE stream = $1 AND partition = $2 ORDER BY record_id, \"offset\" DESC) l" \
 	" ORDER BY \"offset\""
 
 /*
@@ -381,10 +385,18 @@ static void put_utf8(struct pgsink *ps, const char *s, bool escape)
 	for (size_t i = 0; i < n;) {
 		const char *esc = NULL;
 		switch (escape ? s[i] : 0) {
-		case '\\': esc = "\\\\"; break;
-		case '\t': esc = "\\t"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
+		case '\\':
+			esc = "\\\\";
+			break;
+		case '\t':
+			esc = "\\t";
+			break;
+		case '\n':
+			esc = "\\n";
+			break;
+		case '\r':
+			esc = "\\r";
+			break;
 		}
 		size_t len = esc ? 1 : errstr_utf8_char(s + i, n - i);
 		if (esc)
@@ -521,18 +533,19 @@ static int write_deltas(struct pgsink *ps, const struct state *st, char *errstr,
 	int rc = copy(ps, "qs_delta", errstr, errstr_size);
 	return rc ? rc
 		  : pg_exec(ps->pg, NULL,
-		 "INSERT INTO qualstream.measure_period AS m"
-		 " (plan_id, measure, stratum, grain, period_start, numerator, denominator)"
-		 " SELECT * FROM qs_delta ORDER BY plan_id, measure, stratum, grain, period_start"
-		 " ON CONFLICT (plan_id, measure, stratum, grain, period_start) DO UPDATE"
-		 " SET numerator = m.numerator + EXCLUDED.numerator,"
-		 " denominator = m.denominator + EXCLUDED.denominator, updated_at = now()",
-		 errstr, errstr_size);
+			    "INSERT INTO qualstream.measure_period AS m"
+			    " (plan_id, measure, stratum, grain, period_start, numerator, denominator)"
+			    " SELECT * FROM qs_delta ORDER BY plan_id, measure, stratum, grain, period_start"
+			    " ON CONFLICT (plan_id, measure, stratum, grain, period_start) DO UPDATE"
+			    " SET numerator = m.numerator + EXCLUDED.numerator,"
+			    " denominator = m.denominator + EXCLUDED.denominator, updated_at = now()",
+			    errstr, errstr_size);
 }
 
 static int by_partition(const void *a, const void *b)
 {
-	const struct state_record *x = *(const struct state_record *const *)a, *y = *(const struct state_record *const *)b;
+	const struct state_record *x = *(const struct state_record *const *)a,
+				  *y = *(const struct state_record *const *)b;
 	if (x->topic != y->topic)
 		return x->topic < y->topic ? -1 : 1;
 	if (x->partition != y->partition)
@@ -575,8 +588,7 @@ static int write_records(struct pgsink *ps, const struct state *st, char *errstr
 		put(ps, v->value, v->value_len);
 	}
 	put_be16(ps, 0xffff); /* trailer: field count -1 */
-	return copy(ps, "qualstream.record_log (stream, partition, \"offset\", record_id, value)", errstr,
-		    errstr_size);
+	return copy(ps, "qualstream.record_log (stream, partition, \"offset\", record_id, value)", errstr, errstr_size);
 }
 
 /*
@@ -599,10 +611,10 @@ static int compact(struct pgsink *ps, enum qs_topic topic, int32_t partition, in
 	int rc = pg_begin(ps->pg, errstr, errstr_size);
 	PGresult *res = NULL;
 	if (!rc) {
-		rc = pg_select(ps->pg, "locking a record log for compaction",
-			       "SELECT pg_try_advisory_xact_lock(" PG_KEY(PG_LOCK_COMPACT)
-			       ", hashtext($1 || ':' || $2))",
-			       2, params, PG_TEXT, &res, errstr, errstr_size);
+		rc = pg_select(
+			ps->pg, "locking a record log for compaction",
+			"SELECT pg_try_advisory_xact_lock(" PG_KEY(PG_LOCK_COMPACT) ", hashtext($1 || ':' || $2))", 2,
+			params, PG_TEXT, &res, errstr, errstr_size);
 		if (!rc && PQgetvalue(res, 0, 0)[0] != 't')
 			rc = 1; /* another connection compacts it right now */
 		PQclear(res);
@@ -744,10 +756,10 @@ int pgsink_flush(struct pgsink *ps, const struct state *st, char *errstr, size_t
 	if (rc)
 		return rc;
 	rc = pg_exec(ps->pg, NULL,
-		  "BEGIN;"
-		  "CREATE TEMP TABLE IF NOT EXISTS qs_delta (plan_id text, measure text, stratum text, grain text,"
-		  " period_start date, numerator bigint, denominator bigint) ON COMMIT DELETE ROWS",
-		  errstr, errstr_size);
+		     "BEGIN;"
+		     "CREATE TEMP TABLE IF NOT EXISTS qs_delta (plan_id text, measure text, stratum text, grain text,"
+		     " period_start date, numerator bigint, denominator bigint) ON COMMIT DELETE ROWS",
+		     errstr, errstr_size);
 	/* Fence first: a worker that lost a partition stops here, before writing anything. */
 	if (!rc)
 		rc = advance_offsets(ps, st, errstr, errstr_size);

@@ -37,8 +37,7 @@ struct pgsink;
  * streams' ids, the log counters, its buffers) belongs to that connection's
  * session: after a reconnect, make a new one. Never NULL (xalloc).
  */
-QS_MUSTCHECK struct pgsink *pgsink_new(struct pg *pg, const char *group,
-				       const char *const topic_names[QS_TOPIC_COUNT]);
+QS_MUSTCHECK struct pgsink *pgsink_new(struct pg *pg, const char *group, const char *const topic_names[QS_TOPIC_COUNT]);
 void pgsink_free(struct pgsink *ps);
 
 /* Applies every embedded migration not yet applied, under an advisory lock (PG_LOCK_MIGRATE). */
@@ -51,7 +50,7 @@ QS_MUSTCHECK int pgsink_load_rules(struct pgsink *ps, struct qs_rules *rules, ch
  * returns its next_offset and clock (QS_NO_TS when it has none yet).
  */
 QS_MUSTCHECK int pgsink_claim(struct pgsink *ps, enum qs_topic topic, int32_t partition, int64_t *next_offset,
-			int64_t *clock_ms, char *errstr, size_t errstr_size);
+			      int64_t *clock_ms, char *errstr, size_t errstr_size);
 
 /* Called for each persisted record of a partition in offset order; nonzero stops the load with that value. */
 typedef int (*pgsink_record_cb)(void *ctx, int64_t offset, const void *value, size_t len);
@@ -60,7 +59,7 @@ typedef int (*pgsink_record_cb)(void *ctx, int64_t offset, const void *value, si
  * (single-row mode, so memory stays flat), from qualstream.record_log.
  */
 QS_MUSTCHECK int pgsink_load_records(struct pgsink *ps, enum qs_topic topic, int32_t partition, pgsink_record_cb cb,
-			       void *ctx, char *errstr, size_t errstr_size);
+				     void *ctx, char *errstr, size_t errstr_size);
 
 /*
  * Writes everything pending in st in one transaction. QS_FENCED when a

@@ -4,16 +4,16 @@
 
 #include <check.h>
 
-#define QS_SUITES \
-	QS_SUITE(alerts) \
-	QS_SUITE(caw) \
-	QS_SUITE(config) \
-	QS_SUITE(dates) \
-	QS_SUITE(decode) \
-	QS_SUITE(hashmap) \
-	QS_SUITE(heap) \
+#define QS_SUITES          \
+	QS_SUITE(alerts)   \
+	QS_SUITE(caw)      \
+	QS_SUITE(config)   \
+	QS_SUITE(dates)    \
+	QS_SUITE(decode)   \
+	QS_SUITE(hashmap)  \
+	QS_SUITE(heap)     \
 	QS_SUITE(measures) \
-	QS_SUITE(pgsink) \
+	QS_SUITE(pgsink)   \
 	QS_SUITE(redact)
 
 #define QS_SUITE(name) Suite *name##_suite(void);

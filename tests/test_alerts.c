@@ -771,13 +771,12 @@ START_TEST(restore_void_of_redelivered_replacement)
 	size_t live = state_alerts(pr.a.st, &x), restored = state_alerts(pr.b.st, &x);
 	char first[64] = "";
 	if (restored)
-		snprintf(first, sizeof(first), "%s %s of %s", alerts_kind_name(x[0].kind), x[0].raised ? "RAISED" : "RESOLVED",
-			 x[0].encounter_id);
+		snprintf(first, sizeof(first), "%s %s of %s", alerts_kind_name(x[0].kind),
+			 x[0].raised ? "RAISED" : "RESOLVED", x[0].encounter_id);
 	state_free(pr.a.st);
 	state_free(pr.b.st);
 	ck_assert_msg(live == 0, "live: %zu transitions", live);
-	ck_assert_msg(restored == 0, "restored: %zu transitions (first: %s); the live state has none", restored,
-		      first);
+	ck_assert_msg(restored == 0, "restored: %zu transitions (first: %s); the live state has none", restored, first);
 }
 END_TEST
 
@@ -887,11 +886,11 @@ END_TEST
 
 /* --- 8. randomized, against a brute-force model ----------------------------- */
 
-#define R_ORIGINALS 200                /* O000..O199 */
-#define R_TICKER R_ORIGINALS           /* model slot of "T", an original that only moves the clock */
-#define R_IDS (2 * R_ORIGINALS + 1)    /* O..., T, V000..V199 */
+#define R_ORIGINALS 200             /* O000..O199 */
+#define R_TICKER R_ORIGINALS        /* model slot of "T", an original that only moves the clock */
+#define R_IDS (2 * R_ORIGINALS + 1) /* O..., T, V000..V199 */
 #define R_EVENTS 2000
-#define R_SPLIT 1000                   /* where a restored state joins */
+#define R_SPLIT 1000 /* where a restored state joins */
 #define R_FLUSH_EVERY 250
 
 static uint64_t rng_next(uint64_t *s)
@@ -924,8 +923,7 @@ static enum qs_alert_kind model_kind(const struct model *m, int k)
 	if (!m->arrived[k] || m->voided[k])
 		return QS_ALERT_NONE;
 	if (m->submitted_at[k] != QS_NO_TS) /* all instants here are after 1970: / is the UTC day */
-		return m->submitted_at[k] / DAY_MS - m->service_to[k] > 180 ? QS_ALERT_LATE_SUBMISSION
-									 : QS_ALERT_NONE;
+		return m->submitted_at[k] / DAY_MS - m->service_to[k] > 180 ? QS_ALERT_LATE_SUBMISSION : QS_ALERT_NONE;
 	if (m->clock_ms == QS_NO_TS)
 		return QS_ALERT_NONE;
 	int64_t age = m->clock_ms / DAY_MS - m->service_to[k];
@@ -1100,8 +1098,7 @@ START_TEST(random_against_model)
 			ck_assert_msg(open[1][k] + open[2][k] + open[3][k] <= 1, "event %lld: %s has two open alerts",
 				      (long long)i, x->encounter_id);
 			ck_assert_msg(x->detected_at == m->clock_ms, "event %lld: %s detected at %lld, clock %lld",
-				      (long long)i, x->encounter_id, (long long)x->detected_at,
-				      (long long)m->clock_ms);
+				      (long long)i, x->encounter_id, (long long)x->detected_at, (long long)m->clock_ms);
 			int32_t st_day = m->service_to[k];
 			ck_assert_msg(!x->raised || x->due_date == st_day + 180, "event %lld: %s due %d, expected %d",
 				      (long long)i, x->encounter_id, x->due_date, st_day + 180);
@@ -1251,9 +1248,9 @@ START_TEST(kinds_agree_with_schema_and_sql)
 	ck_assert_msg(schema, "alert.avsc: %s", error.text);
 	json_t *symbols = NULL, *field;
 	size_t i;
-	json_array_foreach(json_object_get(schema, "fields"), i, field)
-		if (!strcmp(json_string_value(json_object_get(field, "name")), "kind"))
-			symbols = json_object_get(json_object_get(field, "type"), "symbols");
+	json_array_foreach(json_object_get(schema, "fields"), i,
+			   field) if (!strcmp(json_string_value(json_object_get(field, "name")), "kind"))
+		symbols = json_object_get(json_object_get(field, "type"), "symbols");
 	ck_assert_uint_eq(json_array_size(symbols), QS_ALERT_KIND_COUNT - 1);
 	const char *sql = embedded(embedded_migrations, "R_alerts.sql");
 	for (int k = QS_ALERT_NONE + 1; k < QS_ALERT_KIND_COUNT; k++) {

@@ -20,8 +20,7 @@ struct nd {
 	long long n, d;
 };
 
-static struct nd cell(const struct state *st, const char *plan, const char *measure, enum qs_grain grain, int y,
-		      int m)
+static struct nd cell(const struct state *st, const char *plan, const char *measure, enum qs_grain grain, int y, int m)
 {
 	const struct state_delta *x;
 	size_t len = state_deltas(st, &x);
@@ -37,15 +36,13 @@ static struct nd cell(const struct state *st, const char *plan, const char *meas
 }
 
 /* The cell (plan, measure, stratum '', grain, period starting yy-mm-01) is num/den. */
-#define ASSERT_PLAN_CELL(st, plan, measure, grain, yy, mm, num, den)                                     \
-	do {                                                                                             \
-		struct nd got_ = cell(st, plan, measure, grain, yy, mm);                                 \
-		ck_assert_msg(got_.n == (num) && got_.d == (den),                                        \
-			      "%s %s %s %04d-%02d: got %lld/%lld, expected %d/%d", plan, measure,        \
-			      dates_grain_name(grain), yy, mm, got_.n, got_.d, (num), (den));            \
+#define ASSERT_PLAN_CELL(st, plan, measure, grain, yy, mm, num, den)                                                   \
+	do {                                                                                                           \
+		struct nd got_ = cell(st, plan, measure, grain, yy, mm);                                               \
+		ck_assert_msg(got_.n == (num) && got_.d == (den), "%s %s %s %04d-%02d: got %lld/%lld, expected %d/%d", \
+			      plan, measure, dates_grain_name(grain), yy, mm, got_.n, got_.d, (num), (den));           \
 	} while (0)
-#define ASSERT_CELL(st, measure, grain, yy, mm, num, den)                                                \
-	ASSERT_PLAN_CELL(st, "P1", measure, grain, yy, mm, num, den)
+#define ASSERT_CELL(st, measure, grain, yy, mm, num, den) ASSERT_PLAN_CELL(st, "P1", measure, grain, yy, mm, num, den)
 #define MONTH QS_GRAIN_MONTH
 #define QUARTER QS_GRAIN_QUARTER
 #define YEAR QS_GRAIN_YEAR

@@ -69,8 +69,9 @@ END_TEST
 
 START_TEST(conninfo_passwords_are_registered)
 {
-	ck_assert_int_eq(config_set(&cfg, "pg.conninfo=host=db password='Pw pg 1' sslpassword=Pw-ssl-2", "f:1",
-				    err, sizeof(err)), 0);
+	ck_assert_int_eq(config_set(&cfg, "pg.conninfo=host=db password='Pw pg 1' sslpassword=Pw-ssl-2", "f:1", err,
+				    sizeof(err)),
+			 0);
 	ck_assert(!leaks("FATAL: Pw pg 1", "Pw pg 1"));
 	ck_assert(!leaks("Pw-ssl-2", "Pw-ssl-2"));
 	/* URI form: libpq's decoded password is registered, the raw one is masked as credentials. */

@@ -43,10 +43,8 @@ START_TEST(period_starts)
 	int32_t q4 = dates_from_civil(2017, 12, 31);
 	ck_assert_int_eq(period_start(q4, QS_GRAIN_QUARTER), dates_from_civil(2017, 10, 1));
 	ck_assert_int_eq(period_start(q4 + 1, QS_GRAIN_QUARTER), dates_from_civil(2018, 1, 1));
-	ck_assert_int_eq(period_start(dates_from_civil(2018, 6, 30), QS_GRAIN_QUARTER),
-			 dates_from_civil(2018, 4, 1));
-	ck_assert_int_eq(period_start(dates_from_civil(2018, 7, 1), QS_GRAIN_QUARTER),
-			 dates_from_civil(2018, 7, 1));
+	ck_assert_int_eq(period_start(dates_from_civil(2018, 6, 30), QS_GRAIN_QUARTER), dates_from_civil(2018, 4, 1));
+	ck_assert_int_eq(period_start(dates_from_civil(2018, 7, 1), QS_GRAIN_QUARTER), dates_from_civil(2018, 7, 1));
 }
 END_TEST
 

@@ -96,8 +96,8 @@ static const char *const presentation_names[] = {"VERTEX", "BREECH", "TRANSVERSE
 static const char *const method_names[] = {"VAGINAL", "CESAREAN", NULL};
 static const char *const outcome_names[] = {"SUCCESS", "UNABLE_TO_REACH", "NOT_ATTEMPTED", NULL};
 static const char *const care_plan_type_names[] = {"INITIAL", "REVISED", NULL};
-static const char *const body_names[] = {"Enrollment", "BhCoordination", "CarePlan", "CoordinatorAssigned",
-					 "CareTeamContact", NULL};
+static const char *const body_names[] = {"Enrollment",          "BhCoordination",  "CarePlan",
+					 "CoordinatorAssigned", "CareTeamContact", NULL};
 
 /* Expected values of one record, and how many of its keys were checked. */
 struct expect {
@@ -327,8 +327,7 @@ START_TEST(wrong_topic_number)
 	struct qs_event ev;
 	char err[QS_DECODE_ERRSTR_SIZE] = "";
 	const uint8_t msg[] = {0, 0, 0, 0, 1, 0};
-	ck_assert_int_eq(decode_message(dec, QS_TOPIC_COUNT, msg, sizeof(msg), &ev, err, sizeof(err)),
-			 QS_REJECT);
+	ck_assert_int_eq(decode_message(dec, QS_TOPIC_COUNT, msg, sizeof(msg), &ev, err, sizeof(err)), QS_REJECT);
 	ck_assert_ptr_nonnull(strstr(err, "topic"));
 }
 END_TEST
@@ -394,8 +393,8 @@ START_TEST(random_mutations_never_crash)
 	size_t lens[256];
 	ck_assert_uint_le(nrows, 256);
 	for (size_t r = 0; r < nrows; r++)
-		msgs[r] =
-		    read_fixture(json_string_value(json_object_get(json_array_get(ok_rows, r), "file")), &lens[r]);
+		msgs[r] = read_fixture(json_string_value(json_object_get(json_array_get(ok_rows, r), "file")),
+				       &lens[r]);
 
 	prng_state = 0x5eed2017c0ffee01ULL;
 	size_t accepted = 0, rejected = 0;
@@ -563,8 +562,7 @@ START_TEST(http_unreachable_is_retry)
 	struct qs_event ev;
 	for (int pass = 0; pass < 2; pass++) { /* a failure is not cached */
 		err[0] = '\0';
-		ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)),
-				 QS_RETRY);
+		ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)), QS_RETRY);
 		ck_assert_msg(strstr(err, "unreachable") != NULL, "%s", err);
 	}
 	int32_t id;
@@ -695,8 +693,7 @@ START_TEST(http_registry)
 	ck_assert_msg(strstr(err, "secret") == NULL, "password leaked: %s", err);
 	msg[4] = 5; /* 500: retry, however often */
 	for (int pass = 0; pass < 2; pass++) {
-		ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)),
-				 QS_RETRY);
+		ck_assert_int_eq(decode_message(d, QS_TOPIC_ENCOUNTERS, msg, len, &ev, err, sizeof(err)), QS_RETRY);
 		ck_assert_msg(strstr(err, "HTTP 500") != NULL, "%s", err);
 		ck_assert_msg(strstr(err, "secret") == NULL, "password leaked: %s", err);
 	}
@@ -711,8 +708,7 @@ START_TEST(http_registry)
 	ck_assert_int_eq(registry_id_for(r, "dead-letters-value", embedded("dead_letter.avsc"), &id, err, sizeof(err)),
 			 QS_OK);
 	ck_assert_int_eq(id, 42);
-	ck_assert_int_eq(registry_id_for(r, "refused", embedded("dead_letter.avsc"), &id, err, sizeof(err)),
-			 QS_REJECT);
+	ck_assert_int_eq(registry_id_for(r, "refused", embedded("dead_letter.avsc"), &id, err, sizeof(err)), QS_REJECT);
 	ck_assert_msg(strstr(err, "409") != NULL, "%s", err);
 
 	decode_free(d);
@@ -773,16 +769,16 @@ static void avro_header(struct avro_buf *m, int32_t id)
 }
 
 /* The reader's encounter fields, ed_visit (written last by these cases) excepted. */
-#define ENC_HEAD_FIELDS                                                                                           \
-	"{\"name\":\"encounter_id\",\"type\":\"string\"},"                                                        \
-	"{\"name\":\"original_encounter_id\",\"type\":[\"null\",\"string\"],\"default\":null},"                 \
-	"{\"name\":\"plan_id\",\"type\":\"string\"},{\"name\":\"member_id\",\"type\":\"string\"},"              \
-	"{\"name\":\"source\",\"type\":{\"type\":\"enum\",\"name\":\"EncounterSource\","                        \
-	"\"symbols\":[\"MEDICARE\",\"MEDICAID\"]}},"                                                              \
-	"{\"name\":\"frequency\",\"type\":{\"type\":\"enum\",\"name\":\"ClaimFrequency\","                      \
-	"\"symbols\":[\"ORIGINAL\",\"REPLACEMENT\",\"VOID\"]}},"                                                  \
-	"{\"name\":\"service_from\",\"type\":\"int\"},{\"name\":\"service_to\",\"type\":\"int\"},"              \
-	"{\"name\":\"adjudicated_at\",\"type\":[\"null\",\"long\"],\"default\":null},"                          \
+#define ENC_HEAD_FIELDS                                                                            \
+	"{\"name\":\"encounter_id\",\"type\":\"string\"},"                                         \
+	"{\"name\":\"original_encounter_id\",\"type\":[\"null\",\"string\"],\"default\":null},"    \
+	"{\"name\":\"plan_id\",\"type\":\"string\"},{\"name\":\"member_id\",\"type\":\"string\"}," \
+	"{\"name\":\"source\",\"type\":{\"type\":\"enum\",\"name\":\"EncounterSource\","           \
+	"\"symbols\":[\"MEDICARE\",\"MEDICAID\"]}},"                                               \
+	"{\"name\":\"frequency\",\"type\":{\"type\":\"enum\",\"name\":\"ClaimFrequency\","         \
+	"\"symbols\":[\"ORIGINAL\",\"REPLACEMENT\",\"VOID\"]}},"                                   \
+	"{\"name\":\"service_from\",\"type\":\"int\"},{\"name\":\"service_to\",\"type\":\"int\"}," \
+	"{\"name\":\"adjudicated_at\",\"type\":[\"null\",\"long\"],\"default\":null},"             \
 	"{\"name\":\"submitted_at\",\"type\":[\"null\",\"long\"],\"default\":null},"
 
 /* An encounter writer schema: the reader's fields, then `extra` (fields
@@ -895,7 +891,8 @@ static void expect_encounter_with(const char *extra, void (*tail)(struct avro_bu
 	scratch_close(&s);
 }
 
-#define REC_X "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\"}]}"
+#define REC_X \
+	"{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\"}]}"
 
 static void x_value(struct avro_buf *m, int64_t a, const char *b)
 {
@@ -966,10 +963,11 @@ START_TEST(named_type_reused_last)
 {
 	struct scratch_registry s;
 	scratch_open(&s);
-	scratch_put(&s, 9,
-		    "{\"type\":\"record\",\"name\":\"Encounter\",\"namespace\":\"qualstream\",\"fields\":["
-		    ENC_HEAD_FIELDS "{\"name\":\"x1\",\"type\":" REC_X "},{\"name\":\"ed_visit\",\"type\":\"boolean\"},"
-		    "{\"name\":\"x2\",\"type\":\"X\"}]}");
+	scratch_put(
+		&s, 9,
+		"{\"type\":\"record\",\"name\":\"Encounter\",\"namespace\":\"qualstream\",\"fields\":[" ENC_HEAD_FIELDS
+		"{\"name\":\"x1\",\"type\":" REC_X "},{\"name\":\"ed_visit\",\"type\":\"boolean\"},"
+		"{\"name\":\"x2\",\"type\":\"X\"}]}");
 	struct avro_buf m = {0};
 	encounter_head(&m, 9);
 	x_value(&m, 1, "x1");
@@ -987,8 +985,8 @@ START_TEST(named_type_reused_last)
 }
 END_TEST
 
-#define REC_NODE                                                                                                  \
-	"{\"type\":\"record\",\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"                   \
+#define REC_NODE                                                                                \
+	"{\"type\":\"record\",\"name\":\"Node\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"}," \
 	"{\"name\":\"kids\",\"type\":[\"null\",{\"type\":\"array\",\"items\":\"Node\"}]}]}"
 
 /* A leaf Node: v, kids null. */

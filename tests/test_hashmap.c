@@ -41,7 +41,13 @@ START_TEST(keymap_collision_policy)
 	ck_assert_uint_eq(keymap_add(&m, (struct keymap_key){a.hi, a.lo}, &added), 0);
 	ck_assert(!added);
 	/* Ids that differ anywhere, also past the first 8 bytes or only in length, get different keys. */
-	const char *ids[] = {"", "a", "a\x01", "12345678", "123456789", "12345678a", "DLV-PLAN-A-000001.r00000",
+	const char *ids[] = {"",
+			     "a",
+			     "a\x01",
+			     "12345678",
+			     "123456789",
+			     "12345678a",
+			     "DLV-PLAN-A-000001.r00000",
 			     "DLV-PLAN-A-000001.r00001"};
 	size_t n = ARRAY_LEN(ids);
 	for (size_t i = 0; i < n; i++)

@@ -40,12 +40,12 @@ static struct nd cell(const struct state *st, const char *plan, const char *meas
 	return out;
 }
 
-#define ASSERT_CELL(st, plan, measure, stratum, grain, yy, mm, dd, num, den)                               \
-	do {                                                                                               \
-		struct nd got_ = cell(st, plan, measure, stratum, grain, yy, mm, dd);                      \
-		ck_assert_msg(got_.n == (num) && got_.d == (den),                                          \
-			      "%s %s %s %s %04d-%02d-%02d: got %lld/%lld, expected %d/%d", plan, measure,  \
-			      stratum, dates_grain_name(grain), yy, mm, dd, got_.n, got_.d, (num), (den)); \
+#define ASSERT_CELL(st, plan, measure, stratum, grain, yy, mm, dd, num, den)                                       \
+	do {                                                                                                       \
+		struct nd got_ = cell(st, plan, measure, stratum, grain, yy, mm, dd);                              \
+		ck_assert_msg(got_.n == (num) && got_.d == (den),                                                  \
+			      "%s %s %s %s %04d-%02d-%02d: got %lld/%lld, expected %d/%d", plan, measure, stratum, \
+			      dates_grain_name(grain), yy, mm, dd, got_.n, got_.d, (num), (den));                  \
 	} while (0)
 
 /* Sum of |numerator| + |denominator| over all cells: 0 means everything cancelled. */
@@ -266,8 +266,13 @@ END_TEST
 
 START_TEST(ntsv_37_weeks_is_term)
 {
-	struct ntsv_delivery d = {.active = true, .live_birth = true, .parity = 0, .gestational_age_weeks = 37,
-				  .plurality = 1, .presentation = QS_PRES_VERTEX, .method = QS_METHOD_CESAREAN};
+	struct ntsv_delivery d = {.active = true,
+				  .live_birth = true,
+				  .parity = 0,
+				  .gestational_age_weeks = 37,
+				  .plurality = 1,
+				  .presentation = QS_PRES_VERTEX,
+				  .method = QS_METHOD_CESAREAN};
 	struct qs_contrib out[QS_MAX_CONTRIBS];
 	size_t n = ntsv_contribs(&d, out);
 	/* MISSING (0/1) and CSECTION (1/1), for plan and hospital. */
@@ -335,14 +340,15 @@ static void same_cells(const struct state *x, const struct state *y, int line)
 			const struct state *st = pass ? y : x;
 			int yy, mm, dd;
 			dates_to_civil(d->period_start, &yy, &mm, &dd);
-			struct nd gx = cell(x, state_str(st, d->plan), measures_name(d->measure), state_str(st, d->stratum),
-					    d->grain, yy, mm, dd);
-			struct nd gy = cell(y, state_str(st, d->plan), measures_name(d->measure), state_str(st, d->stratum),
-					    d->grain, yy, mm, dd);
-			ck_assert_msg(gx.n == gy.n && gx.d == gy.d,
-				      "line %d: %s %s %s %04d-%02d-%02d: live %lld/%lld, latest versions only %lld/%lld",
-				      line, measures_name(d->measure), state_str(st, d->stratum),
-				      dates_grain_name(d->grain), yy, mm, dd, gx.n, gx.d, gy.n, gy.d);
+			struct nd gx = cell(x, state_str(st, d->plan), measures_name(d->measure),
+					    state_str(st, d->stratum), d->grain, yy, mm, dd);
+			struct nd gy = cell(y, state_str(st, d->plan), measures_name(d->measure),
+					    state_str(st, d->stratum), d->grain, yy, mm, dd);
+			ck_assert_msg(
+				gx.n == gy.n && gx.d == gy.d,
+				"line %d: %s %s %s %04d-%02d-%02d: live %lld/%lld, latest versions only %lld/%lld",
+				line, measures_name(d->measure), state_str(st, d->stratum), dates_grain_name(d->grain),
+				yy, mm, dd, gx.n, gx.d, gy.n, gy.d);
 		}
 }
 
@@ -464,7 +470,10 @@ START_TEST(cycle_counts_like_a_missing_original)
 	ASSERT_CELL(st, "P1", "CW13_SUBMISSIONS", "MEDICARE", QS_GRAIN_MONTH, 2019, 3, 1, 3, 0);
 	state_free(st);
 	const struct qs_event log2[] = {
-		log[0], log[1], log[2], log[3],
+		log[0],
+		log[1],
+		log[2],
+		log[3],
 		encounter("O", "R2", QS_FREQ_REPLACEMENT, dates_from_civil(2019, 1, 1), ms_of(2019, 3, 1)),
 	};
 	st = LIVE_VS_LATEST(log2);

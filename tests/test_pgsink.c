@@ -217,8 +217,7 @@ START_TEST(records_load_in_offset_order)
 	}
 	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
 	int n = 0;
-	ck_assert_msg(pgsink_load_records(ps, QS_TOPIC_DELIVERIES, 0, count_cb, &n, err, sizeof(err)) == 0, "%s",
-		      err);
+	ck_assert_msg(pgsink_load_records(ps, QS_TOPIC_DELIVERIES, 0, count_cb, &n, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_int_eq(n, 10);
 	state_free(st);
 	pgsink_free(ps);
@@ -283,7 +282,8 @@ START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
 		/* A new owner's restore, on a connection of its own. */
 		struct pgsink *owner = connect_sink();
 		got.n = 0;
-		ck_assert_msg(pgsink_load_records(owner, QS_TOPIC_DELIVERIES, 3, collect_cb, &got, err, sizeof(err)) == 0,
+		ck_assert_msg(pgsink_load_records(owner, QS_TOPIC_DELIVERIES, 3, collect_cb, &got, err, sizeof(err)) ==
+				      0,
 			      "%s", err);
 		pgsink_free(owner);
 		ck_assert_int_eq(got.n, RECORDS);
@@ -310,7 +310,7 @@ START_TEST(outcome_codes_are_distinct_and_named)
 	static const struct {
 		int code;
 		const char *name;
-	} codes[] = {{QS_OK, "QS_OK"},		{QS_ERROR, "QS_ERROR"}, {QS_RETRY, "QS_RETRY"},
+	} codes[] = {{QS_OK, "QS_OK"},         {QS_ERROR, "QS_ERROR"}, {QS_RETRY, "QS_RETRY"},
 		     {QS_REJECT, "QS_REJECT"}, {QS_FATAL, "QS_FATAL"}, {QS_FENCED, "QS_FENCED"}};
 	ck_assert_int_eq(QS_OK, 0);
 	for (size_t i = 0; i < ARRAY_LEN(codes); i++) {
@@ -340,7 +340,7 @@ START_TEST(errstr_cuts_at_characters)
 			/* The longest prefix of whole characters that fits, computed by walking the characters. */
 			size_t want = 0;
 			for (size_t i = 0; i < full;) {
-				size_t len = (unsigned char)texts[t][i] < 0x80	 ? 1
+				size_t len = (unsigned char)texts[t][i] < 0x80   ? 1
 					     : (unsigned char)texts[t][i] < 0xe0 ? 2
 					     : (unsigned char)texts[t][i] < 0xf0 ? 3
 										 : 4;
@@ -373,10 +373,10 @@ START_TEST(utf8_char_is_strict)
 		{"\xe2\x82\xac", 3},
 		{"\xf0\x9f\x98\x80", 4},
 		{"\xf4\x8f\xbf\xbf", 4}, /* U+10FFFF */
-		{"\x80", 0},		 /* a continuation byte alone */
-		{"\xc0\xaf", 0},	 /* overlong '/' */
-		{"\xe0\x80\xaf", 0},	 /* overlong */
-		{"\xed\xa0\x80", 0},	 /* a surrogate, U+D800 */
+		{"\x80", 0},             /* a continuation byte alone */
+		{"\xc0\xaf", 0},         /* overlong '/' */
+		{"\xe0\x80\xaf", 0},     /* overlong */
+		{"\xed\xa0\x80", 0},     /* a surrogate, U+D800 */
 		{"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
 		{"\xf5\x80\x80\x80", 0},
 		{"\xc3", 0}, /* cut short */

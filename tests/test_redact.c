@@ -85,11 +85,16 @@ END_TEST
 
 START_TEST(secret_names)
 {
-	static const char *const secret[] = {"password", "sasl.password", "ssl.key.password", "SSL.Keystore.Password",
-					     "sasl.oauthbearer.client.secret", "ssl.key.pem",
-					     "sasl.oauthbearer.config", "sslpassword"};
-	static const char *const plain[] = {"sasl.username", "ssl.key.location", "group.id", "pg.conninfo",
-					    "bootstrap.servers", "passwd"};
+	static const char *const secret[] = {"password",
+					     "sasl.password",
+					     "ssl.key.password",
+					     "SSL.Keystore.Password",
+					     "sasl.oauthbearer.client.secret",
+					     "ssl.key.pem",
+					     "sasl.oauthbearer.config",
+					     "sslpassword"};
+	static const char *const plain[] = {"sasl.username", "ssl.key.location",  "group.id",
+					    "pg.conninfo",   "bootstrap.servers", "passwd"};
 	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
 		ck_assert_msg(redact_is_secret_name(secret[i], strlen(secret[i])), "%s", secret[i]);
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)

@@ -8,10 +8,9 @@
 static const struct {
 	const char *name;
 	enum qs_alert_scope scope;
-} kinds[QS_ALERT_KIND_COUNT] = {
-	[QS_ALERT_NONE] = {"NONE", QS_ALERT_SCOPE_ENCOUNTER},
+} kinds[QS_ALERT_KIND_COUNT] = {[QS_ALERT_NONE] = {"NONE", QS_ALERT_SCOPE_ENCOUNTER},
 #define QS_ALERT_KIND_ROW(name, scope) [QS_ALERT_##name] = {#name, QS_ALERT_SCOPE_##scope},
-	QS_ALERT_KINDS(QS_ALERT_KIND_ROW)
+				QS_ALERT_KINDS(QS_ALERT_KIND_ROW)
 #undef QS_ALERT_KIND_ROW
 };
 

@@ -28,13 +28,13 @@
  * are about one encounter and raised here, PLAN kinds about a plan's
  * measures and raised in SQL.
  */
-#define QS_ALERT_KINDS(X)                                                                                          \
-	X(LATE_SUBMISSION, ENCOUNTER)                                                                              \
-	X(DUE_SOON, ENCOUNTER)                                                                                     \
-	X(OVERDUE, ENCOUNTER)                                                                                      \
-	X(MONTH_WITHOUT_SUBMISSION, PLAN)                                                                          \
-	X(MONTH_WITHOUT_SUBMISSION_WARNING, PLAN)                                                                  \
-	X(NTSV_ABOVE_TARGET, PLAN)                                                                                 \
+#define QS_ALERT_KINDS(X)                         \
+	X(LATE_SUBMISSION, ENCOUNTER)             \
+	X(DUE_SOON, ENCOUNTER)                    \
+	X(OVERDUE, ENCOUNTER)                     \
+	X(MONTH_WITHOUT_SUBMISSION, PLAN)         \
+	X(MONTH_WITHOUT_SUBMISSION_WARNING, PLAN) \
+	X(NTSV_ABOVE_TARGET, PLAN)                \
 	X(TIMELINESS_AT_RISK, PLAN)
 
 /* QS_ALERT_NONE: no alert (an entity's alert is a function that may have none). */
@@ -43,7 +43,7 @@ enum qs_alert_kind {
 #define QS_ALERT_KIND_ENUM(name, scope) QS_ALERT_##name,
 	QS_ALERT_KINDS(QS_ALERT_KIND_ENUM)
 #undef QS_ALERT_KIND_ENUM
-	QS_ALERT_KIND_COUNT
+		QS_ALERT_KIND_COUNT
 };
 
 enum qs_alert_scope { QS_ALERT_SCOPE_ENCOUNTER, QS_ALERT_SCOPE_PLAN };
@@ -61,12 +61,12 @@ enum qs_alert_scope alerts_kind_scope(enum qs_alert_kind kind);
  */
 struct qs_alert {
 	enum qs_alert_kind kind;
-	bool raised;              /* false: resolved */
-	uint32_t plan, source;    /* interned (state_str) */
+	bool raised;           /* false: resolved */
+	uint32_t plan, source; /* interned (state_str) */
 	const char *member_id;
 	const char *encounter_id;
-	int32_t due_date;         /* day number, or QS_NO_DATE */
-	int64_t detected_at;      /* the clock reading, ms */
+	int32_t due_date;    /* day number, or QS_NO_DATE */
+	int64_t detected_at; /* the clock reading, ms */
 	const char *details;
 };
 

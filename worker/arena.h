@@ -13,7 +13,7 @@
 struct arena {
 	struct arena_chunk *head;
 	struct arena_chunk *spare; /* emptied by arena_clear, reused before allocating */
-	size_t used; /* bytes used in head */
+	size_t used;               /* bytes used in head */
 };
 
 /* Returns zeroed memory aligned for any object, owned by the arena. Aborts on OOM. */
@@ -40,9 +40,9 @@ void arena_free(struct arena *a);
 
 struct slab {
 	unsigned char **chunks;
-	uint32_t len;    /* elements 0 .. len - 1 exist */
+	uint32_t len; /* elements 0 .. len - 1 exist */
 	uint32_t nchunks, chunks_cap;
-	uint32_t width;  /* bytes per element */
+	uint32_t width; /* bytes per element */
 };
 
 #define SLAB_OF(type) ((struct slab){.width = sizeof(type)})

@@ -21,11 +21,11 @@
 
 /* The number of elements of an array (not a pointer: the second term makes that a compile error). */
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]) + QS_MUST_BE_ARRAY(a))
-#define QS_MUST_BE_ARRAY(a)                                                                                    \
-	(0 * sizeof(struct {                                                                                    \
-		_Static_assert(!__builtin_types_compatible_p(__typeof__(a), __typeof__(&(a)[0])),               \
-			       "ARRAY_LEN of a pointer");                                                       \
-		int unused;                                                                                     \
-	}))
+#define QS_MUST_BE_ARRAY(a)                                                                        \
+	(0 * sizeof(struct {                                                                       \
+		 _Static_assert(!__builtin_types_compatible_p(__typeof__(a), __typeof__(&(a)[0])), \
+				"ARRAY_LEN of a pointer");                                         \
+		 int unused;                                                                       \
+	 }))
 
 #endif

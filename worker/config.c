@@ -129,8 +129,8 @@ static int set_kafka(struct config *cfg, const char *key, const char *value, cha
 			return 0;
 		}
 	cfg->kafka_keys = xrealloc(cfg->kafka_keys, (cfg->kafka_len + 1) * sizeof(*cfg->kafka_keys), "kafka.* keys");
-	cfg->kafka_values =
-		xrealloc(cfg->kafka_values, (cfg->kafka_len + 1) * sizeof(*cfg->kafka_values), "kafka.* values");
+	cfg->kafka_values = xrealloc(cfg->kafka_values, (cfg->kafka_len + 1) * sizeof(*cfg->kafka_values),
+				     "kafka.* values");
 	cfg->kafka_keys[cfg->kafka_len] = xstrdup(key, "a kafka.* key");
 	cfg->kafka_values[cfg->kafka_len++] = xstrdup(value, "a kafka.* value");
 	return 0;
@@ -271,8 +271,8 @@ int config_validate(const struct config *cfg, bool run, char *errstr, size_t err
 /* librdkafka properties that only a consumer understands. */
 static bool consumer_only(const char *key)
 {
-	static const char *const prefixes[] = {"group.", "auto.offset.reset", "session.timeout", "max.poll",
-					       "enable.auto", "partition.assignment", "heartbeat", "fetch.",
+	static const char *const prefixes[] = {"group.",          "auto.offset.reset",    "session.timeout", "max.poll",
+					       "enable.auto",     "partition.assignment", "heartbeat",       "fetch.",
 					       "isolation.level", "enable.partition.eof", "auto.commit"};
 	for (size_t i = 0; i < ARRAY_LEN(prefixes); i++)
 		if (!strncmp(key, prefixes[i], strlen(prefixes[i])))

@@ -204,8 +204,10 @@ QS_PRINTF(2, 3) static void set_fatal(struct worker *w, const char *fmt, ...)
 /* The message of a QS_FATAL failure: what failed, and what to do. */
 static void fatal_pg(struct worker *w, const char *err)
 {
-	set_fatal(w, "stopping: %s; no retry can fix this (grant the privilege or fix the role or schema named,"
-		     " then restart; nothing of the failed transaction was committed)", err);
+	set_fatal(w,
+		  "stopping: %s; no retry can fix this (grant the privilege or fix the role or schema named,"
+		  " then restart; nothing of the failed transaction was committed)",
+		  err);
 }
 
 /*
@@ -338,12 +340,13 @@ static void check_copartitioned(const struct worker *w)
 			if (!(topics & QS_TOPIC_BIT(w->assigned[i].topic)))
 				continue;
 			for (int t = 0; t < QS_TOPIC_COUNT; t++)
-				if ((topics & QS_TOPIC_BIT(t)) && !is_assigned((void *)w, (enum qs_topic)t,
-										w->assigned[i].partition))
+				if ((topics & QS_TOPIC_BIT(t)) &&
+				    !is_assigned((void *)w, (enum qs_topic)t, w->assigned[i].partition))
 					log_error("%s[%d] is assigned without %s[%d]: family %s needs both topics"
 						  " co-partitioned (same partition count, range assignor)",
 						  w->cfg->topics[w->assigned[i].topic], w->assigned[i].partition,
-						  w->cfg->topics[t], w->assigned[i].partition, measures_families[f]->name);
+						  w->cfg->topics[t], w->assigned[i].partition,
+						  measures_families[f]->name);
 		}
 	}
 }
@@ -518,8 +521,8 @@ static void blame(struct worker *w, const char *err)
 		w->refused = xrealloc(w->refused, (w->n_refused + 1) * sizeof(*w->refused), "the refused messages");
 		w->refused[w->n_refused++] = (struct refused){*m, xstrdup(reason, "a refused message's reason")};
 	} else if (w->batch_msgs == 1) {
-		set_fatal(w, "stopping: PostgreSQL refuses even the dead letter of %s[%d]@%lld: %s", topic, m->partition,
-			  (long long)m->offset, err);
+		set_fatal(w, "stopping: PostgreSQL refuses even the dead letter of %s[%d]@%lld: %s", topic,
+			  m->partition, (long long)m->offset, err);
 	} else if (w->batch_msgs == 0) {
 		set_fatal(w, "stopping: PostgreSQL refuses a flush that holds no message: %s", err);
 	} else {
@@ -587,8 +590,7 @@ static int flush(struct worker *w)
 	return -1;
 }
 
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list,
-			 void *opaque)
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list, void *opaque)
 {
 	struct worker *w = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -640,9 +642,8 @@ static void handle_message(struct worker *w, const rd_kafka_message_t *rkm)
 	struct qs_event ev;
 	char why[512];
 	int rc;
-	for (int backoff = 250;
-	     (rc = decode_message(w->dec, (enum qs_topic)topic, rkm->payload, rkm->len, &ev, why, sizeof(why))) ==
-		     QS_RETRY;
+	for (int backoff = 250; (rc = decode_message(w->dec, (enum qs_topic)topic, rkm->payload, rkm->len, &ev, why,
+						     sizeof(why))) == QS_RETRY;
 	     backoff = next_backoff(backoff)) {
 		log_warn("%s[%d]@%lld: %s (retrying in %d ms)", rd_kafka_topic_name(rkm->rkt), rkm->partition,
 			 (long long)rkm->offset, why, backoff);
@@ -814,8 +815,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 		}
 		bool at_end = cfg->exit_at_end && caught_up(&w);
 		size_t batch = isolating(&w) ? 1 : (size_t)cfg->flush_max_events;
-		if (state_pending(w.st) >= batch || at_end ||
-		    now_ms() - w.last_flush_ms >= cfg->flush_interval_ms) {
+		if (state_pending(w.st) >= batch || at_end || now_ms() - w.last_flush_ms >= cfg->flush_interval_ms) {
 			bool progressed = state_progress_count(w.st) > 0;
 			if (flush(&w))
 				resync(&w);
@@ -835,7 +835,7 @@ int consume_run(const struct config *cfg, volatile sig_atomic_t *stop)
 		}
 	}
 	if (flush(&w))
-		state_reset(w.st); /* not committed: the next owner reads those messages again */
+		state_reset(w.st);     /* not committed: the next owner reads those messages again */
 	rd_kafka_consumer_close(w.rk); /* leaves the group; the revoke callback flushes once more */
 	rc = 0;
 fail:
@@ -853,9 +853,10 @@ fail:
 			 " (%.0f events/s since the first message); %zu entities held; peak RSS %ld MiB;"
 			 " at assignments %llu partitions kept, %llu restored",
 			 (unsigned long long)w.applied, (unsigned long long)w.dead_letters,
-			 (unsigned long long)w.alerts, (unsigned long long)w.flushes, (unsigned long long)w.resets, secs,
-			 busy > 0 ? (double)(w.applied + w.dead_letters) / busy : 0.0, w.st ? state_entities(w.st) : 0,
-			 ru.ru_maxrss / 1024, (unsigned long long)w.kept, (unsigned long long)w.restored);
+			 (unsigned long long)w.alerts, (unsigned long long)w.flushes, (unsigned long long)w.resets,
+			 secs, busy > 0 ? (double)(w.applied + w.dead_letters) / busy : 0.0,
+			 w.st ? state_entities(w.st) : 0, ru.ru_maxrss / 1024, (unsigned long long)w.kept,
+			 (unsigned long long)w.restored);
 	}
 	if (topics)
 		rd_kafka_topic_partition_list_destroy(topics);

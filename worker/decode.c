@@ -118,7 +118,7 @@ int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, 
 	}
 	if (len < HEADER_BYTES) {
 		errstr_set(errstr, errstr_size, "value of %zu byte%s is shorter than the 5-byte Confluent header", len,
-		       len == 1 ? "" : "s");
+			   len == 1 ? "" : "s");
 		return QS_REJECT;
 	}
 	if (b[0] != 0) {

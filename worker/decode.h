@@ -30,8 +30,7 @@ struct decoder;
  * returns NULL with a reason in errstr if they disagree (a build defect) or
  * memory runs out. Caller frees with decode_free.
  */
-struct decoder *decode_new(struct registry *reg, char *errstr, size_t errstr_size)
-	QS_MUSTCHECK;
+struct decoder *decode_new(struct registry *reg, char *errstr, size_t errstr_size) QS_MUSTCHECK;
 
 /* Frees the decoder and its cached plans (not the registry). NULL is a no-op. */
 void decode_free(struct decoder *dec);
@@ -48,7 +47,7 @@ void decode_free(struct decoder *dec);
  * The first message of each (schema id, topic) may allocate and do I/O
  * (registry lookup, plan compilation); later ones do neither.
  */
-int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, size_t len,
-		   struct qs_event *out, char *errstr, size_t errstr_size) QS_MUSTCHECK;
+int decode_message(struct decoder *dec, enum qs_topic topic, const void *value, size_t len, struct qs_event *out,
+		   char *errstr, size_t errstr_size) QS_MUSTCHECK;
 
 #endif

@@ -40,9 +40,9 @@
 #include "embedded.h"
 #include "errstr.h"
 
-#define MAX_DEPTH 64        /* nesting of records, unions, arrays and maps in a message */
+#define MAX_DEPTH 64         /* nesting of records, unions, arrays and maps in a message */
 #define MAX_SCHEMA_DEPTH 256 /* nesting of types in a writer schema */
-#define NONE UINT32_MAX     /* no op */
+#define NONE UINT32_MAX      /* no op */
 /* Ops a message may run per byte of message and op of plan. Compiling drops
  * zero-byte ops from writer-only records, so every op run under a skipped
  * value reads a byte or encloses ops that do, and only records nested deep
@@ -81,9 +81,12 @@ struct target {
 };
 
 #define OFF(member) offsetof(struct qs_event, member)
+/* Left as written: clang-format would spread each of these one-line initializers over four lines. */
+/* clang-format off */
 #define LEAF(name, store, member) {name, T_LEAF, store, OFF(member), NULL, 0, NULL, 0}
 #define ENUM(name, member, syms) {name, T_LEAF, ST_ENUM, OFF(member), NULL, 0, syms, ARRAY_LEN(syms)}
 #define RECORD(name, fields) {name, T_RECORD, ST_SKIP, 0, fields, ARRAY_LEN(fields), NULL, 0}
+/* clang-format on */
 
 _Static_assert(sizeof(enum qs_source) == sizeof(int) && sizeof(enum qs_frequency) == sizeof(int) &&
 		       sizeof(enum qs_status) == sizeof(int) && sizeof(enum qs_presentation) == sizeof(int) &&
@@ -204,16 +207,16 @@ enum op_kind {
 struct op {
 	enum op_kind kind;
 	enum store store;
-	uint32_t offset;       /* of the slot in struct qs_event */
-	uint32_t child;        /* first of the RECORD fields, UNION branches, ARRAY item, MAP value; REF target */
-	uint32_t next;         /* next op of the parent's child list; an op is in at most one list */
-	uint32_t count;        /* ops in the child list (RECORD, UNION, ARRAY, MAP); ENUM writer symbols */
-	int64_t value;         /* SET constant, FIXED size */
-	bool empty;            /* always encoded in zero bytes (null, empty record) */
-	const char *field;     /* writer field name for reasons; borrowed from the writer schema or a literal */
-	avro_schema_t wenum;   /* ENUM: the writer enum, for symbol names; borrowed from plan->writer */
-	int32_t *map;          /* ENUM with a store: reader index per writer symbol, -1 if unknown; owned */
-	char *text;            /* SET string, FAIL reason; owned */
+	uint32_t offset;     /* of the slot in struct qs_event */
+	uint32_t child;      /* first of the RECORD fields, UNION branches, ARRAY item, MAP value; REF target */
+	uint32_t next;       /* next op of the parent's child list; an op is in at most one list */
+	uint32_t count;      /* ops in the child list (RECORD, UNION, ARRAY, MAP); ENUM writer symbols */
+	int64_t value;       /* SET constant, FIXED size */
+	bool empty;          /* always encoded in zero bytes (null, empty record) */
+	const char *field;   /* writer field name for reasons; borrowed from the writer schema or a literal */
+	avro_schema_t wenum; /* ENUM: the writer enum, for symbol names; borrowed from plan->writer */
+	int32_t *map;        /* ENUM with a store: reader index per writer symbol, -1 if unknown; owned */
+	char *text;          /* SET string, FAIL reason; owned */
 };
 
 /* A writer record already compiled for skipping (or being compiled): later
@@ -523,8 +526,8 @@ static json_t *field_json(json_t *rjson, size_t i)
  * An op giving reader field `name` (type `r`, JSON `fjson`, target `t`) its
  * default. Returns NONE on ENOMEM; sets *missing when there is no default.
  */
-static uint32_t default_op(struct plan *p, avro_schema_t r, json_t *fjson, const struct target *t,
-			   const char *name, bool *missing)
+static uint32_t default_op(struct plan *p, avro_schema_t r, json_t *fjson, const struct target *t, const char *name,
+			   bool *missing)
 {
 	json_t *def = json_object_get(fjson, "default");
 	*missing = def == NULL;
@@ -549,8 +552,8 @@ static uint32_t default_op(struct plan *p, avro_schema_t r, json_t *fjson, const
 		return i;
 	case AVRO_INT32:
 	case AVRO_INT64:
-		if (!json_is_integer(def) || (is_avro_int32(r) && (json_integer_value(def) < INT32_MIN ||
-								     json_integer_value(def) > INT32_MAX)))
+		if (!json_is_integer(def) ||
+		    (is_avro_int32(r) && (json_integer_value(def) < INT32_MIN || json_integer_value(def) > INT32_MAX)))
 			break;
 		i = new_store_op(p, OP_SET, name, t);
 		if (i != NONE)
@@ -585,9 +588,8 @@ static uint32_t default_op(struct plan *p, avro_schema_t r, json_t *fjson, const
  * When `branches` is not NULL the record is branch `branch` of that reader
  * union, whose index is stored first.
  */
-static uint32_t compile_record(struct plan *p, avro_schema_t w, avro_schema_t r, json_t *rjson,
-			       const struct target *t, const struct target *branches, int branch, const char *field,
-			       int depth)
+static uint32_t compile_record(struct plan *p, avro_schema_t w, avro_schema_t r, json_t *rjson, const struct target *t,
+			       const struct target *branches, int branch, const char *field, int depth)
 {
 	char wname[256], rname[256];
 	bool *seen = NULL;
@@ -653,8 +655,8 @@ nomem:
 }
 
 /* Non-union writer `w` read as the reader union of records `r` (target t). */
-static uint32_t compile_branch(struct plan *p, avro_schema_t w, avro_schema_t r, json_t *rjson,
-			       const struct target *t, const char *field, int depth)
+static uint32_t compile_branch(struct plan *p, avro_schema_t w, avro_schema_t r, json_t *rjson, const struct target *t,
+			       const char *field, int depth)
 {
 	char wdesc[256], rdesc[512];
 	if (is_avro_record(w)) {
@@ -853,7 +855,8 @@ static bool plan_check(const struct plan *p, bool *nomem, char *why, size_t why_
 			goto out;
 		}
 		if ((op->kind == OP_FAIL && !op->text) || (op->kind == OP_SET && op->store == ST_ID && !op->text) ||
-		    (op->kind == OP_FIXED && op->value < 0) || (op->kind == OP_ENUM && op->store != ST_SKIP && !op->map) ||
+		    (op->kind == OP_FIXED && op->value < 0) ||
+		    (op->kind == OP_ENUM && op->store != ST_SKIP && !op->map) ||
 		    (op->kind == OP_ENUM && op->wenum &&
 		     op->count != (uint32_t)avro_schema_enum_number_of_symbols(op->wenum))) {
 			errstr_set(why, why_size, "op %" PRIu32 " is incomplete", i);
@@ -876,7 +879,8 @@ static bool plan_check(const struct plan *p, bool *nomem, char *why, size_t why_
 			}
 		}
 		if (len != want) {
-			errstr_set(why, why_size, "op %" PRIu32 " has %" PRId64 " children, not %" PRId64, i, len, want);
+			errstr_set(why, why_size, "op %" PRIu32 " has %" PRId64 " children, not %" PRId64, i, len,
+				   want);
 			goto out;
 		}
 	}
@@ -970,7 +974,6 @@ nomem:
 	return NULL;
 }
 
-
 /* ---- reader schemas: checked against struct qs_event at start-up --------- */
 
 /* Checks reader type `r` (nullable unions unwrapped) against leaf `t`. */
@@ -1039,7 +1042,7 @@ static int check_record(avro_schema_t r, json_t *rjson, const struct target *t, 
 		if (f->kind == T_BRANCHES) {
 			if (!is_avro_union(ft) || avro_schema_union_size(ft) != f->nsub) {
 				errstr_set(errstr, errstr_size, "embedded %s: field %s does not match struct qs_event",
-				       file, f->name);
+					   file, f->name);
 				goto out;
 			}
 			json_t *uj = json_object_get(fj, "type");
@@ -1054,7 +1057,8 @@ static int check_record(avro_schema_t r, json_t *rjson, const struct target *t, 
 		bool missing;
 		uint32_t d = default_op(&scratch, ft, fj, f, f->name, &missing);
 		if (!missing && (d == NONE || scratch.ops[d].kind == OP_FAIL)) {
-			errstr_set(errstr, errstr_size, "embedded %s: the default of field %s is unusable", file, f->name);
+			errstr_set(errstr, errstr_size, "embedded %s: the default of field %s is unusable", file,
+				   f->name);
 			goto out;
 		}
 	}
@@ -1354,9 +1358,10 @@ static int run_blocks(const struct plan *p, const struct op *op, struct cursor *
 		if (op->kind == OP_ARRAY && item->empty)
 			continue;
 		if ((uint64_t)count > left(c))
-			return reject(
-			    c, op, "truncated Avro: %s block count %" PRId64 " at byte %zu exceeds the %zu bytes left",
-			    what, count, start, left(c));
+			return reject(c, op,
+				      "truncated Avro: %s block count %" PRId64
+				      " at byte %zu exceeds the %zu bytes left",
+				      what, count, start, left(c));
 		for (int64_t k = 0; k < count; k++) {
 			if (op->kind == OP_MAP) {
 				size_t n;

@@ -40,8 +40,8 @@ void decode_readers_free(struct readers *rd);
  * reason. `rd` and `json` are borrowed for the call. Caller frees with
  * decode_plan_free.
  */
-struct plan *decode_plan_compile(const struct readers *rd, int32_t id, enum qs_topic topic, const char *json)
-	QS_MUSTCHECK;
+struct plan *decode_plan_compile(const struct readers *rd, int32_t id, enum qs_topic topic,
+				 const char *json) QS_MUSTCHECK;
 
 /* NULL is a no-op. */
 void decode_plan_free(struct plan *p);

@@ -15,7 +15,6 @@
 #include "decode_plan.h"
 #include "errstr.h"
 
-
 /* YYYY-MM-DD of any day number (dates_format truncates years past 9999). */
 static const char *fmt_date(int32_t day, char *buf, size_t size)
 {
@@ -31,7 +30,7 @@ static int check_date(const struct date_range *r, const char *field, int32_t day
 	if (day >= r->min_day && day <= r->max_day)
 		return 0;
 	errstr_set(errstr, errstr_size, "field %s: date %s out of range 1900-01-01..2199-12-31", field,
-	       fmt_date(day, buf, sizeof(buf)));
+		   fmt_date(day, buf, sizeof(buf)));
 	return -1;
 }
 
@@ -43,11 +42,12 @@ static int check_ts(const struct date_range *r, const char *field, int64_t ms, c
 		return 0;
 	/* Days of instants within +-2^31 days can be spelled as dates. */
 	if (ms / 86400000 > INT32_MIN && ms / 86400000 < INT32_MAX)
-		errstr_set(errstr, errstr_size, "field %s: timestamp %" PRId64 " (%s) out of range 1900-01-01..2199-12-31",
-		       field, ms, fmt_date(dates_day_of_ms(ms), buf, sizeof(buf)));
+		errstr_set(errstr, errstr_size,
+			   "field %s: timestamp %" PRId64 " (%s) out of range 1900-01-01..2199-12-31", field, ms,
+			   fmt_date(dates_day_of_ms(ms), buf, sizeof(buf)));
 	else
 		errstr_set(errstr, errstr_size, "field %s: timestamp %" PRId64 " out of range 1900-01-01..2199-12-31",
-		       field, ms);
+			   field, ms);
 	return -1;
 }
 
@@ -70,32 +70,32 @@ static int validate_encounter(const struct date_range *r, const struct qs_encoun
 		return -1;
 	if (e->service_from > e->service_to) {
 		errstr_set(errstr, errstr_size, "service_from %s is after service_to %s",
-		       fmt_date(e->service_from, a, sizeof(a)), fmt_date(e->service_to, b, sizeof(b)));
+			   fmt_date(e->service_from, a, sizeof(a)), fmt_date(e->service_to, b, sizeof(b)));
 		return -1;
 	}
 	if (e->submitted_at != QS_NO_TS && dates_day_of_ms(e->submitted_at) < e->service_to) {
 		errstr_set(errstr, errstr_size, "submitted_at date %s is before service_to %s",
-		       fmt_date(dates_day_of_ms(e->submitted_at), a, sizeof(a)), fmt_date(e->service_to, b, sizeof(b)));
+			   fmt_date(dates_day_of_ms(e->submitted_at), a, sizeof(a)),
+			   fmt_date(e->service_to, b, sizeof(b)));
 		return -1;
 	}
 	bool has_original = e->original_encounter_id[0] != '\0';
 	if (e->frequency == QS_FREQ_ORIGINAL && has_original) {
 		errstr_set(errstr, errstr_size,
-		       "frequency ORIGINAL with original_encounter_id \"%s\": an original replaces nothing",
-		       e->original_encounter_id);
+			   "frequency ORIGINAL with original_encounter_id \"%s\": an original replaces nothing",
+			   e->original_encounter_id);
 		return -1;
 	}
 	if (e->frequency != QS_FREQ_ORIGINAL && !has_original) {
 		errstr_set(errstr, errstr_size,
-		       "frequency %s without original_encounter_id: it must name the encounter it %s",
-		       decode_frequency_symbols[e->frequency], e->frequency == QS_FREQ_VOID ? "voids" : "replaces");
+			   "frequency %s without original_encounter_id: it must name the encounter it %s",
+			   decode_frequency_symbols[e->frequency], e->frequency == QS_FREQ_VOID ? "voids" : "replaces");
 		return -1;
 	}
 	return 0;
 }
 
-static int validate_delivery(const struct date_range *r, const struct qs_delivery *d, char *errstr,
-			     size_t errstr_size)
+static int validate_delivery(const struct date_range *r, const struct qs_delivery *d, char *errstr, size_t errstr_size)
 {
 	if (check_date(r, "delivery_date", d->delivery_date, errstr, errstr_size) ||
 	    check_range("parity", d->parity, 0, 30, errstr, errstr_size) ||

@@ -23,7 +23,7 @@ struct date_range decode_date_range(void);
 
 /* Checks event `ev` (topic set, fields as decode_plan_run left them) against the rules for its topic.
  * 0, or -1 with the reason for the dead letter in errstr. */
-int decode_validate(const struct date_range *r, const struct qs_event *ev, char *errstr, size_t errstr_size)
-	QS_MUSTCHECK;
+int decode_validate(const struct date_range *r, const struct qs_event *ev, char *errstr,
+		    size_t errstr_size) QS_MUSTCHECK;
 
 #endif

@@ -78,8 +78,8 @@ void errstr_set(char *errstr, size_t size, const char *fmt, ...)
 const char *qs_strerror(int code)
 {
 	switch (code) {
-#define QS_ERR_TEXT(name, value, text)                                                                         \
-	case QS_##name:                                                                                         \
+#define QS_ERR_TEXT(name, value, text) \
+	case QS_##name:                \
 		return text;
 		QS_ERRNO_MAP(QS_ERR_TEXT)
 #undef QS_ERR_TEXT
@@ -90,8 +90,8 @@ const char *qs_strerror(int code)
 const char *qs_err_name(int code)
 {
 	switch (code) {
-#define QS_ERR_NAME(name, value, text)                                                                         \
-	case QS_##name:                                                                                         \
+#define QS_ERR_NAME(name, value, text) \
+	case QS_##name:                \
 		return "QS_" #name;
 		QS_ERRNO_MAP(QS_ERR_NAME)
 #undef QS_ERR_NAME

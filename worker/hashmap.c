@@ -199,8 +199,8 @@ uint32_t keymap_add(struct keymap *m, struct keymap_key key, bool *added)
 		struct keymap_slot *slots = xcalloc(cap, sizeof(*slots), "an id index");
 		for (size_t i = 0; i < m->cap; i++)
 			if (m->slots[i].value)
-				*keymap_slot(slots, cap - 1, (struct keymap_key){m->slots[i].hi, m->slots[i].lo}) =
-					m->slots[i];
+				*keymap_slot(slots, cap - 1,
+					     (struct keymap_key){m->slots[i].hi, m->slots[i].lo}) = m->slots[i];
 		free(m->slots);
 		m->slots = slots;
 		m->cap = cap;

@@ -22,10 +22,10 @@ struct rd_kafka_s;
  */
 void log_rdkafka(const struct rd_kafka_s *rk, int level, const char *fac, const char *buf);
 
-#define LOG_AT(level, ...)                                                                                 \
-	do {                                                                                               \
-		if ((level) <= log_level_current)                                                          \
-			log_write((level), __VA_ARGS__);                                                   \
+#define LOG_AT(level, ...)                               \
+	do {                                             \
+		if ((level) <= log_level_current)        \
+			log_write((level), __VA_ARGS__); \
 	} while (0)
 #define log_error(...) LOG_AT(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) LOG_AT(LOG_WARN, __VA_ARGS__)

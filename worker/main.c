@@ -88,9 +88,9 @@ int main(int argc, char **argv)
 	int n_overrides = 0;
 	/* --plan, --year and --format belong to `report` only. */
 	static const struct option long_options[] = {{"plan", required_argument, NULL, 'P'},
-						       {"year", required_argument, NULL, 'Y'},
-						       {"format", required_argument, NULL, 'F'},
-						       {NULL, 0, NULL, 0}};
+						     {"year", required_argument, NULL, 'Y'},
+						     {"format", required_argument, NULL, 'F'},
+						     {NULL, 0, NULL, 0}};
 	struct report_options ropts = {.plan = NULL, .year = 0, .format = REPORT_TEXT};
 	while ((opt = getopt_long(argc, argv, "c:X:", long_options, NULL)) != -1) {
 		if (opt == 'c') {
@@ -125,8 +125,8 @@ int main(int argc, char **argv)
 			goto config_error;
 	if (config_validate(&cfg, run, err, sizeof(err)))
 		goto config_error;
-	log_level_current = !strcmp(cfg.log_level, "error")  ? LOG_ERROR
-			    : !strcmp(cfg.log_level, "warn") ? LOG_WARN
+	log_level_current = !strcmp(cfg.log_level, "error")   ? LOG_ERROR
+			    : !strcmp(cfg.log_level, "warn")  ? LOG_WARN
 			    : !strcmp(cfg.log_level, "debug") ? LOG_DEBUG
 							      : LOG_INFO;
 	if (run) {

@@ -13,12 +13,12 @@
 #define QS_QSERROR_H
 
 /* X(name, value, what the caller does about it) */
-#define QS_ERRNO_MAP(X)                                                                                        \
-	X(OK, 0, "success")                                                                                     \
-	X(ERROR, -1, "failed (the message says why); a connection-level failure is retried with a backoff")  \
-	X(RETRY, -2, "a dependency is unreachable or failing: nothing was consumed, try again later")          \
-	X(REJECT, -3, "the input can never be used: dead-letter it, retrying cannot succeed")                    \
-	X(FATAL, -4, "a configuration, role or schema error no retry can fix: stop")                             \
+#define QS_ERRNO_MAP(X)                                                                                     \
+	X(OK, 0, "success")                                                                                 \
+	X(ERROR, -1, "failed (the message says why); a connection-level failure is retried with a backoff") \
+	X(RETRY, -2, "a dependency is unreachable or failing: nothing was consumed, try again later")       \
+	X(REJECT, -3, "the input can never be used: dead-letter it, retrying cannot succeed")               \
+	X(FATAL, -4, "a configuration, role or schema error no retry can fix: stop")                        \
 	X(FENCED, -5, "another worker moved a partition's committed offset: reload the partition")
 
 enum qs_err {

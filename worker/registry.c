@@ -80,7 +80,6 @@ struct body {
 	bool too_big;
 };
 
-
 /* Sets up URL mode: the URL checked, libcurl ready. Returns 0 or -1 with
  * errstr set; what it allocated is freed by registry_free. */
 static int init_http(struct registry *reg, const char *url, char *errstr, size_t errstr_size)
@@ -285,7 +284,7 @@ static int read_schema_file(const char *path, char **text, char *errstr, size_t 
 	if (len > MAX_SCHEMA_BYTES || memchr(buf, '\0', len)) {
 		rc = QS_REJECT;
 		errstr_set(errstr, errstr_size, "%s: not a schema (over %u bytes or holds a NUL byte)", path,
-		       MAX_SCHEMA_BYTES);
+			   MAX_SCHEMA_BYTES);
 		goto fail;
 	}
 	buf[len] = '\0';
@@ -326,8 +325,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
  * QS_OK when an HTTP response arrived (any status, in *status; body in
  * *body, caller frees body->data), QS_RETRY when none did.
  */
-static int http(struct registry *reg, const char *url, const char *post, long *status, struct body *body,
-		char *errstr, size_t errstr_size)
+static int http(struct registry *reg, const char *url, const char *post, long *status, struct body *body, char *errstr,
+		size_t errstr_size)
 {
 	CURL *curl = reg->curl;
 	char curl_err[CURL_ERROR_SIZE] = "";
@@ -355,10 +354,10 @@ static int http(struct registry *reg, const char *url, const char *post, long *s
 	if (res != CURLE_OK) {
 		if (body->too_big)
 			errstr_set(errstr, errstr_size, "schema registry %s: answer larger than %u bytes", reg->shown,
-			       MAX_SCHEMA_BYTES);
+				   MAX_SCHEMA_BYTES);
 		else
 			errstr_set(errstr, errstr_size, "schema registry %s unreachable: %s", reg->shown,
-			       curl_err[0] ? curl_err : curl_easy_strerror(res));
+				   curl_err[0] ? curl_err : curl_easy_strerror(res));
 		free(body->data);
 		*body = (struct body){0};
 		return QS_RETRY;
@@ -420,13 +419,13 @@ static int http_lookup(struct registry *reg, int32_t id, char **text, char *errs
 	rc = QS_RETRY;
 	if (status != 200) {
 		errstr_set(errstr, errstr_size, "schema registry %s: HTTP %ld for schema id %" PRId32 " (%s)",
-		       reg->shown, status, id, error_message(root));
+			   reg->shown, status, id, error_message(root));
 		goto fail;
 	}
 	const char *schema = json_string_value(json_object_get(root, "schema"));
 	if (!schema) {
 		errstr_set(errstr, errstr_size, "schema registry %s: malformed answer for schema id %" PRId32,
-		       reg->shown, id);
+			   reg->shown, id);
 		goto fail;
 	}
 	const char *type = json_string_value(json_object_get(root, "schemaType"));
@@ -446,8 +445,7 @@ fail:
 	return rc;
 }
 
-int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, char *errstr,
-		    size_t errstr_size)
+int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, char *errstr, size_t errstr_size)
 {
 	const struct cached *c = cache_find(reg, id);
 	if (c) {
@@ -535,8 +533,7 @@ static bool schema_file_id(const char *name, int32_t *id)
 	return true;
 }
 
-static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id, char *errstr,
-		      size_t errstr_size)
+static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id, char *errstr, size_t errstr_size)
 {
 	int rc = QS_REJECT;
 	json_t *want = NULL;
@@ -585,7 +582,7 @@ static int dir_id_for(struct registry *reg, const char *schema_json, int32_t *id
 	}
 	if (best == 0) {
 		errstr_set(errstr, errstr_size, "schema directory %s holds no <id>.avsc for record %s", reg->dir,
-		       want_name);
+			   want_name);
 		goto fail;
 	}
 	*id = best;
@@ -598,8 +595,8 @@ fail:
 	return rc;
 }
 
-static int http_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id,
-		       char *errstr, size_t errstr_size)
+static int http_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id, char *errstr,
+		       size_t errstr_size)
 {
 	int rc = QS_RETRY;
 	char *escaped = NULL;
@@ -623,7 +620,7 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 		 * asking again will not help. */
 		rc = QS_REJECT;
 		errstr_set(errstr, errstr_size, "schema registry %s refused the schema for subject %s: HTTP %ld (%s)",
-		       reg->shown, subject, status, error_message(root));
+			   reg->shown, subject, status, error_message(root));
 		goto fail;
 	}
 	rc = QS_RETRY;
@@ -631,7 +628,7 @@ static int http_id_for(struct registry *reg, const char *subject, const char *sc
 	if (status != 200 || !json_is_integer(jid) || json_integer_value(jid) <= 0 ||
 	    json_integer_value(jid) > INT32_MAX) {
 		errstr_set(errstr, errstr_size, "schema registry %s: HTTP %ld registering subject %s (%s)", reg->shown,
-		       status, subject, error_message(root));
+			   status, subject, error_message(root));
 		goto fail;
 	}
 	*id = (int32_t)json_integer_value(jid);
@@ -644,8 +641,8 @@ fail:
 	return rc;
 }
 
-int registry_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id,
-		    char *errstr, size_t errstr_size)
+int registry_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id, char *errstr,
+		    size_t errstr_size)
 {
 	for (const struct id_cached *c = reg->ids; c; c = c->next) {
 		if (strcmp(c->subject, subject) == 0 && strcmp(c->schema, schema_json) == 0) {

@@ -25,8 +25,7 @@ struct registry;
  * or neither given, URL does not parse, directory cannot be opened).
  * Nothing is fetched yet. Caller frees with registry_free.
  */
-struct registry *registry_new(const char *url, const char *dir, char *errstr, size_t errstr_size)
-	QS_MUSTCHECK;
+struct registry *registry_new(const char *url, const char *dir, char *errstr, size_t errstr_size) QS_MUSTCHECK;
 
 /* Frees the handle and every cached schema text. NULL is a no-op. */
 void registry_free(struct registry *reg);
@@ -57,7 +56,7 @@ int registry_lookup(struct registry *reg, int32_t id, const char **schema_json, 
  * QS_RETRY: as for registry_lookup. Successes are cached per
  * (subject, schema text).
  */
-int registry_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id,
-		    char *errstr, size_t errstr_size) QS_MUSTCHECK;
+int registry_id_for(struct registry *reg, const char *subject, const char *schema_json, int32_t *id, char *errstr,
+		    size_t errstr_size) QS_MUSTCHECK;
 
 #endif

@@ -137,6 +137,11 @@ static json_t *jbool(const char *v)
 
 /* ---- report ---- */
 
+/*
+ * Left as written (clang-format off ... on): the queries read as SQL, the enums
+ * name their columns in order, and the CSV rows are laid out column by column.
+ */
+/* clang-format off */
 /* Every query filters on $1 plan_id (NULL: all) and $2 year (NULL: all) and sorts by plan (bytewise), year. */
 #define FILTER(p, y) " WHERE ($1::text IS NULL OR " p " = $1) AND ($2::int IS NULL OR " y " = $2)"
 
@@ -166,6 +171,7 @@ static const char sql_ntsv[] =
 	" FROM qualstream.ntsv_evaluation" FILTER("plan_id", "year")
 	" ORDER BY plan_id COLLATE \"C\", year, hospital_id IS NOT NULL, above_target DESC NULLS LAST,"
 	" rate DESC NULLS LAST, hospital_id COLLATE \"C\"";
+/* clang-format on */
 
 /* A result read in step with the plan-years: rows of one plan-year are consecutive. */
 struct cursor {
@@ -242,18 +248,22 @@ static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor
 			const char *above = pg_value(r, i, N_ABOVE);
 			fprintf(out, "  %-32s %14s %15s %8s %12s %13s\n", label, PQgetvalue(r, i, N_CESAREANS),
 				PQgetvalue(r, i, N_NTSV), num_percent(pg_value(r, i, N_RATE)).s,
-				!above ? "-" : above[0] == 't' ? "ABOVE" : "no", missing);
+				!above            ? "-"
+				: above[0] == 't' ? "ABOVE"
+						  : "no",
+				missing);
 		}
 	}
 	fputc('\n', out);
 }
 
-static const char *const csv_header[] = {"section",  "plan_id",   "plan_name",   "year",
-					 "measure",  "stratum",   "numerator",   "denominator",
-					 "rate",     "benchmark", "gap_closure_target", "prior_rate",
-					 "met",      "met_by",    "withhold_repaid_pct", "detail"};
+static const char *const csv_header[] = {"section", "plan_id",   "plan_name",           "year",
+					 "measure", "stratum",   "numerator",           "denominator",
+					 "rate",    "benchmark", "gap_closure_target",  "prior_rate",
+					 "met",     "met_by",    "withhold_repaid_pct", "detail"};
 #define CSV_COLUMNS (ARRAY_LEN(csv_header))
 
+/* clang-format off */
 /* Writes plan-year k as CSV records (withhold, measures, NTSV), advancing m and n past its rows. */
 static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor *m, struct cursor *n)
 {
@@ -302,6 +312,8 @@ static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor 
 		csv_row(out, f, CSV_COLUMNS);
 	}
 }
+
+/* clang-format on */
 
 /* Plan-year k as a JSON object, advancing m and n past its rows. Returns a new reference. */
 static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, struct cursor *n)
@@ -379,8 +391,7 @@ int report_parse_format(const char *name, enum report_format *format)
 	return -1;
 }
 
-int report_print(const char *conninfo, const struct report_options *opts, FILE *out, char *errstr,
-		 size_t errstr_size)
+int report_print(const char *conninfo, const struct report_options *opts, FILE *out, char *errstr, size_t errstr_size)
 {
 	PGresult *keys = NULL, *measures = NULL, *ntsv = NULL;
 	json_t *doc = NULL;
@@ -403,8 +414,8 @@ int report_print(const char *conninfo, const struct report_options *opts, FILE *
 	case REPORT_TEXT:
 		if (!rows)
 			fprintf(out, "nothing to report%s%s%s%s: no measure data in qualstream.measure_period\n",
-				opts->plan ? " for plan " : "", opts->plan ? opts->plan : "",
-				opts->year ? " in " : "", opts->year ? year : "");
+				opts->plan ? " for plan " : "", opts->plan ? opts->plan : "", opts->year ? " in " : "",
+				opts->year ? year : "");
 		for (int k = 0; k < rows; k++)
 			text_plan_year(out, keys, k, &m, &n);
 		break;
@@ -450,4 +461,3 @@ done:
 	pg_free(pg);
 	return rc;
 }
-

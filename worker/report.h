@@ -27,11 +27,10 @@ QS_MUSTCHECK int report_parse_format(const char *name, enum report_format *forma
  * rate by hospital against the target (hospitals above it first), to out in
  * opts->format. 0, or -1 with errstr set (nothing useful printed).
  */
-QS_MUSTCHECK int report_print(const char *conninfo, const struct report_options *opts,
-						     FILE *out, char *errstr, size_t errstr_size);
+QS_MUSTCHECK int report_print(const char *conninfo, const struct report_options *opts, FILE *out, char *errstr,
+			      size_t errstr_size);
 
 /* Prints every rule table and the rules in force per year, as text. 0 or -1 with errstr set. */
-QS_MUSTCHECK int report_print_rules(const char *conninfo, FILE *out, char *errstr,
-							   size_t errstr_size);
+QS_MUSTCHECK int report_print_rules(const char *conninfo, FILE *out, char *errstr, size_t errstr_size);
 
 #endif

@@ -62,11 +62,9 @@ static const char sql_phase[] = "SELECT first_year, last_year, source, first_mon
 				" FROM qualstream.cw13_phase ORDER BY first_year, source";
 static const char sql_tier[] = "SELECT min_share_met, repaid_pct, description, lead(min_share_met)"
 			       " OVER (ORDER BY min_share_met) FROM qualstream.withhold_tier ORDER BY min_share_met";
-static const char sql_plans[] =
-	"SELECT plan_id, name, baseline_year, baseline_caw7_rate, cw13_from, listed"
-	" FROM qualstream.plan_in_force ORDER BY plan_id COLLATE \"C\"";
-static const char sql_hospitals[] =
-	"SELECT count(*), count(*) FILTER (WHERE mdc_participant) FROM qualstream.hospital";
+static const char sql_plans[] = "SELECT plan_id, name, baseline_year, baseline_caw7_rate, cw13_from, listed"
+				" FROM qualstream.plan_in_force ORDER BY plan_id COLLATE \"C\"";
+static const char sql_hospitals[] = "SELECT count(*), count(*) FILTER (WHERE mdc_participant) FROM qualstream.hospital";
 static const char sql_in_force[] =
 	"SELECT year, dy, measure, direction, rate_scale, benchmark_method, benchmark_value, gap_closure_share,"
 	" first_year FROM qualstream.measure_rule_year ORDER BY year, measure";
@@ -81,10 +79,14 @@ int report_print_rules(const char *conninfo, FILE *out, char *errstr, size_t err
 	enum { RULE, MEASURE_RULE, PHASE, TIER, PLANS, HOSPITALS, IN_FORCE, PHASE_YEAR, QUERIES };
 	static const char *const sql[QUERIES] = {sql_rule,  sql_measure_rule, sql_phase,    sql_tier,
 						 sql_plans, sql_hospitals,    sql_in_force, sql_phase_year};
-	static const char *const what[QUERIES] = {
-		"reading qualstream.rule",	    "reading qualstream.measure_rule", "reading qualstream.cw13_phase",
-		"reading qualstream.withhold_tier", "reading qualstream.plan",	       "reading qualstream.hospital",
-		"reading qualstream.measure_rule_year", "reading qualstream.cw13_phase"};
+	static const char *const what[QUERIES] = {"reading qualstream.rule",
+						  "reading qualstream.measure_rule",
+						  "reading qualstream.cw13_phase",
+						  "reading qualstream.withhold_tier",
+						  "reading qualstream.plan",
+						  "reading qualstream.hospital",
+						  "reading qualstream.measure_rule_year",
+						  "reading qualstream.cw13_phase"};
 	PGresult *res[QUERIES] = {0};
 	int rc = -1;
 	struct pg *pg = report_snapshot(conninfo, errstr, errstr_size);
@@ -152,8 +154,8 @@ int report_print_rules(const char *conninfo, FILE *out, char *errstr, size_t err
 	if (!PQntuples(r))
 		fprintf(out, "  (no plans)\n");
 	else
-		fprintf(out, "  %-16s %-24s %-13s %-18s %s\n", "plan_id", "name", "baseline_year",
-			"baseline_caw7_rate", "cw13_from");
+		fprintf(out, "  %-16s %-24s %-13s %-18s %s\n", "plan_id", "name", "baseline_year", "baseline_caw7_rate",
+			"cw13_from");
 	for (int i = 0; i < PQntuples(r); i++) {
 		char id[80];
 		snprintf(id, sizeof(id), "%s%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 5)[0] == 't' ? "" : " *");

@@ -24,10 +24,10 @@
  * any held partition with that number refers to it.
  */
 struct store {
-	struct chains chains;       /* encounter ids and chains, read by CW13 and CAW7 */
+	struct chains chains;        /* encounter ids and chains, read by CW13 and CAW7 */
 	struct keymap deliveries;    /* delivery_id -> record number */
 	struct keymap member_events; /* event_id -> record number */
-	struct idmap names;         /* member_id, care_plan_id -> number */
+	struct idmap names;          /* member_id, care_plan_id -> number */
 	void *family[QS_MAX_FAMILIES];
 	int refs;
 };
@@ -43,10 +43,10 @@ struct part {
 	struct store *store;
 };
 
-#define VEC(T)                                                                                             \
-	struct {                                                                                           \
-		T *items;                                                                                  \
-		size_t len, cap;                                                                           \
+#define VEC(T)                   \
+	struct {                 \
+		T *items;        \
+		size_t len, cap; \
 	}
 
 struct state {
@@ -68,12 +68,11 @@ struct state {
 	size_t events;        /* applied since the last flush */
 };
 
-#define VEC_PUSH(v)                                                                                        \
-	(((v).len == (v).cap ? ((v).cap = (v).cap ? (v).cap * 2 : 64,                                     \
-				(v).items = xrealloc((v).items, (v).cap * sizeof(*(v).items), "state"))                   \
-			     : 0),                                                                        \
+#define VEC_PUSH(v)                                                                                     \
+	(((v).len == (v).cap ? ((v).cap = (v).cap ? (v).cap * 2 : 64,                                   \
+				(v).items = xrealloc((v).items, (v).cap * sizeof(*(v).items), "state")) \
+			     : 0),                                                                      \
 	 &(v).items[(v).len++])
-
 
 struct state *state_new(const struct qs_rules *rules, bool wall_clock)
 {

@@ -150,7 +150,10 @@ static int topic_of(const char *name)
 
 static int hexval(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
 }
 
 static void *xrealloc(void *p, size_t n)
@@ -266,8 +269,8 @@ struct bench {
 	int partitions;
 	size_t flush_every;
 	int64_t next_offset[QS_TOPIC_COUNT][1024]; /* per partition, across passes: offsets only grow */
-	uint64_t sink;                               /* defeats dead-code elimination */
-	size_t ok, rejected;                         /* of the last decode pass */
+	uint64_t sink;                             /* defeats dead-code elimination */
+	size_t ok, rejected;                       /* of the last decode pass */
 };
 
 /* (a) Reads every value byte once. */
@@ -317,7 +320,8 @@ static void pass_apply(struct bench *b, struct state *st)
 		const struct msg *m = &s->msgs[i];
 		struct part *p = state_part(st, m->topic, m->partition);
 		if (!p)
-			p = state_part_add(st, m->topic, m->partition, b->next_offset[m->topic][m->partition], QS_NO_TS);
+			p = state_part_add(st, m->topic, m->partition, b->next_offset[m->topic][m->partition],
+					   QS_NO_TS);
 		int64_t offset = b->next_offset[m->topic][m->partition]++;
 		const void *value = m->has_value ? s->bytes + m->off : NULL;
 		if (decode_message(b->dec, m->topic, value, m->len, &ev, why, sizeof(why)) == QS_OK)
@@ -406,15 +410,14 @@ static void report(const char *label, const char *what, struct timing t, size_t 
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: qs-bench-hotpath --stream FILE.jsonl --registry DIR [options]\n"
-		"  --stream FILE       JSONL from `tests/tools/qsgen.py dump` (value_hex per line)\n"
-		"  --registry DIR      schema directory from `tests/tools/qsgen.py registry DIR`\n"
-		"  --partitions N      partitions per topic the messages are spread over by key (default 16)\n"
-		"  --flush-every N     state_flushed after this many pending events (default 50000, the worker's\n"
-		"                      flush.max.events)\n"
-		"  --reps N            timed repetitions of each pass; the median is reported (default 5)\n"
-		"  --limit N           load at most N messages\n");
+	fprintf(out, "usage: qs-bench-hotpath --stream FILE.jsonl --registry DIR [options]\n"
+		     "  --stream FILE       JSONL from `tests/tools/qsgen.py dump` (value_hex per line)\n"
+		     "  --registry DIR      schema directory from `tests/tools/qsgen.py registry DIR`\n"
+		     "  --partitions N      partitions per topic the messages are spread over by key (default 16)\n"
+		     "  --flush-every N     state_flushed after this many pending events (default 50000, the worker's\n"
+		     "                      flush.max.events)\n"
+		     "  --reps N            timed repetitions of each pass; the median is reported (default 5)\n"
+		     "  --limit N           load at most N messages\n");
 }
 
 int main(int argc, char **argv)
@@ -423,10 +426,14 @@ int main(int argc, char **argv)
 	int partitions = 16, reps = 5;
 	size_t flush_every = 50000, limit = 0;
 	static const struct option opts[] = {
-		{"stream", required_argument, NULL, 's'},     {"registry", required_argument, NULL, 'r'},
-		{"partitions", required_argument, NULL, 'p'}, {"flush-every", required_argument, NULL, 'f'},
-		{"reps", required_argument, NULL, 'n'},       {"limit", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+		{"stream", required_argument, NULL, 's'},
+		{"registry", required_argument, NULL, 'r'},
+		{"partitions", required_argument, NULL, 'p'},
+		{"flush-every", required_argument, NULL, 'f'},
+		{"reps", required_argument, NULL, 'n'},
+		{"limit", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -599,16 +606,16 @@ int main(int argc, char **argv)
 	       (double)a_dec.calls / n_dec, (unsigned long long)a_dec.calls, n_dec);
 	printf("hotpath allocs (c1) fresh state: %llu calls, %llu frees, %.1f MB requested for %zu new entities: "
 	       "%.4f per new entity, %.4f per event; %llu of them arena-sized (>= 256 KiB)\n",
-	       (unsigned long long)a_new.calls, (unsigned long long)a_new.frees, (double)a_new.bytes / 1e6,
-	       entities, entities ? (double)a_new.calls / (double)entities : 0.0, (double)a_new.calls / (double)s.n,
+	       (unsigned long long)a_new.calls, (unsigned long long)a_new.frees, (double)a_new.bytes / 1e6, entities,
+	       entities ? (double)a_new.calls / (double)entities : 0.0, (double)a_new.calls / (double)s.n,
 	       (unsigned long long)a_new.chunks);
 	printf("hotpath allocs (c2) steady state: %llu calls, %llu frees in %.0f re-applied events: %.6f per event"
 	       " (%llu arena-sized >= 256 KiB: %.6f per event; other: %.6f per event); %.1f bytes requested per "
 	       "event; entities %zu -> %zu\n",
 	       (unsigned long long)a_steady.calls, (unsigned long long)a_steady.frees, n_dec,
-	       (double)a_steady.calls / n_dec, (unsigned long long)a_steady.chunks,
-	       (double)a_steady.chunks / n_dec, (double)(a_steady.calls - a_steady.chunks) / n_dec,
-	       (double)a_steady.bytes / n_dec, entities, entities_after);
+	       (double)a_steady.calls / n_dec, (unsigned long long)a_steady.chunks, (double)a_steady.chunks / n_dec,
+	       (double)(a_steady.calls - a_steady.chunks) / n_dec, (double)a_steady.bytes / n_dec, entities,
+	       entities_after);
 	printf("hotpath memory: %zu entities held; heap %.1f MiB = %.0f bytes/entity; RSS +%.1f MiB = %.0f "
 	       "bytes/entity (after the final flush)\n",
 	       entities, (double)heap_per_state / 1048576.0, entities ? (double)heap_per_state / (double)entities : 0.0,

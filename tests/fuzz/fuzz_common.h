@@ -13,12 +13,12 @@
 #include "decode.h"
 #include "event.h"
 
-#define FUZZ_REQUIRE(cond)                                                                                        \
-	do {                                                                                                      \
-		if (!(cond)) {                                                                                    \
-			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond);             \
-			abort();                                                                                  \
-		}                                                                                                 \
+#define FUZZ_REQUIRE(cond)                                                                           \
+	do {                                                                                         \
+		if (!(cond)) {                                                                       \
+			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                                                     \
+		}                                                                                    \
 	} while (0)
 
 /* An identifier slot holds a NUL-terminated string. */
@@ -38,7 +38,8 @@ static inline void fuzz_check_event(const struct qs_event *ev, enum qs_topic top
 	switch (topic) {
 	case QS_TOPIC_ENCOUNTERS: {
 		const struct qs_encounter *e = &ev->u.encounter;
-		FUZZ_REQUIRE(fuzz_id_ok(e->encounter_id, 0) && fuzz_id_ok(e->plan_id, 0) && fuzz_id_ok(e->member_id, 0));
+		FUZZ_REQUIRE(fuzz_id_ok(e->encounter_id, 0) && fuzz_id_ok(e->plan_id, 0) &&
+			     fuzz_id_ok(e->member_id, 0));
 		FUZZ_REQUIRE(fuzz_id_ok(e->original_encounter_id, 1));
 		FUZZ_REQUIRE(e->service_from >= lo && e->service_from <= e->service_to && e->service_to <= hi);
 		FUZZ_REQUIRE((e->frequency == QS_FREQ_ORIGINAL) == (e->original_encounter_id[0] == '\0'));

@@ -244,9 +244,9 @@ static void same_cells(const struct cells *x, const struct cells *y, const char 
 		const struct cells *c = side ? y : x;
 		fprintf(stderr, "%s:\n", side ? "other" : "live");
 		for (size_t i = 0; i < c->len; i++)
-			fprintf(stderr, "  %s %s %s g%d %d: %lld/%lld\n", c->items[i].plan, measures_name(c->items[i].measure),
-				c->items[i].stratum, (int)c->items[i].grain, c->items[i].start, (long long)c->items[i].n,
-				(long long)c->items[i].d);
+			fprintf(stderr, "  %s %s %s g%d %d: %lld/%lld\n", c->items[i].plan,
+				measures_name(c->items[i].measure), c->items[i].stratum, (int)c->items[i].grain,
+				c->items[i].start, (long long)c->items[i].n, (long long)c->items[i].d);
 	}
 	fail(what);
 }

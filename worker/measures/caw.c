@@ -66,8 +66,7 @@ static bool year_eq(const void *ctx, uint32_t n)
 	return e->id == k->e.id && e->plan == k->e.plan && e->year == k->e.year && e->tag == k->e.tag;
 }
 
-uint32_t caw_entity_get(struct caw_years *ys, struct family_ctx *ctx, char tag, uint32_t plan, uint32_t id,
-			int32_t day)
+uint32_t caw_entity_get(struct caw_years *ys, struct family_ctx *ctx, char tag, uint32_t plan, uint32_t id, int32_t day)
 {
 	int year;
 	dates_to_civil(day, &year, NULL, NULL);
@@ -141,8 +140,7 @@ void caw_count_event(struct caw_counts *cc, struct family_ctx *ctx,
 	caw_move(cc, ctx, contribs, slab_at(&cc->places, ctx->record), to);
 }
 
-size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int base, int sub,
-			     struct qs_contrib *out)
+size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int base, int sub, struct qs_contrib *out)
 {
 	size_t n = 0;
 	for (size_t p = 0; p < CAW_PERIODS; p++) {
@@ -152,8 +150,13 @@ size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int
 			also = also || y->count[sub][i] > 0;
 		}
 		if (counted)
-			out[n++] = (struct qs_contrib){m, y->e.plan, y->e.stratum, caw_period_start(y->e.year, p),
-						       also, 1, QS_GRAIN_BIT(caw_periods[p].grain)};
+			out[n++] = (struct qs_contrib){m,
+						       y->e.plan,
+						       y->e.stratum,
+						       caw_period_start(y->e.year, p),
+						       also,
+						       1,
+						       QS_GRAIN_BIT(caw_periods[p].grain)};
 	}
 	return n;
 }

@@ -129,8 +129,7 @@ void caw_count_event(struct caw_counts *cc, struct family_ctx *ctx,
  * a month has count[base] > 0 (denominator 1) and the numerator is 1 when a
  * month of the period also has count[sub] > 0. One contribution per cell.
  */
-size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int base, int sub,
-			     struct qs_contrib *out);
+size_t caw_distinct_contribs(const struct caw_counter *y, enum qs_measure m, int base, int sub, struct qs_contrib *out);
 
 /* Frees what the struct caw_counts at counts holds. */
 void caw_counts_release(void *counts);

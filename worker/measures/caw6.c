@@ -13,9 +13,9 @@
 
 /* The latest version of one coordination event, by member-event record number. */
 struct caw6_event {
-	int64_t offset;  /* of this version: breaks event_date ties */
-	uint32_t next;   /* next event of the same member-year, record number + 1; 0: none */
-	uint32_t year;   /* where it counts, member-year number + 1; 0: nowhere (voided, or not BhCoordination) */
+	int64_t offset; /* of this version: breaks event_date ties */
+	uint32_t next;  /* next event of the same member-year, record number + 1; 0: none */
+	uint32_t year;  /* where it counts, member-year number + 1; 0: nowhere (voided, or not BhCoordination) */
 	int32_t event_date;
 	uint8_t month; /* 0-11, of event_date */
 	bool receives_smhs;
@@ -75,8 +75,13 @@ static size_t contribs(const struct caw6_state *st, const struct caw6_year *y, s
 		int32_t num = c + e, den = 2 - b - d; /* A = 1 */
 		if (num == 0 && den == 0)
 			continue; /* both unreachable: adds nothing, so no cell */
-		out[n++] = (struct qs_contrib){QS_M_CAW6, y->e.plan, y->e.stratum, caw_period_start(y->e.year, p),
-					       num, den, QS_GRAIN_BIT(caw_periods[p].grain)};
+		out[n++] = (struct qs_contrib){QS_M_CAW6,
+					       y->e.plan,
+					       y->e.stratum,
+					       caw_period_start(y->e.year, p),
+					       num,
+					       den,
+					       QS_GRAIN_BIT(caw_periods[p].grain)};
 	}
 	return n;
 }
@@ -104,7 +109,8 @@ static void apply(void *state, struct family_ctx *ctx, const struct qs_event *ev
 	uint32_t from_n = e->year;
 	uint32_t to_n = counts ? caw_entity_get(&st->years, ctx, 'M', intern_id(ctx->intern, m->plan_id),
 						idmap_add(ctx->names, m->member_id, NULL),
-						m->u.bh_coordination.event_date) + 1
+						m->u.bh_coordination.event_date) +
+					 1
 			       : 0;
 	struct caw6_year *from = year_of(st, from_n), *to = year_of(st, to_n);
 	struct qs_contrib before[2 * QS_MAX_CONTRIBS], after[2 * QS_MAX_CONTRIBS];

@@ -43,13 +43,9 @@ static size_t contribs(const struct caw_counter *y, struct qs_contrib *out)
 	size_t n = 0;
 	for (int m = 0; m < CAW_MONTHS; m++)
 		if (enrolled[m] > 0 || ed[m] > 0)
-			out[n++] = (struct qs_contrib){QS_M_CAW7,
-						       y->e.plan,
-						       y->e.stratum,
-						       caw_period_start(y->e.year, (size_t)m),
-						       ed[m],
-						       enrolled[m] > 0,
-						       QS_GRAINS_ALL};
+			out[n++] = (struct qs_contrib){
+				QS_M_CAW7, y->e.plan,       y->e.stratum, caw_period_start(y->e.year, (size_t)m),
+				ed[m],     enrolled[m] > 0, QS_GRAINS_ALL};
 	return n;
 }
 
@@ -65,8 +61,8 @@ static void recount(struct caw7_state *st, struct family_ctx *ctx, uint32_t c)
 	struct caw_place to = {0, 0, 0};
 	if (chain_current(cs, c, &original, &content) && content != CHAIN_NIL && chains_node(cs, content)->ed_visit) {
 		const struct chain_node *owner = chains_node(cs, original != CHAIN_NIL ? original : content);
-		to = caw_place_at(&st->counts, ctx, 'M', owner->plan, owner->member, chains_node(cs, content)->service_to,
-				  1u << ROW_ED);
+		to = caw_place_at(&st->counts, ctx, 'M', owner->plan, owner->member,
+				  chains_node(cs, content)->service_to, 1u << ROW_ED);
 	}
 	caw_move(&st->counts, ctx, contribs, slab_at(&st->visits, c), to);
 }

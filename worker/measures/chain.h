@@ -48,11 +48,11 @@
 
 /* One node: the latest version of an encounter record, or a placeholder. 48 bytes. */
 struct chain_node {
-	int64_t offset;                   /* of this version: "latest" means highest */
+	int64_t offset;                     /* of this version: "latest" means highest */
 	uint32_t parent, children, sibling; /* node numbers, CHAIN_NIL for none */
-	uint32_t chain;                   /* its root's chain (cached) */
-	uint32_t plan;                    /* interned plan_id */
-	uint32_t member;                  /* member_id's number in the partition's names */
+	uint32_t chain;                     /* its root's chain (cached) */
+	uint32_t plan;                      /* interned plan_id */
+	uint32_t member;                    /* member_id's number in the partition's names */
 	int32_t service_to;
 	int32_t submitted_day; /* QS_NO_DATE while owed */
 	uint8_t frequency;     /* enum qs_frequency */
@@ -62,11 +62,11 @@ struct chain_node {
 };
 
 struct chains {
-	struct idmap ids;    /* encounter_id -> node number */
-	struct slab nodes;   /* struct chain_node by node number */
-	struct slab roots;   /* uint32_t by chain number: its root node, or (recycled) the next spare chain */
-	uint32_t spare;      /* first recycled chain, CHAIN_NIL if none */
-	size_t records;      /* present nodes */
+	struct idmap ids;  /* encounter_id -> node number */
+	struct slab nodes; /* struct chain_node by node number */
+	struct slab roots; /* uint32_t by chain number: its root node, or (recycled) the next spare chain */
+	uint32_t spare;    /* first recycled chain, CHAIN_NIL if none */
+	size_t records;    /* present nodes */
 };
 
 /* An empty set of chains. */

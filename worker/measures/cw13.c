@@ -74,8 +74,9 @@ static size_t chain_contribs(const struct chains *cs, uint32_t c, const struct q
 	if (!counted_original(cs, c, &original, &service_to) || original->submitted_day == QS_NO_DATE)
 		return 0;
 	int32_t on_time = original->submitted_day - service_to <= rules->cw13_timely_days;
-	out[0] = (struct qs_contrib){QS_M_CW13_TIMELY, original->plan, strata[original->source],
-				     original->submitted_day, on_time, 1, QS_GRAINS_ALL};
+	out[0] = (struct qs_contrib){
+		QS_M_CW13_TIMELY, original->plan, strata[original->source], original->submitted_day, on_time, 1,
+		QS_GRAINS_ALL};
 	return 1;
 }
 
@@ -89,7 +90,7 @@ static enum qs_alert_kind alert_of(const struct chain_node *original, int32_t se
 {
 	if (original->submitted_day != QS_NO_DATE)
 		return original->submitted_day - service_to > rules->cw13_timely_days ? QS_ALERT_LATE_SUBMISSION
-										    : QS_ALERT_NONE;
+										      : QS_ALERT_NONE;
 	if (clock_day == QS_NO_DATE)
 		return QS_ALERT_NONE;
 	int32_t age = clock_day - service_to;
@@ -274,7 +275,9 @@ static void chain_after(void *state, struct family_ctx *ctx, const struct chain_
 			   contribs(st, cs, chains_node(cs, ch->record), ch->from, ch->to, ctx->rules, after));
 	/* What the chain the record is in now was judged at before: was_from, was_to or (new to it) nothing. */
 	static const struct judgement none = {QS_ALERT_NONE, 0, 0, 0, QS_NO_DATE, QS_NO_DATE};
-	const struct judgement *was = ch->to == ch->from ? &st->was_from : ch->to == st->to_before ? &st->was_to : &none;
+	const struct judgement *was = ch->to == ch->from        ? &st->was_from
+				      : ch->to == st->to_before ? &st->was_to
+								: &none;
 	settle(st, ctx, ch->to, was, day);
 	if (ch->from != CHAIN_NIL && ch->from != ch->to)
 		settle(st, ctx, ch->from, &st->was_from, day);

@@ -14,7 +14,7 @@ extern const struct family family_caw8;
 extern const struct family family_caw9;
 
 const struct family *const measures_families[] = {&family_ntsv, &family_cw13, &family_caw6,
-						   &family_caw7, &family_caw8, &family_caw9};
+						  &family_caw7, &family_caw8, &family_caw9};
 const size_t measures_family_count = ARRAY_LEN(measures_families);
 
 const char *measures_name(enum qs_measure m)
@@ -69,5 +69,4 @@ void measures_emit_diff(struct family_ctx *ctx, const struct qs_contrib *before,
 			ctx->sink.add(ctx->sink.ctx, &after[i]);
 }
 
-_Static_assert(ARRAY_LEN(measures_families) <= QS_MAX_FAMILIES,
-	       "raise QS_MAX_FAMILIES");
+_Static_assert(ARRAY_LEN(measures_families) <= QS_MAX_FAMILIES, "raise QS_MAX_FAMILIES");

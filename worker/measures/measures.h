@@ -25,21 +25,21 @@
 #include "intern.h"
 #include "rules.h"
 
-#define QS_MEASURES(X)                                                                             \
-	X(NTSV_CSECTION)                                                                           \
-	X(NTSV_MISSING)                                                                            \
-	X(CW13_TIMELY)                                                                             \
-	X(CW13_SUBMISSIONS)                                                                        \
-	X(CAW6)                                                                                    \
-	X(CAW7)                                                                                    \
-	X(CAW8)                                                                                    \
+#define QS_MEASURES(X)      \
+	X(NTSV_CSECTION)    \
+	X(NTSV_MISSING)     \
+	X(CW13_TIMELY)      \
+	X(CW13_SUBMISSIONS) \
+	X(CAW6)             \
+	X(CAW7)             \
+	X(CAW8)             \
 	X(CAW9)
 
 enum qs_measure {
 #define QS_MEASURE_ENUM(name) QS_M_##name,
 	QS_MEASURES(QS_MEASURE_ENUM)
 #undef QS_MEASURE_ENUM
-	QS_M_COUNT
+		QS_M_COUNT
 };
 
 /* "NTSV_CSECTION", ...: the spelling stored in measure_period.measure. */

@@ -37,11 +37,11 @@ size_t ntsv_contribs(const struct ntsv_delivery *d, struct qs_contrib *out)
 	size_t n = 0;
 	const uint32_t strata[2] = {d->stratum_plan, d->stratum_hospital};
 	for (int s = 0; s < 2; s++) {
-		out[n++] = (struct qs_contrib){QS_M_NTSV_MISSING, d->plan, strata[s], d->delivery_date,
-					       pass && missing, 1, QS_GRAINS_ALL};
+		out[n++] = (struct qs_contrib){QS_M_NTSV_MISSING, d->plan, strata[s],    d->delivery_date,
+					       pass && missing,   1,       QS_GRAINS_ALL};
 		if (ntsv)
-			out[n++] = (struct qs_contrib){QS_M_NTSV_CSECTION, d->plan, strata[s], d->delivery_date,
-						       csection, 1, QS_GRAINS_ALL};
+			out[n++] = (struct qs_contrib){QS_M_NTSV_CSECTION, d->plan, strata[s],    d->delivery_date,
+						       csection,           1,       QS_GRAINS_ALL};
 	}
 	return n;
 }
