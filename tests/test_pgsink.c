@@ -16,6 +16,7 @@
 
 #include "compiler.h"
 #include "dates.h"
+#include "deliveries.h"
 #include "pg.h"
 #include "pgsink.h"
 #include "state.h"
@@ -91,21 +92,11 @@ static char *query1(const char *sql)
 	return out;
 }
 
-static struct qs_event delivery(const char *id, int32_t date)
+/* A delivery of plan "P\t1": a tab, which COPY escaping must carry. */
+static struct qs_event tabbed_delivery(const char *id, int32_t date)
 {
-	struct qs_event ev = {.topic = QS_TOPIC_DELIVERIES};
-	struct qs_delivery *d = &ev.u.delivery;
-	strcpy(d->delivery_id, id);
-	strcpy(d->plan_id, "P\t1"); /* a tab: COPY escaping must carry it */
-	strcpy(d->hospital_id, "H");
-	strcpy(d->member_id, "M");
-	d->delivery_date = date;
-	d->parity = 0;
-	d->gestational_age_weeks = 40;
-	d->plurality = 1;
-	d->presentation = QS_PRES_VERTEX;
-	d->method = QS_METHOD_CESAREAN;
-	d->live_birth = true;
+	struct qs_event ev = delivery(id, "H", date);
+	strcpy(ev.u.delivery.plan_id, "P\t1");
 	return ev;
 }
 
@@ -144,8 +135,8 @@ START_TEST(flush_merges_and_fences)
 	/* Worker A applies two deliveries at offsets 0 and 1, plus a dead letter at 2, and commits. */
 	struct state *sa = state_new(&rules, false);
 	struct part *pa = state_part_add(sa, QS_TOPIC_DELIVERIES, 2, next_a, QS_NO_TS);
-	struct qs_event d1 = delivery("D1", dates_from_civil(2020, 1, 5));
-	struct qs_event d2 = delivery("D2", dates_from_civil(2020, 2, 5));
+	struct qs_event d1 = tabbed_delivery("D1", dates_from_civil(2020, 1, 5));
+	struct qs_event d2 = tabbed_delivery("D2", dates_from_civil(2020, 2, 5));
 	state_apply(sa, pa, &d1, 0, "v1", 2);
 	state_apply(sa, pa, &d2, 1, "v2", 2);
 	state_dead_letter(sa, pa, 2, "k", 1, "\x01\x02", 2, "wrong magic byte 0x01 (expected 0)");
@@ -213,7 +204,7 @@ START_TEST(records_load_in_offset_order)
 	for (int i = 0; i < 10; i++) {
 		char id[8];
 		snprintf(id, sizeof(id), "D%d", 9 - i);
-		struct qs_event ev = delivery(id, dates_from_civil(2021, 1, 1 + i));
+		struct qs_event ev = tabbed_delivery(id, dates_from_civil(2021, 1, 1 + i));
 		state_apply(st, p, &ev, i, "vv", 2);
 	}
 	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
@@ -270,7 +261,7 @@ START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
 			char id[16], value[24];
 			snprintf(id, sizeof(id), "D%04d", r);
 			snprintf(value, sizeof(value), "D%04d/%d", r, f);
-			struct qs_event ev = delivery(id, dates_from_civil(2021, 1 + f, 1));
+			struct qs_event ev = tabbed_delivery(id, dates_from_civil(2021, 1 + f, 1));
 			state_apply(st, p, &ev, offset++, value, strlen(value));
 		}
 		ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
@@ -319,7 +310,7 @@ START_TEST(flush_stores_invalid_utf8_as_replacement)
 	struct part *p = state_part_add(st, QS_TOPIC_DELIVERIES, 1, next, QS_NO_TS);
 	/* A reason cut inside "é", a lone continuation byte, a tab, a backslash and a newline. */
 	state_dead_letter(st, p, 0, "k", 1, "v", 1, "ns \xc3\xa9\xc3 \x80 a\tb\\c\nd");
-	struct qs_event d = delivery("D\xff", dates_from_civil(2020, 1, 5));
+	struct qs_event d = tabbed_delivery("D\xff", dates_from_civil(2020, 1, 5));
 	state_apply(st, p, &d, 1, "vv", 2);
 	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
 	state_flushed(st);
