@@ -1,7 +1,7 @@
 /*
- * encounters.h: the encounter builder the CW13 suites share (test_measures.c,
- * test_alerts.c): plan P1, member M1, MEDICARE, service_from = service_to,
- * not adjudicated. Header-only, for the test files that include it.
+ * encounters.h: the encounter builder the suites share (test_measures.c,
+ * test_alerts.c, test_caw.c): plan P1, member M1, MEDICARE, service_from =
+ * service_to, not adjudicated. Header-only, for the test files that include it.
  */
 #ifndef QS_TEST_ENCOUNTERS_H
 #define QS_TEST_ENCOUNTERS_H

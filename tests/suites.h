@@ -10,6 +10,7 @@
 	QS_SUITE(config)   \
 	QS_SUITE(dates)    \
 	QS_SUITE(decode)   \
+	QS_SUITE(errstr)   \
 	QS_SUITE(hashmap)  \
 	QS_SUITE(heap)     \
 	QS_SUITE(measures) \

@@ -608,7 +608,7 @@ static void same_transitions(struct pair *pr, int line)
 	}
 }
 
-/* Applies log[0..n) live to a fresh state A; B is built later by restore_latest. */
+/* Applies log[0..n) live to a fresh state A; B is built later by restart. */
 static struct pair live_and_restored(const struct qs_event *log, int64_t n)
 {
 	struct pair pr = {setup(), {0}};
@@ -618,11 +618,16 @@ static struct pair live_and_restored(const struct qs_event *log, int64_t n)
 }
 
 /*
- * Builds B from what PostgreSQL would hold after A's flush: A's clock and next
- * offset, and the latest version of each encounter_id restored in offset order.
+ * A restart after A's flush, its clock asserted to be `clock`: B is built from
+ * what PostgreSQL then holds, A's clock and next offset, and the latest version
+ * of each encounter_id restored in offset order. A's transitions so far must
+ * have been checked: the flush hands them on, and A counts anew.
  */
-static void restore_latest(struct pair *pr, const struct qs_event *log, int64_t n, int64_t clock)
+static void restart(struct pair *pr, const struct qs_event *log, int64_t n, int64_t clock)
 {
+	ck_assert_int_eq(progress_clock(pr->a.st, QS_TOPIC_ENCOUNTERS, 0), clock);
+	state_flushed(pr->a.st);
+	pr->a.seen = 0;
 	pr->b.st = state_new(&rules, false);
 	pr->b.p = state_part_add(pr->b.st, QS_TOPIC_ENCOUNTERS, 0, n, clock);
 	pr->b.offset = n;
@@ -639,6 +644,21 @@ static void restore_latest(struct pair *pr, const struct qs_event *log, int64_t 
 	ck_assert_int_eq(state_part_next_offset(pr->b.p), n);
 }
 
+/* The usual start of a restore test: log[0..n) live on A raises nothing, then A restarts at `clock`. */
+static struct pair quiet_restart(const struct qs_event *log, int64_t n, int64_t clock)
+{
+	struct pair pr = live_and_restored(log, n);
+	EXPECT_NONE(&pr.a);
+	restart(&pr, log, n, clock);
+	return pr;
+}
+
+static void pair_free(struct pair *pr)
+{
+	state_free(pr->a.st);
+	state_free(pr->b.st);
+}
+
 static void put_both(struct pair *pr, struct qs_event ev, int line)
 {
 	put(&pr->a, ev);
@@ -647,6 +667,16 @@ static void put_both(struct pair *pr, struct qs_event ev, int line)
 }
 
 #define PUT_BOTH(pr, ev) put_both(pr, ev, __LINE__)
+
+/* Moves both clocks to ms (tick), and both must report the same transitions. */
+static void tick_both(struct pair *pr, int64_t ms, int line)
+{
+	tick(&pr->a, ms);
+	tick(&pr->b, ms);
+	same_transitions(pr, line);
+}
+
+#define TICK_BOTH(pr, ms) tick_both(pr, ms, __LINE__)
 
 START_TEST(restore_equivalence)
 {
@@ -694,11 +724,7 @@ START_TEST(restore_equivalence)
 	EXPECT(a, DUE_SOON, RESOLVED, "E3", ms_of(2023, 8, 2), day(2023, 7, 31));
 	EXPECT(a, OVERDUE, RAISED, "E3", ms_of(2023, 8, 2), day(2023, 7, 31));
 	EXPECT_NONE(a);
-	int64_t clock = progress_clock(a->st, QS_TOPIC_ENCOUNTERS, 0);
-	ck_assert_int_eq(clock, ms_of(2023, 8, 2));
-	state_flushed(a->st);
-	a->seen = 0;
-	restore_latest(&pr, log, n, clock);
+	restart(&pr, log, n, ms_of(2023, 8, 2));
 
 	/* Phase 2, the same events to both (clock in brackets):
 	 * 11 E7 owed, service_to 2023-01-01 [08-03]: its chain holds V7, voided: nothing.
@@ -736,8 +762,7 @@ START_TEST(restore_equivalence)
 		EXPECT(x, OVERDUE, RAISED, "E4", ms_of(2023, 10, 1), day(2023, 9, 16));
 		EXPECT_NONE(x);
 	}
-	state_free(a->st);
-	state_free(b->st);
+	pair_free(&pr);
 }
 END_TEST
 
@@ -758,14 +783,9 @@ START_TEST(restore_void_of_redelivered_replacement)
 		encounter("R", "O", QS_FREQ_REPLACEMENT, day(2023, 3, 1), ms_of(2023, 3, 6)),
 	};
 	const int64_t n = (int64_t)ARRAY_LEN(log);
-	struct pair pr = live_and_restored(log, n);
-	EXPECT_NONE(&pr.a);
-	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
-	ck_assert_int_eq(clock, ms_of(2023, 3, 7));
-	state_flushed(pr.a.st);
-	restore_latest(&pr, log, n, clock);
-	put(&pr.a, encounter("T", "", QS_FREQ_ORIGINAL, day(2023, 9, 1), ms_of(2023, 9, 1)));
-	put(&pr.b, encounter("T", "", QS_FREQ_ORIGINAL, day(2023, 9, 1), ms_of(2023, 9, 1)));
+	struct pair pr = quiet_restart(log, n, ms_of(2023, 3, 7));
+	tick(&pr.a, ms_of(2023, 9, 1));
+	tick(&pr.b, ms_of(2023, 9, 1));
 	/* Counted first and freed before asserting, so that a failure leaks nothing under CK_FORK=no. */
 	const struct qs_alert *x;
 	size_t live = state_alerts(pr.a.st, &x), restored = state_alerts(pr.b.st, &x);
@@ -773,8 +793,7 @@ START_TEST(restore_void_of_redelivered_replacement)
 	if (restored)
 		snprintf(first, sizeof(first), "%s %s of %s", alerts_kind_name(x[0].kind),
 			 x[0].raised ? "RAISED" : "RESOLVED", x[0].encounter_id);
-	state_free(pr.a.st);
-	state_free(pr.b.st);
+	pair_free(&pr);
 	ck_assert_msg(live == 0, "live: %zu transitions", live);
 	ck_assert_msg(restored == 0, "restored: %zu transitions (first: %s); the live state has none", restored, first);
 }
@@ -798,17 +817,11 @@ START_TEST(restore_corrected_original_id_no_alert_left_open)
 		encounter("R", "O", QS_FREQ_REPLACEMENT, day(2023, 3, 1), ms_of(2023, 3, 6)),
 	};
 	const int64_t n = (int64_t)ARRAY_LEN(log);
-	struct pair pr = live_and_restored(log, n);
+	struct pair pr = quiet_restart(log, n, ms_of(2023, 3, 7));
+	TICK_BOTH(&pr, ms_of(2023, 7, 29));
+	TICK_BOTH(&pr, ms_of(2023, 8, 29));
 	EXPECT_NONE(&pr.a);
-	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
-	ck_assert_int_eq(clock, ms_of(2023, 3, 7));
-	state_flushed(pr.a.st);
-	restore_latest(&pr, log, n, clock);
-	PUT_BOTH(&pr, encounter("T1", "", QS_FREQ_ORIGINAL, day(2023, 7, 29), ms_of(2023, 7, 29)));
-	PUT_BOTH(&pr, encounter("T2", "", QS_FREQ_ORIGINAL, day(2023, 8, 29), ms_of(2023, 8, 29)));
-	EXPECT_NONE(&pr.a);
-	state_free(pr.a.st);
-	state_free(pr.b.st);
+	pair_free(&pr);
 }
 END_TEST
 
@@ -825,18 +838,13 @@ START_TEST(restore_self_reference_leaves_the_original)
 		encounter("R", "R", QS_FREQ_REPLACEMENT, day(2023, 1, 1), ms_of(2023, 3, 7)),
 	};
 	const int64_t n = (int64_t)ARRAY_LEN(log);
-	struct pair pr = live_and_restored(log, n);
+	struct pair pr = quiet_restart(log, n, ms_of(2023, 3, 7));
+	TICK_BOTH(&pr, ms_of(2023, 6, 30));
 	EXPECT_NONE(&pr.a);
-	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
-	state_flushed(pr.a.st);
-	restore_latest(&pr, log, n, clock);
-	PUT_BOTH(&pr, encounter("T1", "", QS_FREQ_ORIGINAL, day(2023, 6, 30), ms_of(2023, 6, 30)));
-	EXPECT_NONE(&pr.a);
-	PUT_BOTH(&pr, encounter("T2", "", QS_FREQ_ORIGINAL, day(2023, 7, 29), ms_of(2023, 7, 29)));
+	TICK_BOTH(&pr, ms_of(2023, 7, 29));
 	EXPECT(&pr.a, DUE_SOON, RAISED, "O", ms_of(2023, 7, 29), day(2023, 8, 28));
 	EXPECT_NONE(&pr.a);
-	state_free(pr.a.st);
-	state_free(pr.b.st);
+	pair_free(&pr);
 }
 END_TEST
 
@@ -853,15 +861,10 @@ START_TEST(restore_equivalence_same_day_timers)
 		owed("D", day(2023, 3, 1), ms_of(2023, 3, 5)), owed("C", day(2023, 3, 1), ms_of(2023, 3, 5)),
 	};
 	const int64_t n = (int64_t)ARRAY_LEN(log);
-	struct pair pr = live_and_restored(log, n);
-	EXPECT_NONE(&pr.a);
-	int64_t clock = progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0);
-	ck_assert_int_eq(clock, ms_of(2023, 3, 5));
-	state_flushed(pr.a.st);
-	restore_latest(&pr, log, n, clock);
+	struct pair pr = quiet_restart(log, n, ms_of(2023, 3, 5));
 	/* 07-29: four DUE_SOON raised; 08-29: four times DUE_SOON resolved then OVERDUE raised. */
-	PUT_BOTH(&pr, encounter("T1", "", QS_FREQ_ORIGINAL, day(2023, 7, 29), ms_of(2023, 7, 29)));
-	PUT_BOTH(&pr, encounter("T2", "", QS_FREQ_ORIGINAL, day(2023, 8, 29), ms_of(2023, 8, 29)));
+	TICK_BOTH(&pr, ms_of(2023, 7, 29));
+	TICK_BOTH(&pr, ms_of(2023, 8, 29));
 	const struct qs_alert *x;
 	ck_assert_uint_eq(state_alerts(pr.a.st, &x), 12);
 	bool seen_raised[4] = {false}, seen_escalated[4] = {false};
@@ -879,16 +882,14 @@ START_TEST(restore_equivalence_same_day_timers)
 	}
 	for (int i = 0; i < 4; i++)
 		ck_assert(seen_raised[i] && seen_escalated[i]);
-	state_free(pr.a.st);
-	state_free(pr.b.st);
+	pair_free(&pr);
 }
 END_TEST
 
 /* --- 8. randomized, against a brute-force model ----------------------------- */
 
-#define R_ORIGINALS 200             /* O000..O199 */
-#define R_TICKER R_ORIGINALS        /* model slot of "T", an original that only moves the clock */
-#define R_IDS (2 * R_ORIGINALS + 1) /* O..., T, V000..V199 */
+#define R_ORIGINALS 200      /* O000..O199 */
+#define R_TICKER R_ORIGINALS /* model slot of "T", an original that only moves the clock */
 #define R_EVENTS 2000
 #define R_SPLIT 1000 /* where a restored state joins */
 #define R_FLUSH_EVERY 250
@@ -934,13 +935,6 @@ static enum qs_alert_kind model_kind(const struct model *m, int k)
 static int slot_of(const char *id)
 {
 	return id[0] == 'T' ? R_TICKER : atoi(id + 1);
-}
-
-/* Index of any id in the log, for "latest version": O### -> ###, T -> R_TICKER, V### -> R_TICKER + 1 + ###. */
-static int id_index(const struct qs_event *ev)
-{
-	const char *id = ev->u.encounter.encounter_id;
-	return id[0] == 'V' ? R_TICKER + 1 + atoi(id + 1) : slot_of(id);
 }
 
 static void model_fold(struct model *m, const struct qs_event *ev)
@@ -1046,23 +1040,8 @@ START_TEST(random_against_model)
 
 	for (int64_t i = 0; i < R_EVENTS; i++) {
 		if (i == R_SPLIT) {
-			/* A restarted owner joins: A's clock and offset, the latest versions restored. */
-			ck_assert_int_eq(progress_clock(pr.a.st, QS_TOPIC_ENCOUNTERS, 0), m->clock_ms);
-			state_flushed(pr.a.st);
-			pr.a.seen = 0;
-			int64_t last[R_IDS];
-			for (int j = 0; j < R_IDS; j++)
-				last[j] = -1;
-			for (int64_t j = 0; j < i; j++)
-				last[id_index(&log[j])] = j;
-			pr.b.st = state_new(&rules, false);
-			pr.b.p = state_part_add(pr.b.st, QS_TOPIC_ENCOUNTERS, 0, i, m->clock_ms);
-			pr.b.offset = i;
-			for (int64_t j = 0; j < i; j++)
-				if (last[id_index(&log[j])] == j)
-					state_restore(pr.b.st, pr.b.p, &log[j], j);
-			const struct qs_alert *none;
-			ck_assert_uint_eq(state_alerts(pr.b.st, &none), 0);
+			/* A restarted owner joins at the model's clock. */
+			restart(&pr, log, i, m->clock_ms);
 			with_b = true;
 		} else if (i % R_FLUSH_EVERY == 0) {
 			state_flushed(pr.a.st);
@@ -1119,8 +1098,7 @@ START_TEST(random_against_model)
 		ck_assert_msg(raised[kind] >= 10 && resolved[kind] >= 5, "%s raised %zu resolved %zu",
 			      alerts_kind_name((enum qs_alert_kind)kind), raised[kind], resolved[kind]);
 	ck_assert_msg(g->n_originals >= 150, "only %d originals", g->n_originals); /* about R_ORIGINALS */
-	state_free(pr.a.st);
-	state_free(pr.b.st);
+	pair_free(&pr);
 	free(log);
 	free(m);
 	free(g);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dates.h"
+#include "encounters.h"
 #include "state.h"
 #include "suites.h"
 
@@ -132,21 +133,14 @@ static struct qs_event contact(const char *id, const char *member, int32_t date)
 	return ev;
 }
 
-/* An owed encounter of P1 (no submitted_at: CW13 counts nothing). */
-static struct qs_event encounter(const char *id, const char *original, enum qs_frequency freq, const char *member,
-				 int32_t service_to, bool ed_visit)
+/* An owed encounter of P1 (no submitted_at: CW13 counts nothing), a Medicaid one of `member`. */
+static struct qs_event caw_encounter(const char *id, const char *original, enum qs_frequency freq, const char *member,
+				     int32_t service_to, bool ed_visit)
 {
-	struct qs_event ev = {.topic = QS_TOPIC_ENCOUNTERS};
+	struct qs_event ev = encounter(id, original, freq, service_to, QS_NO_TS);
 	struct qs_encounter *e = &ev.u.encounter;
-	snprintf(e->encounter_id, sizeof(e->encounter_id), "%s", id);
-	snprintf(e->original_encounter_id, sizeof(e->original_encounter_id), "%s", original);
-	strcpy(e->plan_id, "P1");
 	snprintf(e->member_id, sizeof(e->member_id), "%s", member);
 	e->source = QS_SOURCE_MEDICAID;
-	e->frequency = freq;
-	e->service_from = e->service_to = service_to;
-	e->adjudicated_at = QS_NO_TS;
-	e->submitted_at = QS_NO_TS;
 	e->ed_visit = ed_visit;
 	return ev;
 }
@@ -342,7 +336,7 @@ START_TEST(caw7_qualifies_at_five_months)
 	struct qs_event mar = enrollment("m", "M1", 2017, 3, false);
 	put(&f, mar);
 	put(&f, enrollment("a", "M1", 2017, 4, false));
-	put(&f, encounter("O1", "", QS_FREQ_ORIGINAL, "M1", day(2017, 2, 10), true));
+	put(&f, caw_encounter("O1", "", QS_FREQ_ORIGINAL, "M1", day(2017, 2, 10), true));
 	ck_assert_int_eq(measure_abs(f.st, "CAW7"), 0);
 
 	/* May arrives: 5 months with smi_sud, qualified. Every month counts at once, 1 member month each,
@@ -424,15 +418,15 @@ START_TEST(caw7_ed_visits_follow_the_chain)
 	enroll_jan_to_may(&f, "M1", 2019);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
 	/* Original O1 on 2019-03-05 without ED: no visit. */
-	put(&f, encounter("O1", "", QS_FREQ_ORIGINAL, "M1", day(2019, 3, 5), false));
+	put(&f, caw_encounter("O1", "", QS_FREQ_ORIGINAL, "M1", day(2019, 3, 5), false));
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
 	/* Replacement R1 of O1: ED on 2019-04-02. The chain's content is R1: April 1/1, 2019 1/5. */
-	put(&f, encounter("R1", "O1", QS_FREQ_REPLACEMENT, "M1", day(2019, 4, 2), true));
+	put(&f, caw_encounter("R1", "O1", QS_FREQ_REPLACEMENT, "M1", day(2019, 4, 2), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 3, 0, 1);
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 1, 1);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 1, 5);
 	/* Replacement R2 naming R1, no ED: the latest replacement says no visit. April 0/1, 2019 0/5. */
-	struct qs_event r2 = encounter("R2", "R1", QS_FREQ_REPLACEMENT, "M1", day(2019, 4, 2), false);
+	struct qs_event r2 = caw_encounter("R2", "R1", QS_FREQ_REPLACEMENT, "M1", day(2019, 4, 2), false);
 	put(&f, r2);
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 0, 1);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
@@ -445,24 +439,24 @@ START_TEST(caw7_ed_visits_follow_the_chain)
 	ASSERT_CELL(f.st, "CAW7", QUARTER, 2019, 4, 1, 2);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 1, 5);
 	/* A void naming R2 voids the chain: no visit anywhere, 2019 0/5. */
-	put(&f, encounter("V1", "R2", QS_FREQ_VOID, "M1", day(2019, 5, 20), true));
+	put(&f, caw_encounter("V1", "R2", QS_FREQ_VOID, "M1", day(2019, 5, 20), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 5, 0, 1);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
 
 	/* O2: ED on 2019-08-15, a month M1 is not enrolled in: the visit still counts, August 1/0,
 	 * Q3 1/0, 2019 1/5. */
-	put(&f, encounter("O2", "", QS_FREQ_ORIGINAL, "M1", day(2019, 8, 15), true));
+	put(&f, caw_encounter("O2", "", QS_FREQ_ORIGINAL, "M1", day(2019, 8, 15), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 8, 1, 0);
 	ASSERT_CELL(f.st, "CAW7", QUARTER, 2019, 7, 1, 0);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 1, 5);
 	/* Voided: retracted, 2019 0/5 again. */
-	put(&f, encounter("V2", "O2", QS_FREQ_VOID, "M1", day(2019, 8, 15), true));
+	put(&f, caw_encounter("V2", "O2", QS_FREQ_VOID, "M1", day(2019, 8, 15), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 8, 0, 0);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
 
 	/* ED visits under another plan (P2: M1 not qualified there) or in 2020 (not qualified) count nowhere. */
-	put(&f, in_plan(encounter("O3", "", QS_FREQ_ORIGINAL, "M1", day(2019, 2, 2), true), "P2"));
-	put(&f, encounter("O4", "", QS_FREQ_ORIGINAL, "M1", day(2020, 1, 10), true));
+	put(&f, in_plan(caw_encounter("O3", "", QS_FREQ_ORIGINAL, "M1", day(2019, 2, 2), true), "P2"));
+	put(&f, caw_encounter("O4", "", QS_FREQ_ORIGINAL, "M1", day(2020, 1, 10), true));
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
 	ASSERT_PLAN_CELL(f.st, "P2", "CAW7", YEAR, 2019, 1, 0, 0);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2020, 1, 0, 0);
@@ -478,15 +472,15 @@ START_TEST(caw7_replacement_before_original)
 	enroll_jan_to_may(&f, "M1", 2019);
 	/* A replacement whose original has not arrived: its content is the chain's, ED on 2019-02-01
 	 * for M1. February 1/1, 2019 1/5. */
-	put(&f, encounter("R", "O", QS_FREQ_REPLACEMENT, "M1", day(2019, 2, 1), true));
+	put(&f, caw_encounter("R", "O", QS_FREQ_REPLACEMENT, "M1", day(2019, 2, 1), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 2, 1, 1);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 1, 5);
 	/* The original arrives (no ED itself): R stays the content, nothing changes. */
-	put(&f, encounter("O", "", QS_FREQ_ORIGINAL, "M1", day(2019, 1, 30), false));
+	put(&f, caw_encounter("O", "", QS_FREQ_ORIGINAL, "M1", day(2019, 1, 30), false));
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 1, 5);
 	/* Corrected to name member M9: the chain belongs to its original's member, so M1 loses the
 	 * visit (2019 0/5) and M9, not qualified, gains nothing. */
-	put(&f, encounter("O", "", QS_FREQ_ORIGINAL, "M9", day(2019, 1, 30), false));
+	put(&f, caw_encounter("O", "", QS_FREQ_ORIGINAL, "M9", day(2019, 1, 30), false));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 2, 0, 1);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
 	state_free(f.st);
@@ -501,19 +495,19 @@ START_TEST(caw7_original_resent_as_replacement_takes_its_void_along)
 	 * X and X names O, so O's chain {O, X, V} is voided: no visit, April 0/1, 2019 0/5. */
 	struct fixture f = setup();
 	enroll_jan_to_may(&f, "M1", 2019);
-	put(&f, encounter("O", "", QS_FREQ_ORIGINAL, "M1", day(2019, 3, 5), false));
-	put(&f, encounter("X", "", QS_FREQ_ORIGINAL, "M1", day(2019, 4, 2), true));
+	put(&f, caw_encounter("O", "", QS_FREQ_ORIGINAL, "M1", day(2019, 3, 5), false));
+	put(&f, caw_encounter("X", "", QS_FREQ_ORIGINAL, "M1", day(2019, 4, 2), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 1, 1);
-	put(&f, encounter("V", "X", QS_FREQ_VOID, "M1", day(2019, 4, 2), true));
+	put(&f, caw_encounter("V", "X", QS_FREQ_VOID, "M1", day(2019, 4, 2), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 0, 1);
-	put(&f, encounter("X", "O", QS_FREQ_REPLACEMENT, "M1", day(2019, 4, 2), true));
+	put(&f, caw_encounter("X", "O", QS_FREQ_REPLACEMENT, "M1", day(2019, 4, 2), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 0, 1);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 0, 5);
 	/* X an original again: V voids X's own chain, O's chain {O} has no ED. Then V's latest version
 	 * names itself (a chain of its own): X's visit counts again, April 1/1, 2019 1/5. */
-	put(&f, encounter("X", "", QS_FREQ_ORIGINAL, "M1", day(2019, 4, 2), true));
+	put(&f, caw_encounter("X", "", QS_FREQ_ORIGINAL, "M1", day(2019, 4, 2), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 0, 1);
-	put(&f, encounter("V", "V", QS_FREQ_VOID, "M1", day(2019, 4, 2), true));
+	put(&f, caw_encounter("V", "V", QS_FREQ_VOID, "M1", day(2019, 4, 2), true));
 	ASSERT_CELL(f.st, "CAW7", MONTH, 2019, 4, 1, 1);
 	ASSERT_CELL(f.st, "CAW7", YEAR, 2019, 1, 1, 5);
 	state_free(f.st);
@@ -533,7 +527,7 @@ START_TEST(caw7_restore_then_void)
 		struct qs_event ev = enrollment(id, "M1", 2019, m, m == 1);
 		state_restore(st, mem, &ev, m);
 	}
-	struct qs_event o = encounter("O", "", QS_FREQ_ORIGINAL, "M1", day(2019, 3, 3), true);
+	struct qs_event o = caw_encounter("O", "", QS_FREQ_ORIGINAL, "M1", day(2019, 3, 3), true);
 	state_restore(st, enc, &o, 7);
 	ck_assert_uint_eq(state_pending(st), 0);
 	ck_assert_int_eq(measure_abs(st, "CAW7"), 0);

@@ -10,6 +10,7 @@
 
 #include "compiler.h"
 #include "dates.h"
+#include "deliveries.h"
 #include "encounters.h"
 #include "hashmap.h"
 #include "measures/ntsv.h"
@@ -58,25 +59,6 @@ static long long total_abs(const struct state *st)
 		t += (x[i].numerator < 0 ? -x[i].numerator : x[i].numerator) +
 		     (x[i].denominator < 0 ? -x[i].denominator : x[i].denominator);
 	return t;
-}
-
-static struct qs_event delivery(const char *id, const char *hospital, int32_t date)
-{
-	struct qs_event ev = {.topic = QS_TOPIC_DELIVERIES};
-	struct qs_delivery *d = &ev.u.delivery;
-	snprintf(d->delivery_id, sizeof(d->delivery_id), "%s", id);
-	strcpy(d->plan_id, "P1");
-	snprintf(d->hospital_id, sizeof(d->hospital_id), "%s", hospital);
-	strcpy(d->member_id, "M1");
-	d->delivery_date = date;
-	d->parity = 0;
-	d->gestational_age_weeks = 39;
-	d->plurality = 1;
-	d->presentation = QS_PRES_VERTEX;
-	d->method = QS_METHOD_CESAREAN;
-	d->live_birth = true;
-	d->status = QS_STATUS_ACTIVE;
-	return ev;
 }
 
 struct fixture {

@@ -4,8 +4,8 @@
  * the additive merge, the record log (restore, compaction), the dead-letter
  * insert and, above all, the fence: a worker whose expected offset is stale
  * writes nothing.
- * Also the text rules on the way to it: errstr's UTF-8-safe cut and the
- * sink's replacement of invalid UTF-8, which once made a flush fail forever.
+ * Also the sink's replacement of invalid UTF-8, which once made a flush fail
+ * forever (errstr's own UTF-8 rules are test_errstr.c's).
  */
 #include <check.h>
 #include <libpq-fe.h>
@@ -16,7 +16,7 @@
 
 #include "compiler.h"
 #include "dates.h"
-#include "errstr.h"
+#include "deliveries.h"
 #include "pg.h"
 #include "pgsink.h"
 #include "state.h"
@@ -30,7 +30,9 @@ static char dsn[512];
 static PGconn *admin(void)
 {
 	const char *base = getenv("QS_PG_DSN");
-	ck_assert_msg(base != NULL, "QS_PG_DSN is not set: run the suite through tests/run.sh");
+	ck_assert_msg(
+		base != NULL,
+		"QS_PG_DSN is not set: run the suite through tests/run.sh or ctest (CMake's pg fixture starts a server)");
 	PGconn *conn = PQconnectdb(base);
 	ck_assert_msg(PQstatus(conn) == CONNECTION_OK, "%s", PQerrorMessage(conn));
 	return conn;
@@ -90,21 +92,11 @@ static char *query1(const char *sql)
 	return out;
 }
 
-static struct qs_event delivery(const char *id, int32_t date)
+/* A delivery of plan "P\t1": a tab, which COPY escaping must carry. */
+static struct qs_event tabbed_delivery(const char *id, int32_t date)
 {
-	struct qs_event ev = {.topic = QS_TOPIC_DELIVERIES};
-	struct qs_delivery *d = &ev.u.delivery;
-	strcpy(d->delivery_id, id);
-	strcpy(d->plan_id, "P\t1"); /* a tab: COPY escaping must carry it */
-	strcpy(d->hospital_id, "H");
-	strcpy(d->member_id, "M");
-	d->delivery_date = date;
-	d->parity = 0;
-	d->gestational_age_weeks = 40;
-	d->plurality = 1;
-	d->presentation = QS_PRES_VERTEX;
-	d->method = QS_METHOD_CESAREAN;
-	d->live_birth = true;
+	struct qs_event ev = delivery(id, "H", date);
+	strcpy(ev.u.delivery.plan_id, "P\t1");
 	return ev;
 }
 
@@ -143,8 +135,8 @@ START_TEST(flush_merges_and_fences)
 	/* Worker A applies two deliveries at offsets 0 and 1, plus a dead letter at 2, and commits. */
 	struct state *sa = state_new(&rules, false);
 	struct part *pa = state_part_add(sa, QS_TOPIC_DELIVERIES, 2, next_a, QS_NO_TS);
-	struct qs_event d1 = delivery("D1", dates_from_civil(2020, 1, 5));
-	struct qs_event d2 = delivery("D2", dates_from_civil(2020, 2, 5));
+	struct qs_event d1 = tabbed_delivery("D1", dates_from_civil(2020, 1, 5));
+	struct qs_event d2 = tabbed_delivery("D2", dates_from_civil(2020, 2, 5));
 	state_apply(sa, pa, &d1, 0, "v1", 2);
 	state_apply(sa, pa, &d2, 1, "v2", 2);
 	state_dead_letter(sa, pa, 2, "k", 1, "\x01\x02", 2, "wrong magic byte 0x01 (expected 0)");
@@ -212,7 +204,7 @@ START_TEST(records_load_in_offset_order)
 	for (int i = 0; i < 10; i++) {
 		char id[8];
 		snprintf(id, sizeof(id), "D%d", 9 - i);
-		struct qs_event ev = delivery(id, dates_from_civil(2021, 1, 1 + i));
+		struct qs_event ev = tabbed_delivery(id, dates_from_civil(2021, 1, 1 + i));
 		state_apply(st, p, &ev, i, "vv", 2);
 	}
 	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
@@ -269,7 +261,7 @@ START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
 			char id[16], value[24];
 			snprintf(id, sizeof(id), "D%04d", r);
 			snprintf(value, sizeof(value), "D%04d/%d", r, f);
-			struct qs_event ev = delivery(id, dates_from_civil(2021, 1 + f, 1));
+			struct qs_event ev = tabbed_delivery(id, dates_from_civil(2021, 1 + f, 1));
 			state_apply(st, p, &ev, offset++, value, strlen(value));
 		}
 		ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
@@ -302,97 +294,6 @@ START_TEST(restore_reads_latest_versions_and_compaction_keeps_them)
 END_TEST
 
 /*
- * The outcome codes are distinct, each has its own name and meaning, and a
- * value outside the table is named as unknown rather than read as another.
- */
-START_TEST(outcome_codes_are_distinct_and_named)
-{
-	static const struct {
-		int code;
-		const char *name;
-	} codes[] = {{QS_OK, "QS_OK"},         {QS_ERROR, "QS_ERROR"}, {QS_RETRY, "QS_RETRY"},
-		     {QS_REJECT, "QS_REJECT"}, {QS_FATAL, "QS_FATAL"}, {QS_FENCED, "QS_FENCED"}};
-	ck_assert_int_eq(QS_OK, 0);
-	for (size_t i = 0; i < ARRAY_LEN(codes); i++) {
-		ck_assert_str_eq(qs_err_name(codes[i].code), codes[i].name);
-		ck_assert(codes[i].code <= 0);
-		for (size_t j = 0; j < i; j++) {
-			ck_assert_int_ne(codes[i].code, codes[j].code);
-			ck_assert_str_ne(qs_strerror(codes[i].code), qs_strerror(codes[j].code));
-		}
-	}
-	ck_assert_str_eq(qs_err_name(7), "QS_?");
-	ck_assert_str_eq(qs_strerror(-99), "unknown outcome");
-}
-END_TEST
-
-/* errstr_set cuts at a character boundary: "é" (2 bytes) and "€" (3 bytes) at every buffer size. */
-START_TEST(errstr_cuts_at_characters)
-{
-	static const char *const texts[] = {"field \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", "\xe2\x82\xac\xe2\x82\xac!",
-					    "\xf0\x9f\x98\x80x\xf0\x9f\x98\x80"};
-	for (size_t t = 0; t < ARRAY_LEN(texts); t++) {
-		size_t full = strlen(texts[t]);
-		for (size_t size = 1; size <= full + 1; size++) {
-			char buf[64];
-			errstr_set(buf, size, "%s", texts[t]);
-			size_t n = strlen(buf);
-			/* The longest prefix of whole characters that fits, computed by walking the characters. */
-			size_t want = 0;
-			for (size_t i = 0; i < full;) {
-				size_t len = (unsigned char)texts[t][i] < 0x80   ? 1
-					     : (unsigned char)texts[t][i] < 0xe0 ? 2
-					     : (unsigned char)texts[t][i] < 0xf0 ? 3
-										 : 4;
-				if (i + len > size - 1)
-					break;
-				i += len;
-				want = i;
-			}
-			ck_assert_msg(n == want, "text %zu, size %zu: kept %zu bytes, want %zu", t, size, n, want);
-			ck_assert(memcmp(buf, texts[t], n) == 0);
-		}
-	}
-	/* A NULL or empty buffer is left alone. */
-	errstr_set(NULL, 10, "x");
-	char one[1] = {'z'};
-	errstr_set(one, 0, "x");
-	ck_assert_int_eq(one[0], 'z');
-}
-END_TEST
-
-/* What errstr_utf8_char accepts: well-formed UTF-8 only (RFC 3629 table 3-7). */
-START_TEST(utf8_char_is_strict)
-{
-	static const struct {
-		const char *s;
-		size_t len;
-	} cases[] = {
-		{"A", 1},
-		{"\xc3\xa9", 2},
-		{"\xe2\x82\xac", 3},
-		{"\xf0\x9f\x98\x80", 4},
-		{"\xf4\x8f\xbf\xbf", 4}, /* U+10FFFF */
-		{"\x80", 0},             /* a continuation byte alone */
-		{"\xc0\xaf", 0},         /* overlong '/' */
-		{"\xe0\x80\xaf", 0},     /* overlong */
-		{"\xed\xa0\x80", 0},     /* a surrogate, U+D800 */
-		{"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
-		{"\xf5\x80\x80\x80", 0},
-		{"\xc3", 0}, /* cut short */
-		{"\xe2\x82", 0},
-		{"\xc3(", 0},
-	};
-	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
-		ck_assert_msg(errstr_utf8_char(cases[i].s, strlen(cases[i].s)) == cases[i].len, "case %zu", i);
-	char cut[] = "ab\xe2\x82";
-	ck_assert_uint_eq(errstr_utf8_trim(cut), 2);
-	char whole[] = "ab\xe2\x82\xac";
-	ck_assert_uint_eq(errstr_utf8_trim(whole), 5);
-}
-END_TEST
-
-/*
  * Text that is not UTF-8 reaches every text column of a flush (a dead
  * letter's reason, a record id, an alert's details are all put_text) and
  * the flush still commits, with each bad byte stored as U+FFFD and the
@@ -409,7 +310,7 @@ START_TEST(flush_stores_invalid_utf8_as_replacement)
 	struct part *p = state_part_add(st, QS_TOPIC_DELIVERIES, 1, next, QS_NO_TS);
 	/* A reason cut inside "é", a lone continuation byte, a tab, a backslash and a newline. */
 	state_dead_letter(st, p, 0, "k", 1, "v", 1, "ns \xc3\xa9\xc3 \x80 a\tb\\c\nd");
-	struct qs_event d = delivery("D\xff", dates_from_civil(2020, 1, 5));
+	struct qs_event d = tabbed_delivery("D\xff", dates_from_civil(2020, 1, 5));
 	state_apply(st, p, &d, 1, "vv", 2);
 	ck_assert_msg(pgsink_flush(ps, st, err, sizeof(err)) == QS_OK, "%s", err);
 	state_flushed(st);
@@ -434,10 +335,5 @@ Suite *pgsink_suite(void)
 	tcase_add_test(tc, restore_reads_latest_versions_and_compaction_keeps_them);
 	tcase_add_test(tc, flush_stores_invalid_utf8_as_replacement);
 	suite_add_tcase(s, tc);
-	TCase *text = tcase_create("text");
-	tcase_add_test(text, errstr_cuts_at_characters);
-	tcase_add_test(text, outcome_codes_are_distinct_and_named);
-	tcase_add_test(text, utf8_char_is_strict);
-	suite_add_tcase(s, text);
 	return s;
 }

@@ -2,6 +2,7 @@
 #include <check.h>
 #include <string.h>
 
+#include "compiler.h"
 #include "redact.h"
 #include "suites.h"
 
@@ -95,9 +96,9 @@ START_TEST(secret_names)
 					     "sslpassword"};
 	static const char *const plain[] = {"sasl.username", "ssl.key.location",  "group.id",
 					    "pg.conninfo",   "bootstrap.servers", "passwd"};
-	for (size_t i = 0; i < sizeof(secret) / sizeof(secret[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(secret); i++)
 		ck_assert_msg(redact_is_secret_name(secret[i], strlen(secret[i])), "%s", secret[i]);
-	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+	for (size_t i = 0; i < ARRAY_LEN(plain); i++)
 		ck_assert_msg(!redact_is_secret_name(plain[i], strlen(plain[i])), "%s", plain[i]);
 	/* Only the first len bytes count. */
 	ck_assert(!redact_is_secret_name("password", 7));
