@@ -118,4 +118,20 @@ struct qs_event {
 	} u;
 };
 
+/*
+ * The id of the record an event is a version of: its corrections and voids
+ * carry the same id, and its latest version is the record's state.
+ */
+static inline const char *qs_event_record_id(const struct qs_event *ev)
+{
+	switch (ev->topic) {
+	case QS_TOPIC_ENCOUNTERS:
+		return ev->u.encounter.encounter_id;
+	case QS_TOPIC_DELIVERIES:
+		return ev->u.delivery.delivery_id;
+	default:
+		return ev->u.member.event_id;
+	}
+}
+
 #endif

@@ -314,18 +314,6 @@ static void discard_alert(void *ctx, const struct qs_alert *a)
 	(void)a;
 }
 
-static const char *record_id(const struct qs_event *ev)
-{
-	switch (ev->topic) {
-	case QS_TOPIC_ENCOUNTERS:
-		return ev->u.encounter.encounter_id;
-	case QS_TOPIC_DELIVERIES:
-		return ev->u.delivery.delivery_id;
-	default:
-		return ev->u.member.event_id;
-	}
-}
-
 /*
  * What a family may use on p: live output goes to the pending deltas and
  * alerts, a restore's nowhere. judged_ms: the clock p's alerts were reported at.
@@ -417,7 +405,7 @@ void state_apply(struct state *st, struct part *p, const struct qs_event *ev, in
 		.topic = p->topic,
 		.partition = p->partition,
 		.offset = offset,
-		.record_id = arena_strdup(&st->pending, record_id(ev)),
+		.record_id = arena_strdup(&st->pending, qs_event_record_id(ev)),
 		.value = copy_pending(st, value, value_len),
 		.value_len = value_len,
 	};

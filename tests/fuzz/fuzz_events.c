@@ -62,18 +62,6 @@ struct sent {
 	int64_t offset;
 };
 
-static const char *event_id(const struct qs_event *ev)
-{
-	switch (ev->topic) {
-	case QS_TOPIC_ENCOUNTERS:
-		return ev->u.encounter.encounter_id;
-	case QS_TOPIC_DELIVERIES:
-		return ev->u.delivery.delivery_id;
-	default:
-		return ev->u.member.event_id;
-	}
-}
-
 static int32_t base_day(void)
 {
 	return dates_from_civil(2023, 1, 1);
@@ -324,7 +312,8 @@ static void side_put(struct side *s, const struct qs_event *ev)
 static bool latest(const struct sent *log, size_t n, size_t i)
 {
 	for (size_t j = i + 1; j < n; j++)
-		if (log[j].ev.topic == log[i].ev.topic && !strcmp(event_id(&log[j].ev), event_id(&log[i].ev)))
+		if (log[j].ev.topic == log[i].ev.topic &&
+		    !strcmp(qs_event_record_id(&log[j].ev), qs_event_record_id(&log[i].ev)))
 			return false;
 	return true;
 }
