@@ -3,11 +3,12 @@
  * formatting it shares with `rules` (report_rules.c, report_internal.h). It
  * opens one connection and one read-only, repeatable-read transaction, so
  * every section of a report comes from the same snapshot, runs a few queries
- * on the views of 002_evaluation.sql and prints them. It reads three results
- * sorted alike by (plan, year): the plan-years with their withhold, the
- * measures and the NTSV rows, and walks them together. Text is for people,
- * CSV (RFC 4180 quoting, one flat table with a section column) and JSON
- * (nested by plan and year) for programs.
+ * on the views of 002_evaluation.sql and 009_gap_to_target.sql and prints
+ * them. It reads four results sorted alike by (plan, year): the plan-years
+ * with their withhold, the measures, the NTSV rows and the gaps to target, and
+ * walks them together. Text is for people, CSV (RFC 4180 quoting, one flat
+ * table with a section column) and JSON (nested by plan and year) for
+ * programs.
  */
 #include "report.h"
 
@@ -155,11 +156,15 @@ static const char sql_keys[] =
 	" LEFT JOIN qualstream.plan p ON p.plan_id = k.plan_id" FILTER("k.plan_id", "k.year")
 	" ORDER BY k.plan_id COLLATE \"C\", k.year";
 
-enum { M_PLAN, M_YEAR, M_MEASURE, M_STRATUM, M_NUM, M_DEN, M_RATE, M_BENCH, M_TARGET, M_PRIOR, M_MET, M_MET_BY,
-       M_DIRECTION, M_SCALE, M_DETAIL };
+/* The measures' and the gaps' queries start with the same columns (C_*), read by one json_measure(). */
+enum { C_PLAN, C_YEAR, C_MEASURE, C_STRATUM, C_NUM, C_DEN, C_RATE, C_SCALE, C_DIRECTION, C_BENCH, C_TARGET, C_MET,
+       C_SHARED };
+#define SHARED_COLUMNS "plan_id, year, measure, stratum, numerator, denominator, rate, rate_scale, direction," \
+	" benchmark, gap_closure_target, met"
+
+enum { M_PRIOR = C_SHARED, M_MET_BY, M_DETAIL };
 static const char sql_measures[] =
-	"SELECT plan_id, year, measure, stratum, numerator, denominator, rate, benchmark, gap_closure_target,"
-	" prior_rate, met, met_by, direction, rate_scale, detail"
+	"SELECT " SHARED_COLUMNS ", prior_rate, met_by, detail"
 	" FROM qualstream.measure_evaluation" FILTER("plan_id", "year")
 	" ORDER BY plan_id COLLATE \"C\", year, measure COLLATE \"C\", stratum COLLATE \"C\"";
 
@@ -171,6 +176,13 @@ static const char sql_ntsv[] =
 	" FROM qualstream.ntsv_evaluation" FILTER("plan_id", "year")
 	" ORDER BY plan_id COLLATE \"C\", year, hospital_id IS NOT NULL, above_target DESC NULLS LAST,"
 	" rate DESC NULLS LAST, hospital_id COLLATE \"C\"";
+
+enum { G_NEED_BENCH = C_SHARED, G_NEED_TARGET, G_EXCESS_BENCH, G_EXCESS_TARGET };
+static const char sql_gap[] =
+	"SELECT " SHARED_COLUMNS ", needed_for_benchmark, needed_for_gap_closure, excess_over_benchmark,"
+	" excess_over_gap_closure"
+	" FROM qualstream.measure_gap" FILTER("plan_id", "year")
+	" ORDER BY plan_id COLLATE \"C\", year, measure COLLATE \"C\", stratum COLLATE \"C\"";
 /* clang-format on */
 
 /* A result read in step with the plan-years: rows of one plan-year are consecutive. */
@@ -186,8 +198,46 @@ static bool at(const struct cursor *c, const char *plan, const char *year)
 	       !strcmp(PQgetvalue(c->res, c->row, 1), year);
 }
 
-/* Prints plan-year k of keys for people, advancing m and n past its measure and NTSV rows. */
-static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor *m, struct cursor *n)
+/* A gap count for people: "met" for 0, else "12 more" or "12 over" (what); "-" for NULL. */
+static struct num gap_count(const char *k, const char *what)
+{
+	struct num n = {"-"};
+	if (k && !strcmp(k, "0"))
+		snprintf(n.s, sizeof(n.s), "met");
+	else if (k)
+		snprintf(n.s, sizeof(n.s), "%.40s %s", k, what);
+	return n;
+}
+
+/* Prints the gap rows of a plan-year for people, advancing g past them. */
+static void text_gap(FILE *out, struct cursor *g, const char *plan, const char *year)
+{
+	if (!at(g, plan, year))
+		return;
+	fprintf(out, "  gap to target, given the denominator so far: \"more\" = numerator units still needed (CW13:"
+		     " further originals, all on time);\n  \"over\" = numerator units above the bar (NTSV: cesareans"
+		     " to review; CAW7: ED visits); met by either bar\n");
+	fprintf(out, "  %-28s %10s %12s %12s %12s %14s %12s %14s\n", "measure", "numerator", "denominator", "rate",
+		"benchmark", "to benchmark", "gap target", "to gap target");
+	for (; at(g, plan, year); g->row++) {
+		const PGresult *r = g->res;
+		int i = g->row;
+		bool higher = !strcmp(PQgetvalue(r, i, C_DIRECTION), "higher");
+		const char *scale = pg_value(r, i, C_SCALE), *stratum = PQgetvalue(r, i, C_STRATUM);
+		const char *what = higher ? "more" : "over";
+		char label[160];
+		snprintf(label, sizeof(label), "%s%s%s", PQgetvalue(r, i, C_MEASURE), *stratum ? ":" : "", stratum);
+		fprintf(out, "  %-28s %10s %12s %12s %12s %14s %12s %14s\n", label, PQgetvalue(r, i, C_NUM),
+			PQgetvalue(r, i, C_DEN), num_rate(pg_value(r, i, C_RATE), scale).s,
+			num_rate(pg_value(r, i, C_BENCH), scale).s,
+			gap_count(pg_value(r, i, higher ? G_NEED_BENCH : G_EXCESS_BENCH), what).s,
+			num_rate(pg_value(r, i, C_TARGET), scale).s,
+			gap_count(pg_value(r, i, higher ? G_NEED_TARGET : G_EXCESS_TARGET), what).s);
+	}
+}
+
+/* Prints plan-year k of keys for people, advancing m, n and g past its measure, NTSV and gap rows. */
+static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor *m, struct cursor *n, struct cursor *g)
 {
 	const char *plan = PQgetvalue(keys, k, K_PLAN), *year = PQgetvalue(keys, k, K_YEAR);
 	const char *name = PQgetvalue(keys, k, K_NAME);
@@ -206,10 +256,10 @@ static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor
 		for (; at(m, plan, year); m->row++) {
 			const PGresult *r = m->res;
 			int i = m->row;
-			const char *scale = pg_value(r, i, M_SCALE), *met = pg_value(r, i, M_MET);
+			const char *scale = pg_value(r, i, C_SCALE), *met = pg_value(r, i, C_MET);
 			char label[64], verdict[64];
-			const char *stratum = PQgetvalue(r, i, M_STRATUM);
-			snprintf(label, sizeof(label), "%s%s%s", PQgetvalue(r, i, M_MEASURE), *stratum ? ":" : "",
+			const char *stratum = PQgetvalue(r, i, C_STRATUM);
+			snprintf(label, sizeof(label), "%s%s%s", PQgetvalue(r, i, C_MEASURE), *stratum ? ":" : "",
 				 stratum);
 			if (!met)
 				snprintf(verdict, sizeof(verdict), "not evaluated");
@@ -217,14 +267,14 @@ static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor
 				snprintf(verdict, sizeof(verdict), "yes (%s)", PQgetvalue(r, i, M_MET_BY));
 			else
 				snprintf(verdict, sizeof(verdict), "NO");
-			fprintf(out, "  %-8s %10s %12s %12s %12s %12s %12s  %s\n", label, PQgetvalue(r, i, M_NUM),
-				PQgetvalue(r, i, M_DEN), num_rate(pg_value(r, i, M_RATE), scale).s,
-				num_rate(pg_value(r, i, M_BENCH), scale).s, num_rate(pg_value(r, i, M_TARGET), scale).s,
+			fprintf(out, "  %-8s %10s %12s %12s %12s %12s %12s  %s\n", label, PQgetvalue(r, i, C_NUM),
+				PQgetvalue(r, i, C_DEN), num_rate(pg_value(r, i, C_RATE), scale).s,
+				num_rate(pg_value(r, i, C_BENCH), scale).s, num_rate(pg_value(r, i, C_TARGET), scale).s,
 				num_rate(pg_value(r, i, M_PRIOR), scale).s, verdict);
 		}
 		for (int i = first; i < m->row; i++)
 			if (pg_value(m->res, i, M_DETAIL))
-				fprintf(out, "  %s: %s\n", PQgetvalue(m->res, i, M_MEASURE),
+				fprintf(out, "  %s: %s\n", PQgetvalue(m->res, i, C_MEASURE),
 					PQgetvalue(m->res, i, M_DETAIL));
 	}
 	if (at(n, plan, year)) {
@@ -254,18 +304,36 @@ static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor
 				missing);
 		}
 	}
+	text_gap(out, g, plan, year);
 	fputc('\n', out);
 }
 
-static const char *const csv_header[] = {"section", "plan_id",   "plan_name",           "year",
-					 "measure", "stratum",   "numerator",           "denominator",
-					 "rate",    "benchmark", "gap_closure_target",  "prior_rate",
-					 "met",     "met_by",    "withhold_repaid_pct", "detail"};
+static const char *const csv_header[] = {"section",
+					 "plan_id",
+					 "plan_name",
+					 "year",
+					 "measure",
+					 "stratum",
+					 "numerator",
+					 "denominator",
+					 "rate",
+					 "benchmark",
+					 "gap_closure_target",
+					 "prior_rate",
+					 "met",
+					 "met_by",
+					 "withhold_repaid_pct",
+					 "detail",
+					 "needed_for_benchmark",
+					 "needed_for_gap_closure",
+					 "excess_over_benchmark",
+					 "excess_over_gap_closure"};
 #define CSV_COLUMNS (ARRAY_LEN(csv_header))
 
 /* clang-format off */
-/* Writes plan-year k as CSV records (withhold, measures, NTSV), advancing m and n past its rows. */
-static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor *m, struct cursor *n)
+/* Writes plan-year k as CSV records (withhold, measures, NTSV, gaps), advancing m, n and g past its rows. */
+static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor *m, struct cursor *n,
+			  struct cursor *g)
 {
 	const char *plan = PQgetvalue(keys, k, K_PLAN), *year = PQgetvalue(keys, k, K_YEAR);
 	const char *name = PQgetvalue(keys, k, K_NAME);
@@ -280,12 +348,12 @@ static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor 
 	for (; at(m, plan, year); m->row++) {
 		const PGresult *r = m->res;
 		int i = m->row;
-		struct num rate = num_plain(pg_value(r, i, M_RATE)), bench = num_plain(pg_value(r, i, M_BENCH)),
-			   target = num_plain(pg_value(r, i, M_TARGET)), prior = num_plain(pg_value(r, i, M_PRIOR));
-		const char *met = pg_value(r, i, M_MET);
-		const char *f[CSV_COLUMNS] = {"measure", plan, name, year, PQgetvalue(r, i, M_MEASURE),
-					      PQgetvalue(r, i, M_STRATUM), PQgetvalue(r, i, M_NUM),
-					      PQgetvalue(r, i, M_DEN), rate.s, bench.s, target.s, prior.s,
+		struct num rate = num_plain(pg_value(r, i, C_RATE)), bench = num_plain(pg_value(r, i, C_BENCH)),
+			   target = num_plain(pg_value(r, i, C_TARGET)), prior = num_plain(pg_value(r, i, M_PRIOR));
+		const char *met = pg_value(r, i, C_MET);
+		const char *f[CSV_COLUMNS] = {"measure", plan, name, year, PQgetvalue(r, i, C_MEASURE),
+					      PQgetvalue(r, i, C_STRATUM), PQgetvalue(r, i, C_NUM),
+					      PQgetvalue(r, i, C_DEN), rate.s, bench.s, target.s, prior.s,
 					      !met ? "" : met[0] == 't' ? "true" : "false", pg_value(r, i, M_MET_BY),
 					      NULL, pg_value(r, i, M_DETAIL)};
 		csv_row(out, f, CSV_COLUMNS);
@@ -311,12 +379,42 @@ static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor 
 					      NULL, NULL, detail};
 		csv_row(out, f, CSV_COLUMNS);
 	}
+	for (; at(g, plan, year); g->row++) {
+		const PGresult *r = g->res;
+		int i = g->row;
+		struct num rate = num_plain(pg_value(r, i, C_RATE)), bench = num_plain(pg_value(r, i, C_BENCH)),
+			   target = num_plain(pg_value(r, i, C_TARGET));
+		const char *met = pg_value(r, i, C_MET);
+		const char *f[CSV_COLUMNS] = {"gap", plan, name, year, PQgetvalue(r, i, C_MEASURE),
+					      PQgetvalue(r, i, C_STRATUM), PQgetvalue(r, i, C_NUM),
+					      PQgetvalue(r, i, C_DEN), rate.s, bench.s, target.s, NULL,
+					      !met ? "" : met[0] == 't' ? "true" : "false", NULL, NULL, NULL,
+					      pg_value(r, i, G_NEED_BENCH), pg_value(r, i, G_NEED_TARGET),
+					      pg_value(r, i, G_EXCESS_BENCH), pg_value(r, i, G_EXCESS_TARGET)};
+		csv_row(out, f, CSV_COLUMNS);
+	}
 }
 
 /* clang-format on */
 
-/* Plan-year k as a JSON object, advancing m and n past its rows. Returns a new reference. */
-static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, struct cursor *n)
+/* Row i of the measures or the gaps as a JSON object with its shared columns up to the bars (a new reference). */
+static json_t *json_measure(const PGresult *r, int i)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "measure", jstr(pg_value(r, i, C_MEASURE)));
+	json_object_set_new(o, "stratum", jstr(pg_value(r, i, C_STRATUM)));
+	json_object_set_new(o, "numerator", jint(pg_value(r, i, C_NUM)));
+	json_object_set_new(o, "denominator", jint(pg_value(r, i, C_DEN)));
+	json_object_set_new(o, "rate", jnum(pg_value(r, i, C_RATE)));
+	json_object_set_new(o, "rate_scale", jnum(pg_value(r, i, C_SCALE)));
+	json_object_set_new(o, "direction", jstr(pg_value(r, i, C_DIRECTION)));
+	json_object_set_new(o, "benchmark", jnum(pg_value(r, i, C_BENCH)));
+	json_object_set_new(o, "gap_closure_target", jnum(pg_value(r, i, C_TARGET)));
+	return o;
+}
+
+/* Plan-year k as a JSON object, advancing m, n and g past its rows. Returns a new reference. */
+static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, struct cursor *n, struct cursor *g)
 {
 	const char *plan = PQgetvalue(keys, k, K_PLAN), *year = PQgetvalue(keys, k, K_YEAR);
 	json_t *py = json_object(), *measures = json_array(), *hospitals = json_array();
@@ -331,18 +429,9 @@ static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, str
 	for (; at(m, plan, year); m->row++) {
 		const PGresult *r = m->res;
 		int i = m->row;
-		json_t *o = json_object();
-		json_object_set_new(o, "measure", jstr(pg_value(r, i, M_MEASURE)));
-		json_object_set_new(o, "stratum", jstr(pg_value(r, i, M_STRATUM)));
-		json_object_set_new(o, "numerator", jint(pg_value(r, i, M_NUM)));
-		json_object_set_new(o, "denominator", jint(pg_value(r, i, M_DEN)));
-		json_object_set_new(o, "rate", jnum(pg_value(r, i, M_RATE)));
-		json_object_set_new(o, "rate_scale", jnum(pg_value(r, i, M_SCALE)));
-		json_object_set_new(o, "direction", jstr(pg_value(r, i, M_DIRECTION)));
-		json_object_set_new(o, "benchmark", jnum(pg_value(r, i, M_BENCH)));
-		json_object_set_new(o, "gap_closure_target", jnum(pg_value(r, i, M_TARGET)));
+		json_t *o = json_measure(r, i);
 		json_object_set_new(o, "prior_rate", jnum(pg_value(r, i, M_PRIOR)));
-		json_object_set_new(o, "met", jbool(pg_value(r, i, M_MET)));
+		json_object_set_new(o, "met", jbool(pg_value(r, i, C_MET)));
 		json_object_set_new(o, "met_by", jstr(pg_value(r, i, M_MET_BY)));
 		json_object_set_new(o, "detail", jstr(pg_value(r, i, M_DETAIL)));
 		json_array_append_new(measures, o);
@@ -377,6 +466,22 @@ static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, str
 	json_object_set_new(ntsv, "plan", whole);
 	json_object_set_new(ntsv, "hospitals", hospitals);
 	json_object_set_new(py, "ntsv", ntsv);
+	static const struct {
+		const char *key;
+		int column;
+	} counts[] = {{"needed_for_benchmark", G_NEED_BENCH},
+		      {"needed_for_gap_closure", G_NEED_TARGET},
+		      {"excess_over_benchmark", G_EXCESS_BENCH},
+		      {"excess_over_gap_closure", G_EXCESS_TARGET}};
+	json_t *gaps = json_array();
+	for (; at(g, plan, year); g->row++) {
+		json_t *o = json_measure(g->res, g->row);
+		json_object_set_new(o, "met", jbool(pg_value(g->res, g->row, C_MET)));
+		for (size_t c = 0; c < ARRAY_LEN(counts); c++)
+			json_object_set_new(o, counts[c].key, jint(pg_value(g->res, g->row, counts[c].column)));
+		json_array_append_new(gaps, o);
+	}
+	json_object_set_new(py, "gap", gaps);
 	return py;
 }
 
@@ -393,7 +498,7 @@ int report_parse_format(const char *name, enum report_format *format)
 
 int report_print(const char *conninfo, const struct report_options *opts, FILE *out, char *errstr, size_t errstr_size)
 {
-	PGresult *keys = NULL, *measures = NULL, *ntsv = NULL;
+	PGresult *keys = NULL, *measures = NULL, *ntsv = NULL, *gap = NULL;
 	json_t *doc = NULL;
 	int rc = -1;
 	char year[16];
@@ -406,9 +511,10 @@ int report_print(const char *conninfo, const struct report_options *opts, FILE *
 	    pg_select(pg, "reading qualstream.measure_evaluation", sql_measures, 2, params, PG_TEXT, &measures, errstr,
 		      errstr_size) ||
 	    pg_select(pg, "reading qualstream.ntsv_evaluation", sql_ntsv, 2, params, PG_TEXT, &ntsv, errstr,
-		      errstr_size))
+		      errstr_size) ||
+	    pg_select(pg, "reading qualstream.measure_gap", sql_gap, 2, params, PG_TEXT, &gap, errstr, errstr_size))
 		goto done;
-	struct cursor m = {measures, 0}, n = {ntsv, 0};
+	struct cursor m = {measures, 0}, n = {ntsv, 0}, g = {gap, 0};
 	int rows = PQntuples(keys);
 	switch (opts->format) {
 	case REPORT_TEXT:
@@ -417,12 +523,12 @@ int report_print(const char *conninfo, const struct report_options *opts, FILE *
 				opts->plan ? " for plan " : "", opts->plan ? opts->plan : "", opts->year ? " in " : "",
 				opts->year ? year : "");
 		for (int k = 0; k < rows; k++)
-			text_plan_year(out, keys, k, &m, &n);
+			text_plan_year(out, keys, k, &m, &n, &g);
 		break;
 	case REPORT_CSV:
 		csv_row(out, csv_header, CSV_COLUMNS);
 		for (int k = 0; k < rows; k++)
-			csv_plan_year(out, keys, k, &m, &n);
+			csv_plan_year(out, keys, k, &m, &n, &g);
 		break;
 	case REPORT_JSON: {
 		doc = json_object();
@@ -437,7 +543,7 @@ int report_print(const char *conninfo, const struct report_options *opts, FILE *
 				json_object_set_new(plan, "years", years); /* borrowed until plans is freed */
 				json_array_append_new(plans, plan);
 			}
-			json_array_append_new(years, json_plan_year(keys, k, &m, &n));
+			json_array_append_new(years, json_plan_year(keys, k, &m, &n, &g));
 		}
 		json_object_set_new(doc, "plans", plans);
 		if (json_dumpf(doc, out, JSON_INDENT(2) | JSON_REAL_PRECISION(15) | JSON_PRESERVE_ORDER)) {
@@ -458,6 +564,7 @@ done:
 	PQclear(keys);
 	PQclear(measures);
 	PQclear(ntsv);
+	PQclear(gap);
 	pg_free(pg);
 	return rc;
 }

@@ -14,6 +14,7 @@ import io
 import json
 import pathlib
 import random
+import re
 import subprocess
 import uuid
 from fractions import Fraction as F
@@ -573,3 +574,131 @@ def test_report_needs_migrations(tmp_path):
             assert p.returncode == 1 and "qualstream migrate" in p.stderr, p.stderr
     finally:
         admin_sql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# ---- gap to target (sinks/migrations/009_gap_to_target.sql) ----
+
+def test_gap_to_target_hand_computed(evaldb):
+    """qualstream.measure_gap and the report's gap section against counts worked out by hand.
+
+    Plan G1, baseline year 2015 with a CAW7 baseline rate of 100 per 1,000 member months (plan table).
+    Bars (seed and assumptions): CAW8 55% in 2017, 60% in 2018; CAW9 83% in 2018; gap closure share
+    0.10; CAW7 benchmark 100 x 0.9 = 90 per 1,000; CW13 timeliness 80%; NTSV target 23.9%.
+
+    CAW8 2017  40/100, no prior year: least k with (40 + k)/100 >= 0.55 is 15 (55/100 is the bar itself).
+    CAW8 2018  50/100, prior 40% -> gap closure target 0.40 + 0.1 x (0.60 - 0.40) = 0.42: met by gap
+               closure (0 needed for it); for the benchmark (50 + k)/100 >= 0.60: 10 (exactly 60%).
+    CAW9 2018  83/100 = the 83% benchmark exactly: met, 0 needed. CAW9 2017 has no data: den 0, NULL.
+    CAW6 2017  no data (the plan has other 2017 rows, so the row exists): den 0, NULL.
+    CAW7 2017  95 ED visits / 1,000 member months = 95 per 1,000, no prior rate (2016 is not the
+               baseline year and has no data): least k with (95 - k) x 1000/1000 <= 90 is 5 (exactly 90).
+    CAW7 2018  30 / 250 member months = 120 per 1,000; prior 95 -> target 95 + 0.1 x (90 - 95) = 94.5.
+               Benchmark: (30 - k) x 4 <= 90, 30 - k <= 22.5, k = 8 (22/250 = 88 per 1,000).
+               Gap closure: 30 - k <= 23.625, k = 7 (23/250 = 92; 24/250 = 96 is over).
+    CW13 2018  every month Jan-Dec submitted, 10 originals a month per source.
+               MEDICARE 9 of 10 on time: 108/120 = 90% >= 80%: 0 more.
+               MEDICAID 5 of 10: 60/120; each further on-time original adds to both, so the least k with
+               (60 + k)/(120 + k) >= 0.8: 60 + k >= 96 + 0.8k, k >= 180 (240/300 = 80% exactly).
+               The plan's CW13 row: 0 + 180 = 180.
+    NTSV 2018  (cesareans / NTSV deliveries; least k with (c - k)/n <= 0.239, "above" being > 0.239)
+               H1 30/100: 30 - k <= 23.9, k = 7.   H2 20/100: 0 (below).   H5 239/1000: 0 (exactly 23.9%).
+               H4 no NTSV delivery: NULL.   Plan 289/1200: 289 - k <= 286.8, k = 3 (286/1200 = 23.83%,
+               287/1200 = 23.92%).
+    """
+    rows = [year_row("G1", "CAW8", 2017, 40, 100), year_row("G1", "CAW8", 2018, 50, 100),
+            year_row("G1", "CAW9", 2018, 83, 100),
+            year_row("G1", "CAW7", 2017, 95, 1000), year_row("G1", "CAW7", 2018, 30, 250)]
+    rows += cw13_rows("G1", D(2018, 1, 1), D(2018, 12, 1), sources=("MEDICARE",), timely_share=F(9, 10))
+    rows += cw13_rows("G1", D(2018, 1, 1), D(2018, 12, 1), sources=("MEDICAID",), timely_share=F(1, 2))
+    ntsv = {"hospital:H1": (30, 100), "hospital:H2": (20, 100), "hospital:H5": (239, 1000),
+            "hospital:H4": (0, 0), "": (289, 1200)}
+    for stratum, (c, n) in ntsv.items():
+        if n:
+            rows.append(("G1", "NTSV_CSECTION", stratum, "year", D(2018, 1, 1), c, n))
+        rows.append(("G1", "NTSV_MISSING", stratum, "year", D(2018, 1, 1), 0, n or 4))
+    evaldb.load(rows, plans={"G1": ("Gap One", 2015, "100", None)}, hospitals=[])
+
+    # (measure, stratum, year) -> (needed_for_benchmark, needed_for_gap_closure,
+    #                              excess_over_benchmark, excess_over_gap_closure)
+    expected = {
+        ("CAW8", "", 2017): (15, None, None, None),
+        ("CAW8", "", 2018): (10, 0, None, None),
+        ("CAW9", "", 2017): (None, None, None, None),
+        ("CAW9", "", 2018): (0, None, None, None),
+        ("CAW6", "", 2017): (None, None, None, None),
+        ("CAW7", "", 2017): (None, None, 5, None),
+        ("CAW7", "", 2018): (None, None, 8, 7),
+        ("CW13", "", 2018): (180, None, None, None),
+        ("CW13", "MEDICARE", 2018): (0, None, None, None),
+        ("CW13", "MEDICAID", 2018): (180, None, None, None),
+        ("NTSV_CSECTION", "", 2018): (None, None, 3, None),
+        ("NTSV_CSECTION", "hospital:H1", 2018): (None, None, 7, None),
+        ("NTSV_CSECTION", "hospital:H2", 2018): (None, None, 0, None),
+        ("NTSV_CSECTION", "hospital:H5", 2018): (None, None, 0, None),
+        ("NTSV_CSECTION", "hospital:H4", 2018): (None, None, None, None),
+    }
+    cols = ("needed_for_benchmark", "needed_for_gap_closure", "excess_over_benchmark", "excess_over_gap_closure")
+    got = {(r["measure"], r["stratum"], r["year"]): r for r in evaldb.query("SELECT * FROM qualstream.measure_gap")}
+    assert {k: tuple(got[k][c] for c in cols) for k in got} == expected
+    # The bars and the verdict are the evaluation's, shown beside the counts.
+    assert got[("CAW8", "", 2018)]["gap_closure_target"] == F("0.42") and got[("CAW8", "", 2018)]["met"] is True
+    assert got[("CAW7", "", 2018)]["benchmark"] == 90 and got[("CAW7", "", 2018)]["gap_closure_target"] == F("94.5")
+    assert got[("CW13", "MEDICAID", 2018)]["met"] is False and got[("CW13", "MEDICARE", 2018)]["met"] is True
+    assert got[("NTSV_CSECTION", "hospital:H5", 2018)]["met"] is True
+    assert got[("NTSV_CSECTION", "hospital:H1", 2018)]["benchmark"] == F("0.239")
+
+    # The report shows the same counts, in every format.
+    records = [r for r in csv.DictReader(io.StringIO(evaldb.run_ok("report", "--format", "csv")))
+               if r["section"] == "gap"]
+    assert {(r["measure"], r["stratum"], int(r["year"])):
+            tuple(int(r[c]) if r[c] else None for c in cols) for r in records} == expected
+    doc = json.loads(evaldb.run_ok("report", "--format", "json"))
+    assert {(g["measure"], g["stratum"], y["year"]): tuple(g[c] for c in cols)
+            for y in doc["plans"][0]["years"] for g in y["gap"]} == expected
+    text = evaldb.run_ok("report", "--year", "2018")
+    gap = text[text.index("gap to target"):]
+    assert re.search(r"CW13:MEDICAID +60 +120 +50% +80% +180 more", gap), gap
+    assert re.search(r"CAW7 +30 +250 +120/1000 +90/1000 +8 over +94.5/1000 +7 over", gap), gap
+    assert re.search(r"NTSV_CSECTION:hospital:H5 +239 +1000 +23.9% +23.9% +met", gap), gap
+
+
+def least(ok):
+    """The least k >= 0 for which ok(k) holds (None if none up to 10^6), by counting."""
+    return next((k for k in range(10**6) if ok(k)), None)
+
+
+def test_gap_to_target_by_counting(loaded):
+    """Every row of measure_gap over the large dataset against a count found by trying k = 0, 1, 2...
+    with exact fractions, from the row's own numerator, denominator and bars (which
+    test_views_match_independent_evaluation checks against the seed's rules)."""
+    rows = loaded.query("SELECT * FROM qualstream.measure_gap")
+    sources = {}
+    for r in rows:
+        num, den, scale = r["numerator"], r["denominator"], F(r["rate_scale"])
+        want = {"needed_for_benchmark": None, "needed_for_gap_closure": None,
+                "excess_over_benchmark": None, "excess_over_gap_closure": None}
+        for bar_col, which in (("benchmark", "benchmark"), ("gap_closure_target", "gap_closure")):
+            bar = as_fraction(r[bar_col])
+            if bar is None or den == 0:
+                continue
+            if r["measure"] == "CW13":
+                want["needed_for_" + which] = least(lambda k: F(num + k, den + k) >= bar)
+            elif r["direction"] == "higher":
+                want["needed_for_" + which] = least(lambda k: (num + k) * scale / den >= bar)
+            else:
+                want["excess_over_" + which] = least(lambda k: (num - k) * scale / den <= bar)
+        if r["measure"] == "CW13" and r["stratum"]:
+            sources.setdefault((r["plan_id"], r["year"]), []).append(want["needed_for_benchmark"])
+        got = {c: r[c] for c in want}
+        if r["measure"] == "CW13" and not r["stratum"]:
+            continue  # the plan's sum, checked below
+        assert got == want, (r["plan_id"], r["measure"], r["stratum"], r["year"])
+    for r in rows:
+        if r["measure"] == "CW13" and not r["stratum"]:
+            per_source = sources.get((r["plan_id"], r["year"]), [])
+            total = sum(per_source) if per_source and None not in per_source else None
+            assert r["needed_for_benchmark"] == total, (r["plan_id"], r["year"], per_source)
+    # Every kind of row occurs, so the comparison is not vacuous.
+    assert any(r["needed_for_gap_closure"] for r in rows) and any(r["excess_over_gap_closure"] for r in rows)
+    assert any(r["measure"] == "NTSV_CSECTION" and r["excess_over_benchmark"] for r in rows)
+    assert any(r["measure"] == "CW13" and r["stratum"] and r["needed_for_benchmark"] for r in rows)
