@@ -397,19 +397,30 @@ static void csv_plan_year(FILE *out, const PGresult *keys, int k, struct cursor 
 
 /* clang-format on */
 
+/* A JSON key, the column it is read from and how its text becomes a value. */
+struct json_field {
+	const char *key;
+	int column;
+	json_t *(*value)(const char *v);
+};
+
+/* Sets the fields of row i of r in o, in order. */
+static void json_fields(json_t *o, const PGresult *r, int i, const struct json_field *f, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		json_object_set_new(o, f[k].key, f[k].value(pg_value(r, i, f[k].column)));
+}
+
 /* Row i of the measures or the gaps as a JSON object with its shared columns up to the bars (a new reference). */
 static json_t *json_measure(const PGresult *r, int i)
 {
+	static const struct json_field shared[] = {
+		{"measure", C_MEASURE, jstr},     {"stratum", C_STRATUM, jstr}, {"numerator", C_NUM, jint},
+		{"denominator", C_DEN, jint},     {"rate", C_RATE, jnum},       {"rate_scale", C_SCALE, jnum},
+		{"direction", C_DIRECTION, jstr}, {"benchmark", C_BENCH, jnum}, {"gap_closure_target", C_TARGET, jnum},
+	};
 	json_t *o = json_object();
-	json_object_set_new(o, "measure", jstr(pg_value(r, i, C_MEASURE)));
-	json_object_set_new(o, "stratum", jstr(pg_value(r, i, C_STRATUM)));
-	json_object_set_new(o, "numerator", jint(pg_value(r, i, C_NUM)));
-	json_object_set_new(o, "denominator", jint(pg_value(r, i, C_DEN)));
-	json_object_set_new(o, "rate", jnum(pg_value(r, i, C_RATE)));
-	json_object_set_new(o, "rate_scale", jnum(pg_value(r, i, C_SCALE)));
-	json_object_set_new(o, "direction", jstr(pg_value(r, i, C_DIRECTION)));
-	json_object_set_new(o, "benchmark", jnum(pg_value(r, i, C_BENCH)));
-	json_object_set_new(o, "gap_closure_target", jnum(pg_value(r, i, C_TARGET)));
+	json_fields(o, r, i, shared, ARRAY_LEN(shared));
 	return o;
 }
 
@@ -466,19 +477,17 @@ static json_t *json_plan_year(const PGresult *keys, int k, struct cursor *m, str
 	json_object_set_new(ntsv, "plan", whole);
 	json_object_set_new(ntsv, "hospitals", hospitals);
 	json_object_set_new(py, "ntsv", ntsv);
-	static const struct {
-		const char *key;
-		int column;
-	} counts[] = {{"needed_for_benchmark", G_NEED_BENCH},
-		      {"needed_for_gap_closure", G_NEED_TARGET},
-		      {"excess_over_benchmark", G_EXCESS_BENCH},
-		      {"excess_over_gap_closure", G_EXCESS_TARGET}};
+	static const struct json_field counts[] = {
+		{"met", C_MET, jbool},
+		{"needed_for_benchmark", G_NEED_BENCH, jint},
+		{"needed_for_gap_closure", G_NEED_TARGET, jint},
+		{"excess_over_benchmark", G_EXCESS_BENCH, jint},
+		{"excess_over_gap_closure", G_EXCESS_TARGET, jint},
+	};
 	json_t *gaps = json_array();
 	for (; at(g, plan, year); g->row++) {
 		json_t *o = json_measure(g->res, g->row);
-		json_object_set_new(o, "met", jbool(pg_value(g->res, g->row, C_MET)));
-		for (size_t c = 0; c < ARRAY_LEN(counts); c++)
-			json_object_set_new(o, counts[c].key, jint(pg_value(g->res, g->row, counts[c].column)));
+		json_fields(o, g->res, g->row, counts, ARRAY_LEN(counts));
 		json_array_append_new(gaps, o);
 	}
 	json_object_set_new(py, "gap", gaps);
