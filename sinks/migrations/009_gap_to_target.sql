@@ -24,15 +24,15 @@ $$;
 -- The least k >= 0 with (num - k) * scale / den <= bar: the numerator units a
 -- lower-is-better rate is over its bar (NTSV: cesareans that would have had to
 -- be vaginal births, the cases to review; CAW7: ED visits). Same reading of the
--- comparison as gap_needed, the other way round. Never more than num, since a
--- bar is never negative.
+-- comparison as gap_needed, the other way round, so never more than num. NULL
+-- also for a negative bar (a rule that no count can meet).
 CREATE FUNCTION qualstream.gap_excess(num bigint, den bigint, scale numeric, bar numeric)
 RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN e.k > 0 AND (num - e.k + 1) * scale / den <= bar THEN e.k - 1
                 WHEN (num - e.k) * scale / den <= bar THEN e.k
                 ELSE e.k + 1 END
     FROM (SELECT greatest(0, num - floor(bar * den / scale))::bigint AS k) e
-    WHERE den > 0 AND bar IS NOT NULL
+    WHERE den > 0 AND bar >= 0
 $$;
 
 -- CW13 timeliness is different: an original's lateness is fixed once it is
