@@ -198,6 +198,18 @@ static bool at(const struct cursor *c, const char *plan, const char *year)
 	       !strcmp(PQgetvalue(c->res, c->row, 1), year);
 }
 
+/* "CAW8", or "CW13:MEDICAID" with its stratum: how a row of the measures or the gaps is named for people. */
+struct label {
+	char s[160]; /* a measure's name, ':' and a stratum of up to "hospital:" and a 63-byte id */
+};
+static struct label measure_label(const PGresult *r, int i)
+{
+	struct label l;
+	const char *stratum = PQgetvalue(r, i, C_STRATUM);
+	snprintf(l.s, sizeof(l.s), "%s%s%s", PQgetvalue(r, i, C_MEASURE), *stratum ? ":" : "", stratum);
+	return l;
+}
+
 /* A gap count for people: "met" for 0, else "12 more" or "12 over" (what); "-" for NULL. */
 static struct num gap_count(const char *k, const char *what)
 {
@@ -223,12 +235,10 @@ static void text_gap(FILE *out, struct cursor *g, const char *plan, const char *
 		const PGresult *r = g->res;
 		int i = g->row;
 		bool higher = !strcmp(PQgetvalue(r, i, C_DIRECTION), "higher");
-		const char *scale = pg_value(r, i, C_SCALE), *stratum = PQgetvalue(r, i, C_STRATUM);
+		const char *scale = pg_value(r, i, C_SCALE);
 		const char *what = higher ? "more" : "over";
-		char label[160];
-		snprintf(label, sizeof(label), "%s%s%s", PQgetvalue(r, i, C_MEASURE), *stratum ? ":" : "", stratum);
-		fprintf(out, "  %-28s %10s %12s %12s %12s %14s %12s %14s\n", label, PQgetvalue(r, i, C_NUM),
-			PQgetvalue(r, i, C_DEN), num_rate(pg_value(r, i, C_RATE), scale).s,
+		fprintf(out, "  %-28s %10s %12s %12s %12s %14s %12s %14s\n", measure_label(r, i).s,
+			PQgetvalue(r, i, C_NUM), PQgetvalue(r, i, C_DEN), num_rate(pg_value(r, i, C_RATE), scale).s,
 			num_rate(pg_value(r, i, C_BENCH), scale).s,
 			gap_count(pg_value(r, i, higher ? G_NEED_BENCH : G_EXCESS_BENCH), what).s,
 			num_rate(pg_value(r, i, C_TARGET), scale).s,
@@ -257,20 +267,18 @@ static void text_plan_year(FILE *out, const PGresult *keys, int k, struct cursor
 			const PGresult *r = m->res;
 			int i = m->row;
 			const char *scale = pg_value(r, i, C_SCALE), *met = pg_value(r, i, C_MET);
-			char label[64], verdict[64];
-			const char *stratum = PQgetvalue(r, i, C_STRATUM);
-			snprintf(label, sizeof(label), "%s%s%s", PQgetvalue(r, i, C_MEASURE), *stratum ? ":" : "",
-				 stratum);
+			char verdict[64];
 			if (!met)
 				snprintf(verdict, sizeof(verdict), "not evaluated");
 			else if (met[0] == 't')
 				snprintf(verdict, sizeof(verdict), "yes (%s)", PQgetvalue(r, i, M_MET_BY));
 			else
 				snprintf(verdict, sizeof(verdict), "NO");
-			fprintf(out, "  %-8s %10s %12s %12s %12s %12s %12s  %s\n", label, PQgetvalue(r, i, C_NUM),
-				PQgetvalue(r, i, C_DEN), num_rate(pg_value(r, i, C_RATE), scale).s,
-				num_rate(pg_value(r, i, C_BENCH), scale).s, num_rate(pg_value(r, i, C_TARGET), scale).s,
-				num_rate(pg_value(r, i, M_PRIOR), scale).s, verdict);
+			fprintf(out, "  %-8s %10s %12s %12s %12s %12s %12s  %s\n", measure_label(r, i).s,
+				PQgetvalue(r, i, C_NUM), PQgetvalue(r, i, C_DEN),
+				num_rate(pg_value(r, i, C_RATE), scale).s, num_rate(pg_value(r, i, C_BENCH), scale).s,
+				num_rate(pg_value(r, i, C_TARGET), scale).s, num_rate(pg_value(r, i, M_PRIOR), scale).s,
+				verdict);
 		}
 		for (int i = first; i < m->row; i++)
 			if (pg_value(m->res, i, M_DETAIL))
