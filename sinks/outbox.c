@@ -203,7 +203,7 @@ static int publish_batch(struct outbox *ob, struct stream *s, struct pg *pg, con
 	size_t stream = (size_t)(s - ob->streams), k = 0; /* k: the skip set's first id not below this row */
 	int key = s->key_col, produced = rows;
 	for (int i = 0; i < rows; i++) {
-		int64_t id = outbox_be64(PQgetvalue(res, i, 0));
+		int64_t id = pg_int8(PQgetvalue(res, i, 0));
 		while (k < s->n_skip && s->skip[k] < id)
 			k++;
 		if (k < s->n_skip && s->skip[k] == id) {
@@ -262,7 +262,7 @@ static int publish_batch(struct outbox *ob, struct stream *s, struct pg *pg, con
 				   rows - acked, rows);
 		goto done;
 	}
-	if (mark(s, pg, group, outbox_be64(PQgetvalue(res, rows - 1, 0)), parts, next, n_parts, errstr, errstr_size)) {
+	if (mark(s, pg, group, pg_int8(PQgetvalue(res, rows - 1, 0)), parts, next, n_parts, errstr, errstr_size)) {
 		s->must_recover = true; /* the mark may have committed or not: outbox_batch decides */
 		goto done;
 	}

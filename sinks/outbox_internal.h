@@ -10,12 +10,10 @@
 #define QS_OUTBOX_INTERNAL_H
 
 #include <avro.h>
-#include <endian.h>
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "config.h"
 #include "pg.h"
@@ -81,14 +79,6 @@ struct outbox {
 	char *buf;                     /* the message being encoded */
 	size_t cap;
 };
-
-/* A big-endian int8 (a row id, binary results and the id header). */
-static inline int64_t outbox_be64(const void *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return (int64_t)be64toh(v);
-}
 
 /* outbox_rows.c */
 

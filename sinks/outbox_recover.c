@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "errstr.h"
 #include "xalloc.h"
@@ -148,8 +149,8 @@ static void skip_if_ours(struct stream *s, const rd_kafka_message_t *rkm, const 
 	if (!rd_kafka_message_headers(rkm, &hdrs) &&
 	    !rd_kafka_header_get_last(hdrs, s->desc->id_header, &id, &id_len) &&
 	    !rd_kafka_header_get_last(hdrs, OUTBOX_GROUP_HEADER, &grp, &grp_len) && id_len == 8 &&
-	    grp_len == strlen(group) && !memcmp(grp, group, grp_len) && outbox_be64(id) > s->published)
-		skip_add(s, outbox_be64(id));
+	    grp_len == strlen(group) && !memcmp(grp, group, grp_len) && pg_int8(id) > s->published)
+		skip_add(s, pg_int8(id));
 }
 
 /*

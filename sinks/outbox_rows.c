@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "compiler.h"
 #include "embedded.h"
@@ -77,13 +78,6 @@ const struct stream_desc *outbox_stream_desc(size_t k)
 	return &descs[k];
 }
 
-static uint32_t be32(const void *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
 /*
  * Sets f, a field that is not a union, from column col of a binary result:
  * string from text, bytes from bytea, int from int4 (a date: days since
@@ -101,11 +95,11 @@ static int set_value(avro_value_t *f, const PGresult *res, int row, int col)
 		return avro_value_set_bytes(f, v, (size_t)len);
 	case AVRO_INT32:
 		if (len == 4)
-			return avro_value_set_int(f, (int32_t)be32(v));
+			return avro_value_set_int(f, pg_int4(v));
 		break;
 	case AVRO_INT64:
 		if (len == 8)
-			return avro_value_set_long(f, outbox_be64(v));
+			return avro_value_set_long(f, pg_int8(v));
 		break;
 	case AVRO_ENUM: {
 		avro_schema_t schema = avro_value_get_schema(f);

@@ -9,9 +9,11 @@
 #ifndef QS_PG_H
 #define QS_PG_H
 
+#include <endian.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "compiler.h"
 #include "qserror.h"
@@ -90,6 +92,20 @@ QS_MUSTCHECK int pg_select(struct pg *pg, const char *what, const char *sql, int
 			   enum pg_format format, PGresult **res, char *errstr, size_t errstr_size);
 /* The value at row, col of res, or NULL for SQL NULL; borrowed until PQclear(res). */
 const char *pg_value(const PGresult *res, int row, int col);
+/* An int4 and an int8 in PostgreSQL's binary format (big-endian), as a PG_BINARY result or a copy of one holds them. */
+static inline int32_t pg_int4(const void *binary)
+{
+	uint32_t v;
+	memcpy(&v, binary, sizeof(v));
+	return (int32_t)be32toh(v);
+}
+
+static inline int64_t pg_int8(const void *binary)
+{
+	uint64_t v;
+	memcpy(&v, binary, sizeof(v));
+	return (int64_t)be64toh(v);
+}
 /* Called with each row of pg_select_each (row 0 of `row`, borrowed for the call); nonzero stops with that value. */
 typedef int (*pg_row_cb)(void *ctx, const PGresult *row, char *errstr, size_t errstr_size);
 /*

@@ -307,9 +307,7 @@ struct restore {
 static int restore_version(void *ctx, const PGresult *row, char *errstr, size_t errstr_size)
 {
 	const struct restore *r = ctx;
-	uint64_t be;
-	memcpy(&be, PQgetvalue(row, 0, 0), sizeof(be));
-	int64_t offset = (int64_t)be64toh(be);
+	int64_t offset = pg_int8(PQgetvalue(row, 0, 0));
 	int rc = r->cb(r->ctx, offset, PQgetvalue(row, 0, 1), (size_t)PQgetlength(row, 0, 1));
 	if (rc)
 		errstr_set(errstr, errstr_size, "restoring %s[%d] at offset %lld failed", r->ps->topics[r->topic],
@@ -664,7 +662,7 @@ static void compact_grown(struct pgsink *ps, const struct state *st)
 /*
  * Makes a group's outbox rows (dead letters, alerts) become visible in id
  * order, which the publisher's high-water mark relies on (sinks/outbox.c):
- * the group's lock that alert_evaluate takes (migration 004), taken before
+ * the group's lock that alert_evaluate takes (R_alerts.sql), taken before
  * the first outbox row gets its id and held to COMMIT. So the flushes of a
  * group's workers take turns from here on; the fence, deltas and records
  * before it stay parallel.
